@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` (set-up + main job) and `make test` (set-up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+CONSTRAINTS ?= constraints-cpu.txt
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[test]'
+	$(PY) -c "import webrtcvad, resemblyzer, torch, datasets"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m ravdess_dataset prepare sample
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) ravdess_dataset/data ravdess_dataset/README.md

@@ -1,0 +1,11 @@
+"""RAVDESS speech as a Hugging Face dataset: file-name ids, audio front end, features, builder."""
+from .audio import AudioConfig, AudioReadError, load_and_preprocess
+from .features import MEL_PRESETS, MelConfig, SegmentConfig, log_mel
+from .naming import EMOTIONS, RavdessId, RavdessNameError
+from .prepare import PrepareConfig, PrepareError, prepare
+from .splits import fold_actors, load_fold
+
+__all__ = [
+    "AudioConfig", "AudioReadError", "load_and_preprocess", "MEL_PRESETS", "MelConfig", "SegmentConfig", "log_mel",
+    "EMOTIONS", "RavdessId", "RavdessNameError", "PrepareConfig", "PrepareError", "prepare", "fold_actors", "load_fold",
+]

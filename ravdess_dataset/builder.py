@@ -1,0 +1,131 @@
+"""The `datasets` builder: features declared once, splits by actor, examples from the cache.
+
+`prepare` fills the feature cache and writes the manifest this builder reads; users load the
+Parquet files it produces with ``load_dataset("./ravdess_dataset", "<config>")``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Iterator, Optional
+
+import datasets
+
+from .cache import FeatureCache
+from .embedding import EMBEDDING_DIM
+from .features import SegmentConfig, segments
+from .naming import EMOTIONS, GENDERS, INTENSITIES, MODALITIES, NUM_ACTORS, STATEMENT_NAMES, VOCAL_CHANNELS, RavdessId
+from .splits import SPLIT_ACTORS, split_of
+
+CONFIG_NAMES = ("mel", "embeddings", "segments", "audio")
+
+_DESCRIPTIONS = {
+    "mel": "One row per utterance: log-mel spectrogram (frames x n_mels) and Resemblyzer embedding.",
+    "embeddings": "One row per utterance: Resemblyzer utterance embedding and its per-window partial embeddings.",
+    "segments": "One row per fixed-length log-mel segment, with the utterance's labels, id and embedding.",
+    "audio": "One row per utterance: the preprocessed 16 kHz mono waveform as {'array', 'sampling_rate'}.",
+}
+
+
+def label_features() -> dict[str, datasets.features.FeatureType]:
+    """The label and bookkeeping columns every config shares."""
+    return {
+        "file": datasets.Value("string"),
+        "modality": datasets.ClassLabel(names=list(MODALITIES)),
+        "vocal_channel": datasets.ClassLabel(names=list(VOCAL_CHANNELS)),
+        "emotion": datasets.ClassLabel(names=list(EMOTIONS)),
+        "intensity": datasets.ClassLabel(names=list(INTENSITIES)),
+        "statement": datasets.ClassLabel(names=list(STATEMENT_NAMES)),
+        "repetition": datasets.ClassLabel(names=["1", "2"]),
+        "actor": datasets.ClassLabel(names=[f"{a:02d}" for a in range(1, NUM_ACTORS + 1)]),
+        "gender": datasets.ClassLabel(names=list(GENDERS)),
+        "duration": datasets.Value("float32"),
+    }
+
+
+@dataclasses.dataclass
+class RavdessConfig(datasets.BuilderConfig):
+    """Builder options; `prepare` fills ``manifest`` and ``cache_file``.
+
+    Args:
+        manifest: JSON list of ``{"file", "key"}`` (name stem and content hash) of the files to include.
+        cache_file: HDF5 feature cache holding every key of the manifest.
+        n_mels: mel bands of the cached log-mels.
+        sample_rate: rate of the cached waveform.
+        floor_db: the log-mel value of silence, used to pad short segments.
+        segment_frames, segment_hop: segment length and step in frames (``segments`` config).
+    """
+
+    manifest: Optional[str] = None
+    cache_file: Optional[str] = None
+    n_mels: int = 80
+    sample_rate: int = 16000
+    floor_db: float = -100.0
+    segment_frames: int = 128
+    segment_hop: int = 64
+
+
+class Ravdess(datasets.GeneratorBasedBuilder):
+    """RAVDESS audio-only speech: 24 actors x 60 utterances, eight emotions."""
+
+    BUILDER_CONFIG_CLASS = RavdessConfig
+    BUILDER_CONFIGS = [RavdessConfig(name=name, description=_DESCRIPTIONS[name]) for name in CONFIG_NAMES]
+
+    def _info(self) -> datasets.DatasetInfo:
+        c = self.config
+        columns = label_features()
+        embedding = datasets.List(datasets.Value("float32"), length=EMBEDDING_DIM)
+        if c.name == "mel":
+            columns["log_mel"] = datasets.Array2D(shape=(None, c.n_mels), dtype="float32")
+            columns["embedding"] = embedding
+        elif c.name == "embeddings":
+            columns["embedding"] = embedding
+            columns["partial_embeddings"] = datasets.Array2D(shape=(None, EMBEDDING_DIM), dtype="float32")
+        elif c.name == "segments":
+            columns["utterance_id"] = datasets.Value("string")
+            columns["segment_index"] = datasets.Value("int32")
+            columns["start_frame"] = datasets.Value("int32")
+            columns["length"] = datasets.Value("int32")
+            columns["log_mel"] = datasets.Array2D(shape=(c.segment_frames, c.n_mels), dtype="float32")
+            columns["embedding"] = embedding
+        elif c.name == "audio":
+            columns["audio"] = {"array": datasets.List(datasets.Value("float32")), "sampling_rate": datasets.Value("int32")}
+        else:
+            raise ValueError(f"unknown config {c.name!r}; choose one of {CONFIG_NAMES}")
+        return datasets.DatasetInfo(description=c.description, features=datasets.Features(columns))
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        with open(self.config.manifest) as f:
+            records = json.load(f)
+        by_split = {split: [] for split in SPLIT_ACTORS}
+        for record in records:
+            by_split[split_of(RavdessId.parse(record["file"]).actor)].append(record)
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"records": recs})
+            for split, recs in by_split.items() if recs
+        ]
+
+    def _generate_examples(self, records: list[dict]) -> Iterator[tuple[str, dict]]:
+        c = self.config
+        cache = FeatureCache(c.cache_file, params={})
+        seg_config = SegmentConfig(c.segment_frames, c.segment_hop)
+        try:
+            for record in records:
+                rid = RavdessId.parse(record["file"])
+                feats = cache.get(record["key"])
+                labels = {"file": rid.stem, **rid.labels(), "duration": feats.duration}
+                if c.name == "mel":
+                    yield rid.stem, {**labels, "log_mel": feats.log_mel, "embedding": feats.embedding}
+                elif c.name == "embeddings":
+                    yield rid.stem, {**labels, "embedding": feats.embedding, "partial_embeddings": feats.partial_embeddings}
+                elif c.name == "audio":
+                    yield rid.stem, {**labels, "audio": {"array": feats.wav, "sampling_rate": c.sample_rate}}
+                else:
+                    segs, starts, lengths = segments(feats.log_mel, seg_config, c.floor_db)
+                    for i, (seg, start, length) in enumerate(zip(segs, starts, lengths)):
+                        yield f"{rid.stem}/{i}", {
+                            **labels, "utterance_id": rid.stem, "segment_index": i, "start_frame": start,
+                            "length": length, "log_mel": seg, "embedding": feats.embedding,
+                        }
+        finally:
+            cache.close()

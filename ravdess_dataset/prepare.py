@@ -1,0 +1,288 @@
+"""``prepare``: source -> parsed ids -> features (cached) -> Parquet configs + dataset card.
+
+The front end (decode, resample, VAD, log-mel, encoder windows) runs in worker processes while
+the main process runs the Resemblyzer LSTM over batches of windows from many utterances.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .audio import AudioConfig, AudioReadError, load_and_preprocess, resample
+from .builder import CONFIG_NAMES, Ravdess
+from .cache import FeatureCache, UtteranceFeatures, content_key, params_key
+from .card import write_card
+from .embedding import BatchedVoiceEncoder, partial_windows
+from .export_h5 import INFO_FILE
+from .features import MEL_PRESETS, MelConfig, SegmentConfig, log_mel
+from .naming import RavdessId, RavdessNameError
+from .sources import default_cache_dir, find_audio, resolve_source
+from .splits import DATASET_DIR
+
+logger = logging.getLogger(__name__)
+
+ENCODER_PARAMS = {"model": "resemblyzer-pretrained", "rate": 1.3, "min_coverage": 0.75}
+
+
+class PrepareError(RuntimeError):
+    """A problem with the input files that stops `prepare`; the message names the file."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """Everything `prepare` needs; the CLI fills it from its arguments.
+
+    Args:
+        source: a folder, a .zip, an http(s) URL or ``sample``.
+        output_dir: the dataset folder (gets ``data/<config>/`` and ``README.md``).
+        cache_dir: downloads, extracted zips and the HDF5 feature cache.
+        mel: log-mel parameters.
+        audio: front-end parameters.
+        segment: segment length and hop of the ``segments`` config.
+        configs: which dataset configs to write.
+        num_proc: front-end worker processes (1: run in this process).
+        skip_bad: skip unreadable files and invalid names with a counted warning instead of failing.
+        include_all: keep files that are not audio-only speech (modality 03, vocal channel 01).
+        md5: expected checksum of a zip or URL source.
+        batch_windows: encoder windows per LSTM forward pass.
+        max_shard_size: largest Parquet shard.
+    """
+
+    source: str = "sample"
+    output_dir: Path = DATASET_DIR
+    cache_dir: Optional[Path] = None
+    mel: MelConfig = dataclasses.field(default_factory=lambda: MEL_PRESETS["research"])
+    audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
+    segment: SegmentConfig = dataclasses.field(default_factory=SegmentConfig)
+    configs: tuple[str, ...] = CONFIG_NAMES
+    num_proc: int = dataclasses.field(default_factory=available_cores)
+    skip_bad: bool = False
+    include_all: bool = False
+    md5: Optional[str] = None
+    batch_windows: int = 256
+    max_shard_size: str = "200MB"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.configs) - set(CONFIG_NAMES)
+        if unknown:
+            raise ValueError(f"unknown configs {sorted(unknown)}; choose from {CONFIG_NAMES}")
+        self.output_dir = Path(self.output_dir)
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    def feature_params(self) -> dict:
+        """The parameters the cached features depend on."""
+        return {"audio": dataclasses.asdict(self.audio), "mel": dataclasses.asdict(self.mel), "encoder": ENCODER_PARAMS}
+
+
+@dataclasses.dataclass
+class PrepareReport:
+    """What a run did: rows per config and split, skipped files and why, cache use, time."""
+
+    rows: dict[str, dict[str, int]]
+    skipped: Counter
+    computed: int
+    reused: int
+    seconds: float
+
+    def summary(self) -> str:
+        lines = [f"prepared in {self.seconds:.1f} s: {self.computed} files computed, {self.reused} reused from cache"]
+        for config, splits in self.rows.items():
+            lines.append(f"  {config:<11}" + "  ".join(f"{s}={n}" for s, n in splits.items()))
+        if self.skipped:
+            lines.append("  skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
+        return "\n".join(lines)
+
+
+def _front_end(path: Path, audio: AudioConfig, mel: MelConfig) -> tuple:
+    """Worker: everything but the LSTM. Returns (wav, log_mel, windows, duration, error text)."""
+    try:
+        wav, duration = load_and_preprocess(path, audio)
+        # The log-mel is taken from the preprocessed waveform, resampled to the preset's rate.
+        mel_wav = resample(wav, audio.sample_rate, mel.sample_rate, audio.resample_quality)
+        windows = partial_windows(wav, ENCODER_PARAMS["rate"], ENCODER_PARAMS["min_coverage"])
+        return wav, log_mel(mel_wav, mel), windows, duration, None
+    except AudioReadError as err:
+        return None, None, None, None, str(err)
+    except Exception as err:  # an unexpected library failure still names the file
+        return None, None, None, None, f"{path}: {type(err).__name__}: {err}"
+
+
+def collect_files(folder: Path, config: PrepareConfig, skipped: Counter) -> list[tuple[RavdessId, Path]]:
+    """Parse every audio file name under ``folder``; skip (and count) what does not belong."""
+    selected: dict[str, tuple[RavdessId, Path]] = {}
+    for path in find_audio(folder):
+        try:
+            rid = RavdessId.parse(path.name)
+        except RavdessNameError as err:
+            if not config.skip_bad:
+                raise PrepareError(f"{err} (use --skip-bad to skip such files)") from None
+            logger.warning("skipping %s", err)
+            skipped["invalid name"] += 1
+            continue
+        if not (rid.is_audio_speech or config.include_all):
+            skipped["not audio-only speech"] += 1
+            continue
+        if rid.stem in selected:
+            logger.warning("skipping %s: same id as %s", path, selected[rid.stem][1])
+            skipped["duplicate id"] += 1
+            continue
+        selected[rid.stem] = (rid, path)
+    if not selected:
+        raise PrepareError(f"{folder}: no RAVDESS audio files (Actor_XX/MM-VV-EE-II-SS-RR-AA.wav|.flac) found")
+    return sorted(selected.values())
+
+
+def compute_features(
+    todo: list[tuple[str, Path]], config: PrepareConfig, cache: FeatureCache, skipped: Counter
+) -> set[str]:
+    """Fill ``cache`` for ``(key, path)`` pairs; returns the keys that failed and were skipped."""
+    work = functools.partial(_front_end, audio=config.audio, mel=config.mel)
+    paths = [path for _, path in todo]
+    pool = multiprocessing.get_context("fork").Pool(config.num_proc) if config.num_proc > 1 and len(todo) > 1 else None
+    results = pool.imap(work, paths, chunksize=4) if pool else map(work, paths)
+    failed: set[str] = set()
+    pending: dict[str, tuple] = {}
+
+    def windows() -> Iterator[tuple[str, np.ndarray]]:
+        for (key, path), (wav, mel, win, duration, error) in zip(todo, tqdm(results, total=len(todo), desc="features", unit="file")):
+            if error is not None:
+                if not config.skip_bad:
+                    raise PrepareError(f"{error} (use --skip-bad to skip unreadable files)")
+                logger.warning("skipping %s", error)
+                skipped["unreadable audio"] += 1
+                failed.add(key)
+                continue
+            pending[key] = (wav, mel, duration)
+            yield key, win
+
+    try:
+        encoder = BatchedVoiceEncoder("cpu", batch_windows=config.batch_windows)
+        for key, embedding, partials in encoder.stream(windows()):
+            wav, mel, duration = pending.pop(key)
+            cache.put(key, UtteranceFeatures(wav, mel, embedding, partials, duration))
+    finally:
+        if pool:
+            pool.terminate()
+    return failed
+
+
+def build_config(name: str, manifest: Path, cache_file: Path, config: PrepareConfig, work: Path) -> dict[str, list[Path]]:
+    """Run the builder for one config into ``work``; returns the Parquet shards of each split."""
+    builder = Ravdess(
+        config_name=name,
+        cache_dir=str(work / "hf-cache"),
+        manifest=str(manifest),
+        cache_file=str(cache_file),
+        n_mels=config.mel.n_mels,
+        sample_rate=config.audio.sample_rate,
+        floor_db=config.mel.floor_db,
+        segment_frames=config.segment.frames,
+        segment_hop=config.segment.hop,
+    )
+    out = work / name
+    builder.download_and_prepare(output_dir=str(out), file_format="parquet", max_shard_size=config.max_shard_size)
+    shards: dict[str, list[Path]] = {}
+    for split in builder.info.splits:
+        shards[split] = sorted(out.glob(f"*-{split}.parquet")) + sorted(out.glob(f"*-{split}-*-of-*.parquet"))
+    return shards
+
+
+def publish_config(name: str, shards: dict[str, list[Path]], output_dir: Path) -> None:
+    """Move a config's shards into ``output_dir/data/<name>/`` in one rename (old data replaced whole)."""
+    staging = output_dir / "data" / f".{name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for split, files in shards.items():
+        for i, f in enumerate(files):
+            shutil.move(str(f), staging / f"{split}-{i:05d}-of-{len(files):05d}.parquet")
+    target = output_dir / "data" / name
+    old = output_dir / "data" / f".{name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare(config: PrepareConfig) -> PrepareReport:
+    """Prepare the dataset folder from ``config.source``; see `PrepareConfig`."""
+    start = time.perf_counter()
+    skipped: Counter = Counter()
+    folder = resolve_source(config.source, config.cache_dir, config.md5)
+    files = collect_files(folder, config, skipped)
+    keyed = [(rid, path, content_key(path)) for rid, path in files]
+
+    params = config.feature_params()
+    cache_file = config.cache_dir / "features" / f"{params_key(params)}.h5"
+    cache = FeatureCache(cache_file, params)
+    try:
+        todo = list({key: (key, path) for _, path, key in keyed if key not in cache}.values())
+        failed = compute_features(todo, config, cache, skipped) if todo else set()
+        keyed = [item for item in keyed if item[2] not in failed]
+        if not keyed:
+            raise PrepareError(f"{folder}: every audio file was skipped ({dict(skipped)})")
+        cache.commit(keep=[key for _, _, key in keyed])
+    finally:
+        cache.close()
+
+    rows: dict[str, dict[str, int]] = {}
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=".prepare-") as tmp:
+        manifest = Path(tmp) / "manifest.json"
+        manifest.write_text(json.dumps([{"file": rid.stem, "key": key} for rid, _, key in keyed]))
+        for name in config.configs:
+            shards = build_config(name, manifest, cache_file, config, Path(tmp))
+            publish_config(name, shards, config.output_dir)
+            rows[name] = count_rows(config.output_dir / "data" / name)
+    for stale in set(CONFIG_NAMES) - set(config.configs):  # built with other parameters: not kept
+        shutil.rmtree(config.output_dir / "data" / stale, ignore_errors=True)
+    computed = len(todo) - len(failed)
+    report = PrepareReport(rows, skipped, computed=computed, reused=len(keyed) - computed, seconds=0.0)
+    write_info(config, rows)
+    write_card(config, report, [rid for rid, _, _ in keyed])
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def write_info(config: PrepareConfig, rows: dict[str, dict[str, int]]) -> None:
+    """``data/prepare_info.json``: source, parameters and rows of the published configs."""
+    info = {
+        "source": config.source,
+        "configs": rows,
+        "feature_params": {**config.feature_params(), "segment": dataclasses.asdict(config.segment)},
+    }
+    path = config.output_dir / INFO_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def count_rows(folder: Path) -> dict[str, int]:
+    """Rows per split of a published config folder, read from the Parquet footers."""
+    import pyarrow.parquet as pq
+
+    counts: Counter = Counter()
+    for f in sorted(folder.glob("*.parquet")):
+        counts[f.name.split("-")[0]] += pq.ParquetFile(f).metadata.num_rows
+    return {split: counts[split] for split in ("train", "validation", "test") if split in counts}

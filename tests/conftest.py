@@ -1,0 +1,26 @@
+"""Shared fixtures: a synthetic corpus and its prepared dataset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import write_corpus
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """A 16-file synthetic corpus (WAV) covering train, validation and test actors."""
+    root = tmp_path_factory.mktemp("corpus")
+    write_corpus(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared(corpus, tmp_path_factory):
+    """The corpus prepared once, all configs, with its report; tests must not modify it."""
+    from ravdess_dataset.prepare import PrepareConfig, prepare
+
+    base = tmp_path_factory.mktemp("prepared")
+    config = PrepareConfig(source=str(corpus), output_dir=base / "dataset", cache_dir=base / "cache", num_proc=2)
+    return config, prepare(config)

@@ -1,0 +1,173 @@
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+from datasets import load_dataset
+
+import importlib
+from ravdess_dataset.features import segment_starts
+from ravdess_dataset.prepare import PrepareConfig, PrepareError, prepare
+from ravdess_dataset.splits import fold_actors, load_fold
+from tests.synthetic import write_corpus
+
+LABELS = ["file", "modality", "vocal_channel", "emotion", "intensity", "statement", "repetition", "actor", "gender", "duration"]
+
+
+def test_rows_per_config_and_split(prepared):
+    config, report = prepared
+    for name in ("mel", "embeddings", "audio"):
+        assert report.rows[name] == {"train": 8, "validation": 4, "test": 4}
+    ds = load_dataset(str(config.output_dir), "segments")
+    assert report.rows["segments"] == {s: ds[s].num_rows for s in ds}
+    mel = load_dataset(str(config.output_dir), "mel")
+    expected = sum(len(segment_starts(len(m), config.segment)) for s in mel for m in mel[s]["log_mel"])
+    assert sum(report.rows["segments"].values()) == expected
+
+
+def test_schemas(prepared):
+    config, _ = prepared
+    mel = load_dataset(str(config.output_dir), "mel")["train"].with_format("numpy")
+    assert mel.column_names == LABELS + ["log_mel", "embedding"]
+    row = mel[0]
+    assert row["log_mel"].dtype == np.float32 and row["log_mel"].shape[1] == 80
+    assert row["embedding"].shape == (256,) and np.linalg.norm(row["embedding"]) == pytest.approx(1, abs=1e-5)
+    assert mel.features["emotion"].names[0] == "neutral" and mel.features["gender"].names == ["male", "female"]
+
+    emb = load_dataset(str(config.output_dir), "embeddings")["validation"].with_format("numpy")[0]
+    assert emb["partial_embeddings"].ndim == 2 and emb["partial_embeddings"].shape[1] == 256
+
+    seg = load_dataset(str(config.output_dir), "segments")["train"]
+    assert seg.features["log_mel"].shape == (128, 80)
+    short = [r for r in seg if r["length"] < 128]
+    assert short, "the 1 s clips are shorter than a 128-frame segment"
+    padded = np.asarray(short[0]["log_mel"])[short[0]["length"]:]
+    assert np.all(padded == pytest.approx(config.mel.floor_db))
+
+    audio = load_dataset(str(config.output_dir), "audio")["test"][0]["audio"]
+    assert audio["sampling_rate"] == 16000 and len(audio["array"]) > 8000
+
+
+def test_labels_and_split_membership(prepared):
+    config, _ = prepared
+    ds = load_dataset(str(config.output_dir), "mel")
+    actor_names = ds["train"].features["actor"].names
+    members = {s: {actor_names[a] for a in ds[s]["actor"]} for s in ds}
+    assert members == {"train": {"01", "02"}, "validation": {"21"}, "test": {"23"}}
+    row = ds["test"].filter(lambda r: r["file"] == "03-01-08-02-02-02-23")[0]
+    assert (row["emotion"], row["intensity"], row["statement"], row["repetition"], row["gender"]) == (7, 1, 1, 1, 0)
+
+
+def test_card_declares_configs(prepared):
+    config, _ = prepared
+    card = (config.output_dir / "README.md").read_text()
+    assert "config_name: segments" in card and "cc-by-nc-sa-4.0" in card and "Livingstone" in card
+
+
+def test_folds_hold_out_four_actors(prepared):
+    config, _ = prepared
+    fold = load_fold(5, "mel", config.output_dir)
+    names = fold["test"].features["actor"].names
+    assert {names[a] for a in fold["test"]["actor"]} == {"21", "23"}
+    assert not {names[a] for a in fold["train"]["actor"]} & {f"{a:02d}" for a in fold_actors(5)}
+
+
+def test_second_run_reuses_the_cache(prepared, tmp_path):
+    config, first = prepared
+    assert first.computed == 16 and first.reused == 0
+    cache_files = list((config.cache_dir / "features").glob("*.h5"))
+    mtime = cache_files[0].stat().st_mtime_ns
+    again = prepare(dataclasses.replace(config, output_dir=tmp_path / "again", configs=("mel",)))
+    assert again.computed == 0 and again.reused == 16
+    assert cache_files[0].stat().st_mtime_ns == mtime
+    a = load_dataset(str(config.output_dir), "mel")["train"].with_format("numpy")["log_mel"]
+    b = load_dataset(str(tmp_path / "again"), "mel")["train"].with_format("numpy")["log_mel"]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_export_h5_research_layout(prepared, tmp_path):
+    config, _ = prepared
+    out = tmp_path / "research.h5"
+    result = subprocess.run([sys.executable, "-m", "ravdess_dataset", "export-h5", str(out), "--dataset-dir", str(config.output_dir)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    with h5py.File(out) as h5:
+        group = h5["statement_02/Actor_23/emotion_08/intensity_02/repete_02"]
+        assert group["log_mel"].shape[1] == 80 and group["embedding"].shape == (256,)
+        assert json.loads(h5.attrs["mel"])["n_mels"] == 80
+        leaves = []
+        h5.visititems(lambda name, obj: leaves.append(name) if isinstance(obj, h5py.Dataset) and name.endswith("log_mel") else None)
+        assert len(leaves) == 16
+
+
+def _small(tmp_path, **kw) -> PrepareConfig:
+    return PrepareConfig(source=str(tmp_path / "src"), output_dir=tmp_path / "out", cache_dir=tmp_path / "cache",
+                         num_proc=1, configs=("mel",), **kw)
+
+
+def test_bad_audio_stops_with_the_file_name_or_is_skipped(tmp_path):
+    write_corpus(tmp_path / "src", actors=(4,), codes=((1, 1, 1, 1), (2, 1, 1, 1)))
+    bad = tmp_path / "src" / "Actor_04" / "03-01-03-01-01-01-04.wav"
+    bad.write_bytes(b"RIFF....WAVEnot really")
+    with pytest.raises(PrepareError, match="03-01-03-01-01-01-04.wav.*cannot decode"):
+        prepare(_small(tmp_path))
+    report = prepare(_small(tmp_path, skip_bad=True))
+    assert report.skipped == {"unreadable audio": 1} and report.rows["mel"] == {"train": 2}
+
+
+def test_other_modalities_are_skipped_and_counted(tmp_path):
+    write_corpus(tmp_path / "src", actors=(4,), codes=((1, 1, 1, 1),))
+    src = tmp_path / "src" / "Actor_04" / "03-01-01-01-01-01-04.wav"
+    shutil.copy(src, src.with_name("03-02-01-01-01-01-04.wav"))  # song
+    shutil.copy(src, src.with_name("01-01-01-01-01-01-04.wav"))  # full audio-visual
+    shutil.copy(src, src.with_name("03-01-01-01-01-01.wav"))     # bad name
+    with pytest.raises(PrepareError, match="03-01-01-01-01-01.wav: expected 7 fields"):
+        prepare(_small(tmp_path))
+    report = prepare(_small(tmp_path, skip_bad=True))
+    assert report.skipped == {"not audio-only speech": 2, "invalid name": 1} and report.rows["mel"] == {"train": 1}
+    report = prepare(_small(tmp_path, skip_bad=True, include_all=True))
+    assert report.rows["mel"] == {"train": 3}
+
+
+def test_cli_errors_are_one_clear_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run([sys.executable, "-m", "ravdess_dataset", "prepare", str(tmp_path / "empty"), "--output-dir",
+                             str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no RAVDESS audio files" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_interrupted_prepare_keeps_previous_data(tmp_path, monkeypatch):
+    write_corpus(tmp_path / "src", actors=(4,), codes=((1, 1, 1, 1),))
+    config = _small(tmp_path)
+    prepare(config)
+    before = sorted(p.read_bytes() for p in (tmp_path / "out" / "data" / "mel").glob("*.parquet"))
+    write_corpus(tmp_path / "src", actors=(6,), codes=((2, 1, 1, 1),))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("ravdess_dataset.prepare"), "publish_config", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config)
+    after = sorted(p.read_bytes() for p in (tmp_path / "out" / "data" / "mel").glob("*.parquet"))
+    assert after == before
+    assert not list((tmp_path / "out").glob(".prepare-*")) and not list((tmp_path / "cache" / "features").glob("*.tmp"))
+    assert load_dataset(str(tmp_path / "out"), "mel")["train"].num_rows == 1
+    monkeypatch.undo()
+    assert prepare(config).rows["mel"] == {"train": 2}
+
+
+def test_flac_and_wav_sources_give_the_same_features(tmp_path):
+    write_corpus(tmp_path / "w" / "src", actors=(4,), codes=((5, 2, 1, 1),), suffix=".wav")
+    write_corpus(tmp_path / "f" / "src", actors=(4,), codes=((5, 2, 1, 1),), suffix=".flac")
+    mels = []
+    for d in ("w", "f"):
+        prepare(_small(tmp_path / d))
+        mels.append(load_dataset(str(tmp_path / d / "out"), "mel")["train"].with_format("numpy")[0]["log_mel"])
+    np.testing.assert_array_equal(*mels)
