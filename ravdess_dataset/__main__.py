@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-hop", type=int, default=SegmentConfig.hop, help="frames between segments (default: %(default)s)")
     p.add_argument("--num-proc", type=int, default=available_cores(), help="front-end worker processes (default: the available cores, %(default)s)")
     p.add_argument("--batch-windows", type=int, default=256, help="encoder windows per LSTM pass (default: %(default)s)")
+    p.add_argument("--device", default=None, help="torch device of the voice encoder (default: cuda when available, else cpu)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files and invalid names, counted, instead of stopping")
     p.add_argument("--include-all", action="store_true", help="keep files that are not audio-only speech (03-01-...)")
     p.add_argument("--md5", default=None, help="expected MD5 of a zip or URL source (the Zenodo URL's is built in)")
@@ -70,6 +71,7 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
         include_all=args.include_all,
         md5=args.md5,
         batch_windows=args.batch_windows,
+        **({"device": args.device} if args.device else {}),
     )
 
 

@@ -46,7 +46,7 @@ FIELDS = """| column | type | meaning |
 | `audio` | struct | `audio`: `{"array": float32 list, "sampling_rate": int}` |"""
 
 
-def _yaml_header(configs: list[str], rows: dict[str, dict[str, int]]) -> str:
+def _yaml_header(rows: dict[str, dict[str, int]], tag: str) -> str:
     meta = {
         "pretty_name": "RAVDESS speech (audio-only): log-mels, voice embeddings, segments",
         "license": "cc-by-nc-sa-4.0",
@@ -57,10 +57,10 @@ def _yaml_header(configs: list[str], rows: dict[str, dict[str, int]]) -> str:
         "configs": [
             {
                 "config_name": name,
-                "data_files": [{"split": split, "path": f"data/{name}/{split}-*.parquet"} for split in rows[name]],
+                "data_files": [{"split": split, "path": f"data/{name}/{split}-{tag}-*.parquet"} for split in rows[name]],
                 **({"default": True} if name == "mel" else {}),
             }
-            for name in configs
+            for name in rows
         ],
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
@@ -82,7 +82,7 @@ def render_card(config: "PrepareConfig", report: "PrepareReport", ids: list[Ravd
         {"audio": dataclasses.asdict(config.audio), "mel": dataclasses.asdict(config.mel),
          "segment": dataclasses.asdict(config.segment)}, sort_keys=False,
     )
-    return f"""{_yaml_header(list(report.rows), report.rows)}
+    return f"""{_yaml_header(report.rows, report.tag)}
 # RAVDESS speech: log-mel spectrograms and voice embeddings
 
 The audio-only speech part of the Ryerson Audio-Visual Database of Emotional Speech and Song

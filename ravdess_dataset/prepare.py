@@ -6,7 +6,8 @@ the main process runs the Resemblyzer LSTM over batches of windows from many utt
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -15,10 +16,13 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .audio import AudioConfig, AudioReadError, load_and_preprocess, resample
@@ -66,6 +70,7 @@ class PrepareConfig:
         include_all: keep files that are not audio-only speech (modality 03, vocal channel 01).
         md5: expected checksum of a zip or URL source.
         batch_windows: encoder windows per LSTM forward pass.
+        device: torch device of the voice encoder (default: CUDA when available).
         max_shard_size: largest Parquet shard.
     """
 
@@ -81,6 +86,7 @@ class PrepareConfig:
     include_all: bool = False
     md5: Optional[str] = None
     batch_windows: int = 256
+    device: str = dataclasses.field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     max_shard_size: str = "200MB"
 
     def __post_init__(self) -> None:
@@ -97,16 +103,30 @@ class PrepareConfig:
 
 @dataclasses.dataclass
 class PrepareReport:
-    """What a run did: rows per config and split, skipped files and why, cache use, time."""
+    """What a run did: rows per config and split, skipped files and why, cache use, time per stage.
+
+    ``up_to_date`` is true when the published configs already matched the source and parameters
+    and were left as they were.
+    """
 
     rows: dict[str, dict[str, int]]
     skipped: Counter
     computed: int
     reused: int
-    seconds: float
+    seconds: float = 0.0
+    stages: dict[str, float] = dataclasses.field(default_factory=dict)
+    up_to_date: bool = False
+    fingerprint: str = ""
+
+    @property
+    def tag(self) -> str:
+        """Short fingerprint carried by the published file names."""
+        return self.fingerprint[:8]
 
     def summary(self) -> str:
-        lines = [f"prepared in {self.seconds:.1f} s: {self.computed} files computed, {self.reused} reused from cache"]
+        state = "already up to date" if self.up_to_date else "prepared"
+        lines = [f"{state} in {self.seconds:.1f} s: {self.computed} files computed, {self.reused} reused from cache"]
+        lines.append("  time: " + ", ".join(f"{stage} {t:.1f} s" for stage, t in self.stages.items()))
         for config, splits in self.rows.items():
             lines.append(f"  {config:<11}" + "  ".join(f"{s}={n}" for s, n in splits.items()))
         if self.skipped:
@@ -153,16 +173,44 @@ def collect_files(folder: Path, config: PrepareConfig, skipped: Counter) -> list
     return sorted(selected.values())
 
 
+def _single_threaded() -> None:
+    """Worker initialiser: one BLAS/OpenMP thread per worker (more oversubscribe the cores ~3x)."""
+    threadpool_limits(1)
+
+
+def _front_end_chunk(paths: list[Path], audio: AudioConfig, mel: MelConfig) -> list[tuple]:
+    """Worker task: `_front_end` over a few files (fewer round trips than one task per file)."""
+    return [_front_end(path, audio, mel) for path in paths]
+
+
 def compute_features(
     todo: list[tuple[str, Path]], config: PrepareConfig, cache: FeatureCache, skipped: Counter
 ) -> set[str]:
-    """Fill ``cache`` for ``(key, path)`` pairs; returns the keys that failed and were skipped."""
-    work = functools.partial(_front_end, audio=config.audio, mel=config.mel)
+    """Fill ``cache`` for ``(key, path)`` pairs; returns the keys that failed and were skipped.
+
+    Worker processes run the front end while this process runs the LSTM over batches of windows.
+    While the workers are busy the LSTM uses one thread (more would fight them for the cores and
+    stall in OpenMP barriers); once they are done it takes all cores.
+    """
     paths = [path for _, path in todo]
-    pool = multiprocessing.get_context("fork").Pool(config.num_proc) if config.num_proc > 1 and len(todo) > 1 else None
-    results = pool.imap(work, paths, chunksize=4) if pool else map(work, paths)
+    chunks = [paths[i : i + 4] for i in range(0, len(paths), 4)]
+    # The first chunk runs here: it loads librosa's JIT-compiled kernels once, before the fork.
+    first = _front_end_chunk(chunks[0], config.audio, config.mel)
+    executor = None
+    if config.num_proc > 1 and len(chunks) > 1:
+        executor = ProcessPoolExecutor(
+            config.num_proc, mp_context=multiprocessing.get_context("fork"), initializer=_single_threaded
+        )
+        futures = [executor.submit(_front_end_chunk, chunk, config.audio, config.mel) for chunk in chunks[1:]]
+        rest = (result for future in futures for result in future.result())
+        front_end_busy = lambda: not all(future.done() for future in futures)  # noqa: E731
+    else:
+        rest = (result for chunk in chunks[1:] for result in _front_end_chunk(chunk, config.audio, config.mel))
+        front_end_busy = lambda: False  # noqa: E731
+    results = itertools.chain(first, rest)
     failed: set[str] = set()
     pending: dict[str, tuple] = {}
+    threads = torch.get_num_threads()
 
     def windows() -> Iterator[tuple[str, np.ndarray]]:
         for (key, path), (wav, mel, win, duration, error) in zip(todo, tqdm(results, total=len(todo), desc="features", unit="file")):
@@ -174,16 +222,18 @@ def compute_features(
                 failed.add(key)
                 continue
             pending[key] = (wav, mel, duration)
+            torch.set_num_threads(1 if front_end_busy() else threads)
             yield key, win
 
     try:
-        encoder = BatchedVoiceEncoder("cpu", batch_windows=config.batch_windows)
+        encoder = BatchedVoiceEncoder(config.device, batch_windows=config.batch_windows)
         for key, embedding, partials in encoder.stream(windows()):
             wav, mel, duration = pending.pop(key)
             cache.put(key, UtteranceFeatures(wav, mel, embedding, partials, duration))
     finally:
-        if pool:
-            pool.terminate()
+        torch.set_num_threads(threads)
+        if executor:
+            executor.shutdown(wait=False, cancel_futures=True)
     return failed
 
 
@@ -201,21 +251,29 @@ def build_config(name: str, manifest: Path, cache_file: Path, config: PrepareCon
         segment_hop=config.segment.hop,
     )
     out = work / name
-    builder.download_and_prepare(output_dir=str(out), file_format="parquet", max_shard_size=config.max_shard_size)
+    builder.download_and_prepare(
+        output_dir=str(out), file_format="parquet", max_shard_size=config.max_shard_size,
+        num_proc=config.num_proc if config.num_proc > 1 else None,
+    )
     shards: dict[str, list[Path]] = {}
     for split in builder.info.splits:
         shards[split] = sorted(out.glob(f"*-{split}.parquet")) + sorted(out.glob(f"*-{split}-*-of-*.parquet"))
     return shards
 
 
-def publish_config(name: str, shards: dict[str, list[Path]], output_dir: Path) -> None:
-    """Move a config's shards into ``output_dir/data/<name>/`` in one rename (old data replaced whole)."""
+def publish_config(name: str, shards: dict[str, list[Path]], output_dir: Path, tag: str) -> None:
+    """Move a config's shards into ``output_dir/data/<name>/`` in one rename (old data replaced whole).
+
+    File names carry ``tag`` (a prefix of the dataset fingerprint): `datasets` keys its cache of a
+    local folder by the card's file patterns, not by file contents, so a folder re-prepared with other
+    parameters must also get other patterns or `load_dataset` would return the old cached copy.
+    """
     staging = output_dir / "data" / f".{name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for split, files in shards.items():
         for i, f in enumerate(files):
-            shutil.move(str(f), staging / f"{split}-{i:05d}-of-{len(files):05d}.parquet")
+            shutil.move(str(f), staging / f"{split}-{tag}-{i:05d}-of-{len(files):05d}.parquet")
     target = output_dir / "data" / name
     old = output_dir / "data" / f".{name}.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -226,12 +284,23 @@ def publish_config(name: str, shards: dict[str, list[Path]], output_dir: Path) -
 
 
 def prepare(config: PrepareConfig) -> PrepareReport:
-    """Prepare the dataset folder from ``config.source``; see `PrepareConfig`."""
+    """Prepare the dataset folder from ``config.source``; see `PrepareConfig`.
+
+    Features come from the HDF5 cache where it has them. When the published configs already hold
+    exactly these files and parameters (same fingerprint in ``data/prepare_info.json``, every
+    shard present), nothing is rewritten.
+    """
     start = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        stages[stage] = time.perf_counter() - start - sum(stages.values())
+
     skipped: Counter = Counter()
     folder = resolve_source(config.source, config.cache_dir, config.md5)
     files = collect_files(folder, config, skipped)
     keyed = [(rid, path, content_key(path)) for rid, path in files]
+    lap("scan")
 
     params = config.feature_params()
     cache_file = config.cache_dir / "features" / f"{params_key(params)}.h5"
@@ -245,32 +314,64 @@ def prepare(config: PrepareConfig) -> PrepareReport:
         cache.commit(keep=[key for _, _, key in keyed])
     finally:
         cache.close()
-
-    rows: dict[str, dict[str, int]] = {}
-    config.output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=".prepare-") as tmp:
-        manifest = Path(tmp) / "manifest.json"
-        manifest.write_text(json.dumps([{"file": rid.stem, "key": key} for rid, _, key in keyed]))
-        for name in config.configs:
-            shards = build_config(name, manifest, cache_file, config, Path(tmp))
-            publish_config(name, shards, config.output_dir)
-            rows[name] = count_rows(config.output_dir / "data" / name)
-    for stale in set(CONFIG_NAMES) - set(config.configs):  # built with other parameters: not kept
-        shutil.rmtree(config.output_dir / "data" / stale, ignore_errors=True)
+    lap("features")
     computed = len(todo) - len(failed)
-    report = PrepareReport(rows, skipped, computed=computed, reused=len(keyed) - computed, seconds=0.0)
-    write_info(config, rows)
-    write_card(config, report, [rid for rid, _, _ in keyed])
+    manifest_records = [{"file": rid.stem, "key": key} for rid, _, key in keyed]
+    fingerprint = dataset_fingerprint(config, manifest_records)
+    report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint)
+    published = published_rows(config.output_dir, fingerprint, config.configs)
+    if published is not None:
+        report.rows, report.up_to_date = published, True
+    else:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=".prepare-") as tmp:
+            manifest = Path(tmp) / "manifest.json"
+            manifest.write_text(json.dumps(manifest_records))
+            for name in config.configs:
+                shards = build_config(name, manifest, cache_file, config, Path(tmp))
+                publish_config(name, shards, config.output_dir, report.tag)
+                report.rows[name] = count_rows(config.output_dir / "data" / name)
+                lap(f"write {name}")
+        for stale in set(CONFIG_NAMES) - set(config.configs):  # built with other parameters: not kept
+            shutil.rmtree(config.output_dir / "data" / stale, ignore_errors=True)
+        write_info(config, report.rows, fingerprint)
+        write_card(config, report, [rid for rid, _, _ in keyed])
+        lap("card")
     report.seconds = time.perf_counter() - start
     return report
 
 
-def write_info(config: PrepareConfig, rows: dict[str, dict[str, int]]) -> None:
-    """``data/prepare_info.json``: source, parameters and rows of the published configs."""
+def dataset_fingerprint(config: PrepareConfig, manifest_records: list[dict]) -> str:
+    """Hash of everything the published configs depend on: files (by content), parameters, configs."""
+    state = {
+        "source": config.source,
+        "files": manifest_records,
+        "params": config.feature_params(),
+        "segment": dataclasses.asdict(config.segment),
+        "configs": list(config.configs),
+    }
+    return hashlib.sha1(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def published_rows(output_dir: Path, fingerprint: str, configs: Sequence[str]) -> Optional[dict[str, dict[str, int]]]:
+    """Rows of the published configs if they match ``fingerprint`` and are complete, else None."""
+    try:
+        info = json.loads((output_dir / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("fingerprint") != fingerprint or not (output_dir / "README.md").is_file():
+        return None
+    rows = {name: count_rows(output_dir / "data" / name) for name in configs}
+    return rows if rows == info.get("configs") else None
+
+
+def write_info(config: PrepareConfig, rows: dict[str, dict[str, int]], fingerprint: str) -> None:
+    """``data/prepare_info.json``: source, parameters, rows of the published configs, fingerprint."""
     info = {
         "source": config.source,
         "configs": rows,
         "feature_params": {**config.feature_params(), "segment": dataclasses.asdict(config.segment)},
+        "fingerprint": fingerprint,
     }
     path = config.output_dir / INFO_FILE
     tmp = path.with_name(path.name + ".tmp")

@@ -40,7 +40,8 @@ def write_corpus(root: Path, actors=CORPUS_ACTORS, codes=CORPUS_CODES, suffix: s
             if emotion == 8:
                 wav = np.stack([wav, 0.5 * wav], axis=1)
             path = folder / f"{rid.stem}{suffix}"
-            sf.write(path, wav, rate, subtype="PCM_16")
+            # int16 samples: libsndfile scales floats differently for WAV and FLAC
+            sf.write(path, np.round(np.clip(wav, -1, 1) * 32767).astype(np.int16), rate, subtype="PCM_16")
             paths.append(path)
     return paths
 

@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 from datasets import load_dataset
 
-import importlib
+from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.features import segment_starts
+from ravdess_dataset import prepare as prepare_module
 from ravdess_dataset.prepare import PrepareConfig, PrepareError, prepare
 from ravdess_dataset.splits import fold_actors, load_fold
 from tests.synthetic import write_corpus
@@ -90,6 +91,32 @@ def test_second_run_reuses_the_cache(prepared, tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+def test_unchanged_rerun_leaves_the_dataset_alone(corpus, tmp_path):
+    config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "ds", cache_dir=tmp_path / "cache",
+                           configs=("mel", "embeddings"), num_proc=1)
+    first = prepare(config)
+    shard = sorted((config.output_dir / "data" / "mel").glob("train-*.parquet"))[0]
+    mtime = shard.stat().st_mtime_ns
+    second = prepare(config)
+    assert second.up_to_date and second.computed == 0 and second.rows == first.rows
+    assert shard.stat().st_mtime_ns == mtime
+    shard.unlink()  # an incomplete dataset is rebuilt from the feature cache
+    third = prepare(config)
+    assert not third.up_to_date and third.computed == 0 and third.rows == first.rows
+    fourth = prepare(dataclasses.replace(config, segment=dataclasses.replace(config.segment, hop=32)))
+    assert not fourth.up_to_date  # other parameters: rebuilt
+
+
+def test_reprepared_folder_is_not_served_from_a_stale_cache(corpus, tmp_path):
+    config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "ds", cache_dir=tmp_path / "cache",
+                           configs=("mel",), num_proc=1)
+    prepare(config)
+    before = load_dataset(str(config.output_dir), "mel")["train"].with_format("numpy")[0]["log_mel"]
+    prepare(dataclasses.replace(config, audio=AudioConfig(target_dbfs=-10)))
+    after = load_dataset(str(config.output_dir), "mel")["train"].with_format("numpy")[0]["log_mel"]
+    assert not np.allclose(before, after)
+
+
 def test_export_h5_research_layout(prepared, tmp_path):
     config, _ = prepared
     out = tmp_path / "research.h5"
@@ -152,7 +179,7 @@ def test_interrupted_prepare_keeps_previous_data(tmp_path, monkeypatch):
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("ravdess_dataset.prepare"), "publish_config", killed)
+    monkeypatch.setattr(prepare_module, "publish_config", killed)
     with pytest.raises(KeyboardInterrupt):
         prepare(config)
     after = sorted(p.read_bytes() for p in (tmp_path / "out" / "data" / "mel").glob("*.parquet"))

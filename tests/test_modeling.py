@@ -1,0 +1,160 @@
+"""The three VAE families: shapes, losses, over-fitting, save/load, Auto classes, remote code."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+import modeling
+from modeling import (
+    FHVAEConfig, FHVAEModel, SemiSupervisedVAEConfig, SemiSupervisedVAEModel, SpeechVAEConfig, SpeechVAEModel,
+)
+
+SMALL = dict(n_mels=16, segment_frames=16, segment_hop=8)
+CONV = dict(conv_channels=[8, 16], latent_dim=4)
+
+
+def make(family: str, **overrides):
+    if family == "speech_vae":
+        return SpeechVAEModel(SpeechVAEConfig(**SMALL, **CONV, **overrides))
+    if family == "fhvae":
+        return FHVAEModel(FHVAEConfig(**{**SMALL, "segment_frames": 8, "segment_hop": 8}, hidden_size=32, z1_dim=4, z2_dim=4,
+                                      num_sequences=6, **overrides))
+    return SemiSupervisedVAEModel(SemiSupervisedVAEConfig(**SMALL, **CONV, **overrides))
+
+
+def batch(model, n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c = model.config
+    x = torch.randn(n, c.segment_frames, c.n_mels, generator=g) * 8 - 40
+    kwargs = dict(speaker_embedding=torch.randn(n, c.speaker_dim, generator=g) if c.speaker_conditioning != "none" else None)
+    if isinstance(model, FHVAEModel):
+        kwargs["sequence_index"] = torch.arange(n) % c.num_sequences
+    if isinstance(model, SemiSupervisedVAEModel):
+        kwargs["labels"] = torch.tensor([0, 1, -1, 3, -1, 5][:n])
+    return x, kwargs
+
+
+FAMILIES = ["speech_vae", "fhvae", "semisupervised_vae"]
+OPTIONS = [dict(), dict(speaker_conditioning="decoder"), dict(speaker_conditioning="both"),
+           dict(objective="capacity", capacity_steps=10), dict(kl_warmup_steps=5, free_bits=0.1)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_shapes_and_finite_losses(family, options):
+    model = make(family, **options)
+    x, kwargs = batch(model)
+    out = model(x, lengths=torch.tensor([16, 16, 5, 16, 8, 16])[: len(x)].clamp(max=x.shape[1]), step=3, **kwargs)
+    assert out.reconstruction.shape == x.shape
+    for name in ("loss", "reconstruction_loss", "kl", "kl_penalty"):
+        assert torch.isfinite(out[name]) and out[name].dim() == 0, name
+    out.loss.backward()
+    posterior = model.encode(x, speaker_embedding=kwargs["speaker_embedding"])
+    assert posterior.mean.shape == posterior.std.shape == posterior.sample().shape and posterior.logvar is not None
+    utterance = torch.randn(37, model.config.n_mels) - 40
+    speaker = None if kwargs["speaker_embedding"] is None else kwargs["speaker_embedding"][0]
+    assert model.embed_utterance(utterance, speaker).dim() == 1
+    generated = model.generate(torch.tensor([1, 2]), speaker) if family == "semisupervised_vae" else model.generate(2, speaker)
+    assert generated.shape == (2, model.config.segment_frames, model.config.n_mels)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tiny_batch_is_overfitted(family):
+    torch.manual_seed(0)
+    model = make(family, beta=0.01)
+    x, kwargs = batch(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.norm.set_stats(x.mean((0, 1)), x.std((0, 1)))
+    first = None
+    for _ in range(300):
+        out = model(x, **kwargs)
+        first = first if first is not None else out.reconstruction_loss.item()
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    assert out.reconstruction_loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_and_load_give_identical_outputs(family, tmp_path):
+    model = make(family, speaker_conditioning="decoder").eval()
+    x, kwargs = batch(model)
+    model.norm.set_stats(x.mean((0, 1)), x.std((0, 1)))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == family and "AutoModel" in config["auto_map"]
+    assert (tmp_path / f"modeling_{family}.py").is_file() and (tmp_path / "layers.py").is_file()
+    for loaded in (type(model).from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
+        assert type(loaded) is type(model)
+        torch.testing.assert_close(loaded.eval()(x, **kwargs).reconstruction, model(x, **kwargs).reconstruction)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), type(model.config))
+
+
+def test_remote_code_loads_without_the_project(tmp_path):
+    model = make("speech_vae", speaker_conditioning="decoder").eval()
+    model.save_pretrained(tmp_path / "model")
+    x, kwargs = batch(model)
+    torch.save({"x": x, "speaker": kwargs["speaker_embedding"], "expected": model(x, **kwargs).reconstruction}, tmp_path / "io.pt")
+    script = textwrap.dedent(f"""
+        import sys, torch
+        assert not any("modeling" in m for m in sys.modules)
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(tmp_path / 'model')!r}, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        io = torch.load({str(tmp_path / 'io.pt')!r})
+        torch.testing.assert_close(model(io["x"], speaker_embedding=io["speaker"]).reconstruction, io["expected"])
+        print("remote ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "remote ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_speaker_conditioned_decoder_depends_on_the_speaker():
+    model = make("speech_vae", speaker_conditioning="decoder").eval()
+    z = torch.randn(2, model.config.latent_dim)
+    a, b = torch.randn(2, model.config.speaker_dim), torch.randn(2, model.config.speaker_dim)
+    assert (model.decode(z, a) - model.decode(z, b)).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="speaker_embedding"):
+        model.decode(z)
+
+
+def test_fhvae_s_vector_of_an_unseen_sequence():
+    model = make("fhvae").eval()
+    utterance = torch.randn(50, model.config.n_mels) - 40
+    segments = torch.stack([utterance[i : i + 8] for i in (0, 8, 16, 24, 32, 40, 42)])
+    z2 = model.encode_factors(segments)[1].mean
+    expected = z2.sum(0) / (len(z2) + model.config.z2_prior_std**2 / model.config.mu2_prior_std**2)
+    torch.testing.assert_close(model.infer_s_vector(utterance), expected)
+    out = model(segments)  # no sequence index: held-out ELBO, no discriminative term
+    assert out.discriminative_loss == 0 and torch.isfinite(out.loss)
+
+
+def test_semisupervised_classifies_utterances():
+    model = make("semisupervised_vae").eval()
+    probs = model.classify_utterance(torch.randn(40, 16) - 40)
+    assert probs.shape == (8,) and probs.sum().item() == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("make_config, match", [
+    (lambda: SpeechVAEConfig(segment_frames=100), "multiple of 16"),
+    (lambda: SpeechVAEConfig(n_mels=40, conv_channels=[8, 16, 32, 64]), "n_mels=40"),
+    (lambda: SpeechVAEConfig(objective="vq"), "objective"),
+    (lambda: FHVAEConfig(z2_dim=0), "z2_dim"),
+    (lambda: SemiSupervisedVAEConfig(labeled_fraction=1.5), "labeled_fraction"),
+    (lambda: SpeechVAEConfig(speaker_conditioning="encoder"), "speaker_conditioning"),
+])
+def test_invalid_configs_raise(make_config, match):
+    with pytest.raises(ValueError, match=match):
+        make_config()
+
+
+def test_auto_classes_know_every_family():
+    for model_type, (config_class, model_class) in modeling.FAMILIES.items():
+        assert type(AutoConfig.for_model(model_type)) is config_class
