@@ -37,6 +37,8 @@ class FHVAEOutput(ModelOutput):
         discriminative_loss: -log p(i | z2) (0 without ``sequence_index``).
         mse: mean squared error per real frame and band, normalised units.
         reconstruction: (batch, frames, n_mels) log-mel in dB.
+        example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
+        example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
         z1_mean, z2_mean: (batch, z1_dim), (batch, z2_dim) posterior means.
     """
 
@@ -47,6 +49,8 @@ class FHVAEOutput(ModelOutput):
     discriminative_loss: Optional[torch.Tensor] = None
     mse: Optional[torch.Tensor] = None
     reconstruction: Optional[torch.Tensor] = None
+    example_reconstruction_loss: Optional[torch.Tensor] = None
+    example_kl: Optional[torch.Tensor] = None
     z1_mean: Optional[torch.Tensor] = None
     z2_mean: Optional[torch.Tensor] = None
 
@@ -163,6 +167,8 @@ class FHVAEModel(FHVAEPreTrainedModel):
             discriminative_loss=discriminative,
             mse=squared.sum() / (mask.sum() * log_mel.shape[2]),
             reconstruction=self.norm.inverse(recon),
+            example_reconstruction_loss=0.5 * squared.sum((1, 2)),
+            example_kl=kl_per_dim.sum(-1),
             z1_mean=q_z1.mean,
             z2_mean=q_z2.mean,
         )

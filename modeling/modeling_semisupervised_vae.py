@@ -35,6 +35,8 @@ class SemiSupervisedVAEOutput(ModelOutput):
         classification_loss: -log q(y|x) over the labelled segments (0 when none).
         logits: (batch, num_labels) of q(y|x).
         reconstruction: (batch, frames, n_mels) log-mel in dB, decoded with the label (or the predicted class).
+        example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
+        example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
         latent_mean, latent_logvar: (batch, latent_dim) of q(z | x, y).
     """
 
@@ -45,6 +47,8 @@ class SemiSupervisedVAEOutput(ModelOutput):
     classification_loss: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
     reconstruction: Optional[torch.Tensor] = None
+    example_reconstruction_loss: Optional[torch.Tensor] = None
+    example_kl: Optional[torch.Tensor] = None
     latent_mean: Optional[torch.Tensor] = None
     latent_logvar: Optional[torch.Tensor] = None
 
@@ -143,6 +147,8 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
             classification_loss=classification,
             logits=logits,
             reconstruction=self.norm.inverse(recon[torch.arange(batch), chosen]),
+            example_reconstruction_loss=(weights * nll).sum(-1),
+            example_kl=expected_kl.sum(-1),
             latent_mean=posterior.mean.view(batch, c.num_labels, -1)[torch.arange(batch), chosen],
             latent_logvar=posterior.logvar.view(batch, c.num_labels, -1)[torch.arange(batch), chosen],
         )

@@ -31,6 +31,8 @@ class SpeechVAEOutput(ModelOutput):
         kl_penalty: the KL term as weighted by the objective at this step.
         mse: mean squared error per real frame and band, in normalised units.
         reconstruction: (batch, frames, n_mels) reconstructed log-mel in dB.
+        example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
+        example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
         latent_mean, latent_logvar: (batch, latent_dim) posterior parameters.
     """
 
@@ -40,6 +42,8 @@ class SpeechVAEOutput(ModelOutput):
     kl_penalty: Optional[torch.Tensor] = None
     mse: Optional[torch.Tensor] = None
     reconstruction: Optional[torch.Tensor] = None
+    example_reconstruction_loss: Optional[torch.Tensor] = None
+    example_kl: Optional[torch.Tensor] = None
     latent_mean: Optional[torch.Tensor] = None
     latent_logvar: Optional[torch.Tensor] = None
 
@@ -109,6 +113,8 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
             kl_penalty=penalty,
             mse=squared.sum() / (mask.sum() * log_mel.shape[2]),
             reconstruction=self.norm.inverse(recon),
+            example_reconstruction_loss=0.5 * squared.sum((1, 2)),
+            example_kl=kl_per_dim.sum(-1),
             latent_mean=posterior.mean,
             latent_logvar=posterior.logvar,
         )

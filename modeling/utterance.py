@@ -11,7 +11,7 @@ def segment_utterance(log_mel, frames: int, hop: int, pad_value: float) -> tuple
     The last segment reaches the end of the utterance; an utterance shorter than ``frames`` gives one
     segment padded with ``pad_value``. Returns (segments (S, frames, n_mels), valid lengths (S,)).
     """
-    x = torch.as_tensor(np.asarray(log_mel), dtype=torch.float32)
+    x = torch.tensor(np.asarray(log_mel), dtype=torch.float32)
     total = x.shape[0]
     if total <= frames:
         padded = torch.full((frames, x.shape[1]), pad_value, dtype=x.dtype)

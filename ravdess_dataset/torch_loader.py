@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 
 def seed_worker(worker_id: int) -> None:
@@ -24,18 +24,31 @@ def seed_worker(worker_id: int) -> None:
 
 
 class ColumnTensors(Dataset):
-    """Columns of a `datasets.Dataset` as tensors, indexed by a list of row indices."""
+    """Columns of a `datasets.Dataset` (or a dict of equally long tensors) as tensors, indexed by a
+    list of row indices."""
 
     def __init__(self, dataset, columns: Sequence[str]) -> None:
-        self.tensors: dict[str, torch.Tensor] = dataset.with_format("torch", columns=list(columns))[:]
-        self.num_rows = len(dataset)
+        if isinstance(dataset, dict):
+            self.tensors = {name: dataset[name] for name in columns}
+        else:
+            self.tensors = dataset.with_format("torch", columns=list(columns))[:]
+        self.num_rows = len(next(iter(self.tensors.values())))
 
     def __len__(self) -> int:
         return self.num_rows
 
-    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {name: tensor[index] for name, tensor in self.tensors.items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """A whole batch in one indexing per column (the DataLoader calls this instead of per-row access)."""
         index = torch.as_tensor(indices)
         return {name: tensor[index] for name, tensor in self.tensors.items()}
+
+
+def _ready_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``collate_fn``: `ColumnTensors.__getitems__` already returns the batch."""
+    return batch
 
 
 def batch_loader(
@@ -53,11 +66,12 @@ def batch_loader(
     """
     dataset = ColumnTensors(dataset, columns)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(
         dataset,
-        sampler=BatchSampler(order, batch_size=batch_size, drop_last=drop_last),
-        batch_size=None,  # the sampler yields index lists; ColumnTensors returns ready batches
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        collate_fn=_ready_batch,
         num_workers=num_workers,
         worker_init_fn=seed_worker,
         generator=generator,

@@ -1,0 +1,150 @@
+"""From the prepared dataset to the tensors a model family trains on."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from datasets import concatenate_datasets, load_dataset
+
+from modeling.utterance import segment_utterance
+from ravdess_dataset.export_h5 import INFO_FILE
+
+PREPARE_HINT = "python -m ravdess_dataset prepare /path/to/Audio_Speech_Actors_01-24 --output-dir {dir}"
+
+
+class DatasetNotPrepared(SystemExit):
+    """The dataset folder lacks what training needs; the message says how to prepare it."""
+
+
+def dataset_params(dataset_dir: Path, configs: Sequence[str]) -> dict:
+    """The feature parameters of a prepared dataset (``prepare_info.json``), checking ``configs`` exist."""
+    info_path = dataset_dir / INFO_FILE
+    if not info_path.is_file():
+        raise DatasetNotPrepared(f"error: {dataset_dir} is not a prepared dataset (no {INFO_FILE}); run\n  "
+                                 + PREPARE_HINT.format(dir=dataset_dir))
+    info = json.loads(info_path.read_text())
+    missing = [c for c in configs if c not in info["configs"]]
+    if missing:
+        raise DatasetNotPrepared(f"error: {dataset_dir} lacks the configs {missing}; run\n  "
+                                 + PREPARE_HINT.format(dir=dataset_dir) + " --configs " + " ".join(sorted({*configs, *info["configs"]})))
+    params = dict(info["feature_params"])
+    params["mel"] = {**params["mel"], "floor_db": 10 * math.log10(params["mel"]["amin"])}
+    return params
+
+
+def load_all(dataset_dir: Path, config: str):
+    """Every split of a prepared config as one `datasets.Dataset`."""
+    return concatenate_datasets(list(load_dataset(str(dataset_dir), config).values()))
+
+
+def split_by_actor(dataset, actors: Sequence[int]):
+    """(rows of the other actors, rows of ``actors``), actors numbered 1..24."""
+    held = np.isin(dataset.with_format("numpy", columns=["actor"])[:]["actor"] + 1, actors)
+    return dataset.select(np.flatnonzero(~held)), dataset.select(np.flatnonzero(held))
+
+
+@dataclass
+class Utterances:
+    """Whole utterances for probes: log-mels (T_i, n_mels), speaker embeddings, labels, ids."""
+
+    log_mel: list[np.ndarray]
+    embedding: np.ndarray
+    emotion: np.ndarray
+    actor: np.ndarray  # 1..24
+    gender: np.ndarray
+    repetition: np.ndarray
+    file: list[str]
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "Utterances":
+        d = dataset.with_format("numpy")[:]
+        return cls(list(d["log_mel"]), np.stack(d["embedding"]), d["emotion"], d["actor"] + 1, d["gender"], d["repetition"], list(d["file"]))
+
+
+@dataclass
+class TrainingData:
+    """Training and evaluation rows (dicts of tensors) plus the utterances the probe embeds."""
+
+    model_type: str
+    train: dict[str, torch.Tensor]
+    eval: dict[str, torch.Tensor]
+    probe_train: Utterances
+    probe_eval: Utterances
+    dataset_params: dict
+    num_sequences: int
+
+    def columns(self) -> list[str]:
+        return list(self.train)
+
+    def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-band mean and std over the real (unpadded) training frames."""
+        x, lengths = self.train["log_mel"], self.train["length"]
+        mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).reshape(-1)
+        frames = x.reshape(-1, x.shape[2])[mask]
+        return frames.mean(0), frames.std(0)
+
+    def check_model_input(self, config) -> None:
+        """Fail before training when the model expects other inputs than the dataset holds."""
+        n_mels = self.dataset_params["mel"]["n_mels"]
+        frames = self.train["log_mel"].shape[1]
+        if config.n_mels != n_mels or config.segment_frames != frames:
+            raise SystemExit(f"error: the model expects {config.segment_frames} x {config.n_mels} segments but the dataset "
+                             f"holds {frames} x {n_mels} (prepare it with --n-mels {config.n_mels}, or change the recipe)")
+
+    def model_inputs(self, batch: dict[str, torch.Tensor], with_targets: bool) -> dict[str, torch.Tensor]:
+        """Keyword arguments of the model's forward for one batch."""
+        inputs = {"log_mel": batch["log_mel"], "lengths": batch["length"], "speaker_embedding": batch["embedding"]}
+        if self.model_type == "fhvae" and with_targets:
+            inputs["sequence_index"] = batch["sequence_index"]
+        if self.model_type == "semisupervised_vae":
+            inputs["labels"] = batch["label"] if with_targets else batch["emotion"]
+        return inputs
+
+
+def _segment_rows(utterances: Utterances, frames: int, hop: int, pad_value: float) -> dict[str, torch.Tensor]:
+    """FHVAE rows: short segments cut from every utterance, with the utterance's index as sequence."""
+    segs, lengths, index = [], [], []
+    for i, log_mel in enumerate(utterances.log_mel):
+        s, n = segment_utterance(log_mel, frames, hop, pad_value)
+        segs.append(s)
+        lengths.append(n)
+        index.append(torch.full((len(s),), i))
+    index = torch.cat(index)
+    return {"log_mel": torch.cat(segs), "length": torch.cat(lengths), "sequence_index": index,
+            "embedding": torch.as_tensor(utterances.embedding)[index], "emotion": torch.as_tensor(utterances.emotion)[index]}
+
+
+def _dataset_rows(dataset) -> dict[str, torch.Tensor]:
+    columns = ["log_mel", "length", "embedding", "emotion"]
+    return dataset.with_format("torch", columns=columns)[:]
+
+
+def load_training_data(dataset_dir: Path, model_type: str, eval_actors: Sequence[int], model_args, seed: int) -> TrainingData:
+    """Rows for ``model_type``: dataset segments (speech_vae, semisupervised_vae) or FHVAE's short
+    segments; training = every actor but ``eval_actors`` among train+validation+test."""
+    params = dataset_params(dataset_dir, ["mel", "segments"])
+    mel_train, mel_eval = split_by_actor(load_all(dataset_dir, "mel"), eval_actors)
+    probe_train, probe_eval = Utterances.from_dataset(mel_train), Utterances.from_dataset(mel_eval)
+    if model_type == "fhvae":
+        frames = model_args.segment_frames or 20
+        hop = model_args.segment_hop or frames
+        pad = params["mel"]["floor_db"]
+        train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)
+    else:
+        seg_train, seg_eval = split_by_actor(load_all(dataset_dir, "segments"), eval_actors)
+        train, evaluation = _dataset_rows(seg_train), _dataset_rows(seg_eval)
+        if model_type == "semisupervised_vae":
+            # labels of a seeded random share of the training utterances; -1 marks the others
+            utterance_ids = np.asarray(seg_train.with_format(None, columns=["utterance_id"])[:]["utterance_id"])
+            unique = np.unique(utterance_ids)
+            fraction = 1.0 if model_args.labeled_fraction is None else model_args.labeled_fraction
+            chosen = np.random.default_rng(seed).permutation(len(unique))[: round(fraction * len(unique))]
+            labeled = torch.as_tensor(np.isin(utterance_ids, unique[chosen]))
+            train["label"] = torch.where(labeled, train["emotion"], torch.full_like(train["emotion"], -1))
+            evaluation["label"] = evaluation["emotion"]
+    return TrainingData(model_type, train, evaluation, probe_train, probe_eval, params, num_sequences=len(probe_train.file))

@@ -1,0 +1,47 @@
+"""Linear probes on utterance embeddings: standardised logistic regression, as evaluate.py reports."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .data import Utterances
+
+
+def embed_utterances(model, utterances: Utterances, **kwargs) -> np.ndarray:
+    """(n, d) utterance embeddings with the model's own `embed_utterance` (speaker embedding passed
+    where the model is conditioned on it)."""
+    conditioned = model.config.speaker_conditioning != "none"
+    model.eval()
+    vectors = []
+    with torch.no_grad():
+        for log_mel, speaker in zip(utterances.log_mel, utterances.embedding):
+            vectors.append(model.embed_utterance(log_mel, speaker if conditioned else None, **kwargs).float().cpu().numpy())
+    return np.stack(vectors)
+
+
+def fit_probe(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0):
+    """A standardised multinomial logistic regression."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
+    return probe.fit(x_train, y_train)
+
+
+def probe_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int = 0) -> dict:
+    """Unweighted (balanced) accuracy, weighted accuracy and macro-F1 of a probe fitted on train."""
+    predicted = fit_probe(x_train, y_train, seed).predict(x_test)
+    return {
+        "uar": float(balanced_accuracy_score(y_test, predicted)),
+        "accuracy": float(np.mean(predicted == y_test)),
+        "macro_f1": float(f1_score(y_test, predicted, average="macro")),
+    }
+
+
+def probe_accuracy(model, train: Utterances, test: Utterances, seed: Optional[int] = 0) -> dict:
+    """The emotion probe train.py runs at each evaluation: ``probe_uar`` and ``probe_accuracy``."""
+    scores = probe_scores(embed_utterances(model, train), train.emotion, embed_utterances(model, test), test.emotion, seed)
+    return {"probe_uar": scores["uar"], "probe_accuracy": scores["accuracy"]}

@@ -1,0 +1,136 @@
+"""train.py: recipes, a short run, exact resume, two-process DDP on CPU, worker seeding, failures."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+import train
+from ravdess_dataset.torch_loader import seed_worker
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--conv_channels", "8", "16", "--latent_dim", "4", "--per_device_train_batch_size", "8", "--logging_steps", "2",
+        "--report_to", "none", "--kl_warmup_steps", "0"]
+
+
+def run_train(dataset_dir, out, *extra):
+    return train.main(["configs/speech_vae.yaml", "--dataset_dir", str(dataset_dir), "--output_dir", str(out), *TINY, *extra])
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_recipes_parse_into_configs(recipe, prepared):
+    config, _ = prepared
+    model_args, data_args, args = train.parse_arguments([str(ROOT / "configs" / recipe), "--learning_rate", "3e-4"])
+    assert args.learning_rate == 3e-4 and args.output_dir
+    from experiments.data import dataset_params
+    model_config = model_args.config(dataset_params(config.output_dir, ["mel"]), num_sequences=5)
+    assert model_config.model_type == model_args.model_type
+
+
+def test_short_run_writes_the_output_folder(prepared, tmp_path):
+    config, _ = prepared
+    final = run_train(config.output_dir, tmp_path / "run", "--max_steps", "4", "--report_to", "tensorboard")
+    out = tmp_path / "run"
+    for name in ("config.json", "model.safetensors", "modeling_speech_vae.py", "training_args.json", "metrics.json", "loss_curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 4 and 0 <= final["probe_uar"] <= 1
+    from datasets import load_dataset
+    assert final["eval_examples"] == load_dataset(str(config.output_dir), "segments")["validation"].num_rows
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(prepared, tmp_path):
+    config, _ = prepared
+    steps = ["--max_steps", "9", "--checkpointing_steps", "4", "--save_total_limit", "20"]
+    full = run_train(config.output_dir, tmp_path / "full", *steps)
+    # "kill" a second run right after its step-4 checkpoint: drop everything written later, then resume
+    run_train(config.output_dir, tmp_path / "killed", *steps)
+    killed = tmp_path / "killed"
+    for later in train.checkpoint_dirs(killed):
+        if later.name != "step_4":
+            shutil.rmtree(later)
+    (killed / "model.safetensors").unlink()
+    resumed = run_train(config.output_dir, killed, *steps, "--resume_from_checkpoint", "latest")
+    assert resumed["eval_loss"] == pytest.approx(full["eval_loss"], rel=1e-4)
+
+
+def run_launch(command: list[str], env: dict, log_path: Path) -> str:
+    """Run an ``accelerate launch`` command; its output goes to a file (ranks inherit it) and is returned."""
+    with open(log_path, "w") as log:
+        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    output = log_path.read_text()
+    assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def test_two_process_ddp_on_cpu(prepared, tmp_path):
+    config, _ = prepared
+    # a fresh environment: libraries imported by the in-process tests set KMP_* variables that make
+    # the OpenMP runtime of the launched ranks hang
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KMP_", "TORCHINDUCTOR"))}
+    env.update(ACCELERATE_USE_CPU="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "train.py"), "configs/speech_vae.yaml",
+              "--dataset_dir", str(config.output_dir), "--output_dir", str(tmp_path / "ddp"), *TINY, "--checkpointing_steps", "2"]
+    run_launch(launch + ["--max_steps", "3"], env, tmp_path / "first.log")
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["num_processes"] == 2
+    a, b = metrics["rank_weight_checksums"]
+    assert a == pytest.approx(b, rel=1e-12)
+    from datasets import load_dataset
+    assert metrics["final"]["eval_examples"] == load_dataset(str(config.output_dir), "segments")["validation"].num_rows
+    second = run_launch(launch + ["--max_steps", "5", "--resume_from_checkpoint", "latest"], env, tmp_path / "second.log")
+    assert "resumed from" in second and json.loads((tmp_path / "ddp" / "metrics.json").read_text())["steps"] == 5
+
+
+class RandomDraws(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return np.random.randint(0, 2**31)
+
+
+def test_dataloader_workers_draw_different_numpy_numbers():
+    loader = DataLoader(RandomDraws(), batch_size=1, num_workers=2, worker_init_fn=seed_worker,
+                        generator=torch.Generator().manual_seed(0), multiprocessing_context="fork")
+    draws = [int(x) for x in loader]
+    assert len(set(draws)) == len(draws)
+    again = [int(x) for x in DataLoader(RandomDraws(), batch_size=1, num_workers=2, worker_init_fn=seed_worker,
+                                        generator=torch.Generator().manual_seed(0), multiprocessing_context="fork")]
+    assert draws == again  # and reproducible from the seed
+
+
+def test_missing_dataset_names_the_prepare_command(tmp_path):
+    with pytest.raises(SystemExit, match="python -m ravdess_dataset prepare"):
+        run_train(tmp_path / "nothing", tmp_path / "out", "--max_steps", "1")
+
+
+def test_model_for_other_n_mels_fails_before_training(prepared, tmp_path):
+    config, _ = prepared
+    with pytest.raises(SystemExit, match="holds 128 x 80"):
+        run_train(config.output_dir, tmp_path / "o", "--max_steps", "1", "--n_mels", "64")
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_non_finite_loss_stops_with_the_step(prepared, tmp_path, monkeypatch):
+    config, _ = prepared
+    from modeling import SpeechVAEModel
+    original = SpeechVAEModel.forward
+
+    def poisoned(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if self.training and kwargs.get("step") == 2:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(SpeechVAEModel, "forward", poisoned)
+    with pytest.raises(SystemExit, match="at step 2"):
+        run_train(config.output_dir, tmp_path / "nan", "--max_steps", "4")

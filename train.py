@@ -1,0 +1,351 @@
+"""Train a VAE family from `modeling/` on the prepared RAVDESS dataset, with accelerate.
+
+    python train.py configs/speech_vae.yaml --output_dir runs/speech_vae
+    accelerate launch train.py configs/fhvae.yaml --output_dir runs/fhvae --learning_rate 3e-4
+    python train.py configs/speech_vae.yaml --output_dir runs/fold0 --fold 0     # speaker-independent fold
+
+The same script runs on one CPU, one GPU, or many processes (see the README). Reading order:
+arguments, data, model, optimiser, loop (train, evaluate, checkpoint), final save.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser, get_scheduler
+
+import modeling
+from experiments.data import TrainingData, load_training_data
+from experiments.plots import plot_curves, reconstruction_figure
+from experiments.probes import probe_accuracy
+from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors
+from ravdess_dataset.torch_loader import batch_loader
+
+logger = logging.getLogger("train")
+
+
+# ----------------------------------------------------------------------------- arguments
+
+@dataclass
+class ModelArguments:
+    """Which family and which of its configuration fields to set (others keep their defaults)."""
+
+    model_type: str = field(default="speech_vae", metadata={"help": f"one of {sorted(modeling.FAMILIES)}"})
+    n_mels: Optional[int] = field(default=None, metadata={"help": "mel bands the model expects (default: the dataset's; must match it)"})
+    latent_dim: Optional[int] = field(default=None, metadata={"help": "speech_vae / semisupervised_vae latent size"})
+    conv_channels: Optional[list[int]] = field(default=None, metadata={"help": "channels of the stride-2 convolutions"})
+    hidden_size: Optional[int] = field(default=None, metadata={"help": "fhvae LSTM units"})
+    z1_dim: Optional[int] = field(default=None, metadata={"help": "fhvae segment-level latent size"})
+    z2_dim: Optional[int] = field(default=None, metadata={"help": "fhvae sequence-level latent size"})
+    alpha: Optional[float] = field(default=None, metadata={"help": "fhvae discriminative weight"})
+    segment_frames: Optional[int] = field(default=None, metadata={"help": "fhvae segment length (the others use the dataset's)"})
+    segment_hop: Optional[int] = field(default=None, metadata={"help": "fhvae segment hop"})
+    objective: Optional[str] = field(default=None, metadata={"help": "beta or capacity"})
+    beta: Optional[float] = field(default=None, metadata={"help": "KL weight of the beta objective"})
+    gamma: Optional[float] = field(default=None, metadata={"help": "weight of |KL - C| in the capacity objective"})
+    capacity_max: Optional[float] = field(default=None, metadata={"help": "final capacity C in nats"})
+    capacity_steps: Optional[int] = field(default=None, metadata={"help": "steps over which C rises"})
+    kl_warmup_steps: Optional[int] = field(default=None, metadata={"help": "KL annealing: steps of linear warm-up"})
+    free_bits: Optional[float] = field(default=None, metadata={"help": "nats per latent dimension not penalised"})
+    speaker_conditioning: Optional[str] = field(default=None, metadata={"help": "none, decoder or both"})
+    classifier_weight: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: weight of -log q(y|x)"})
+    labeled_fraction: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: share of training utterances whose emotion label is used"})
+
+    def config(self, dataset_params: dict, num_sequences: int):
+        """The family's config from the set fields plus what the dataset dictates."""
+        if self.model_type not in modeling.FAMILIES:
+            raise ValueError(f"model_type must be one of {sorted(modeling.FAMILIES)}, got {self.model_type!r}")
+        config_class = modeling.FAMILIES[self.model_type][0]
+        known = {f.name for f in dataclasses.fields(config_class)}
+        chosen = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type"}
+        unknown = sorted(set(chosen) - known)
+        if unknown:
+            raise ValueError(f"{self.model_type} has no options {unknown}")
+        data = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params,
+                "pad_value": dataset_params["mel"]["floor_db"]}
+        if self.model_type != "fhvae":
+            data.update(segment_frames=dataset_params["segment"]["frames"], segment_hop=dataset_params["segment"]["hop"])
+        else:
+            data["num_sequences"] = num_sequences
+        return config_class(**{**data, **chosen})
+
+
+@dataclass
+class DataArguments:
+    dataset_dir: str = field(default="ravdess_dataset", metadata={"help": "the prepared dataset folder"})
+    fold: Optional[int] = field(default=None, metadata={"help": "speaker-independent fold 0..5: train on the other 20 actors, evaluate on its 4 (1-4, 5-8, ...)"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+
+
+@dataclass
+class TrainArguments:
+    output_dir: str = field(metadata={"help": "model, metrics, curves, logs and checkpoints go here"})
+    num_train_epochs: int = field(default=10, metadata={"help": "epochs (ignored when max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "total optimiser steps; overrides num_train_epochs"})
+    per_device_train_batch_size: int = 64
+    per_device_eval_batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name: linear, cosine, constant_with_warmup, ..."})
+    warmup_steps: int = 0
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16"})
+    seed: int = 42
+    logging_steps: int = 20
+    eval_every_epochs: int = field(default=1, metadata={"help": "evaluate every N epochs (and at the end)"})
+    checkpointing_steps: int = field(default=0, metadata={"help": "save_state every N steps (0: only at epoch ends)"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "'latest' or a checkpoint folder"})
+    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard or none"})
+    probe: bool = field(default=True, metadata={"help": "emotion probe on utterance embeddings at each evaluation"})
+    early_stopping_metric: Optional[str] = field(default=None, metadata={"help": "eval_loss (lower is better) or probe_uar (higher); not with --fold"})
+    early_stopping_patience: int = field(default=3, metadata={"help": "evaluations without improvement before stopping"})
+
+
+def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+    """Dataclasses from an optional YAML/JSON recipe (first argument) overridden by the command line."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments), description=__doc__)
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        recipe = yaml.safe_load(Path(argv[0]).read_text())  # JSON is YAML
+        known = {f.name for group in (ModelArguments, DataArguments, TrainArguments) for f in dataclasses.fields(group)}
+        unknown = sorted(set(recipe) - known)
+        if unknown:
+            parser.error(f"{argv[0]}: unknown options {unknown}")
+        parser.set_defaults(**recipe)
+        for action in parser._actions:  # a recipe may provide the required --output_dir
+            if action.dest in recipe:
+                action.required = False
+        argv = argv[1:]
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def checkpoint_dirs(output_dir: Path) -> list[Path]:
+    """Checkpoint folders ``checkpoints/step_N``, oldest first."""
+    return sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state: dict, keep: int) -> None:
+    """``save_state`` plus the loop state, keeping the last ``keep``; every process waits for the writer."""
+    accelerator.wait_for_everyone()
+    folder = output_dir / "checkpoints" / f"step_{step}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "loop_state.json").write_text(json.dumps(state))
+        for old in checkpoint_dirs(output_dir)[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def find_checkpoint(output_dir: Path, which: str) -> Path:
+    if which == "latest":
+        found = checkpoint_dirs(output_dir)
+        if not found:
+            raise SystemExit(f"error: --resume_from_checkpoint latest: no checkpoint in {output_dir / 'checkpoints'}")
+        return found[-1]
+    path = Path(which)
+    if not (path / "loop_state.json").is_file():
+        raise SystemExit(f"error: {path} is not a checkpoint folder of train.py (no loop_state.json)")
+    return path
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model, accelerator: Accelerator, loader, data: TrainingData, args: TrainArguments) -> dict:
+    """Held-out negative ELBO and its parts, per example and gathered so that every example counts
+    once over all processes (``gather_for_metrics`` drops the padding of the last batch); then the
+    emotion probe on the main process."""
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {"reconstruction": [], "kl": [], "values": []}
+    for batch in loader:
+        out = model(**data.model_inputs(batch, with_targets=False))
+        values = batch["length"].to(out.example_kl.dtype) * batch["log_mel"].shape[2]  # real frames x bands
+        gathered = accelerator.gather_for_metrics((out.example_reconstruction_loss.float(), out.example_kl.float(), values.float()))
+        for key, value in zip(parts, gathered):
+            parts[key].append(value.cpu())
+    recon, kl, values = (torch.cat(parts[k]) for k in ("reconstruction", "kl", "values"))
+    metrics = {
+        "eval_loss": (recon + kl).mean().item(),
+        "eval_reconstruction_loss": recon.mean().item(),
+        "eval_kl": kl.mean().item(),
+        "eval_mse": (2 * recon.sum() / values.sum()).item(),  # the likelihood has unit variance
+        "eval_examples": len(recon),
+    }
+    if args.probe and accelerator.is_main_process:
+        metrics.update(probe_accuracy(accelerator.unwrap_model(model), data.probe_train, data.probe_eval))
+    model.train()
+    return metrics
+
+
+def is_better(value: float, best: Optional[float], metric: str) -> bool:
+    return best is None or (value > best if metric == "probe_uar" else value < best)
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    model_args, data_args, args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    output_dir = Path(args.output_dir)
+    if args.early_stopping_metric and data_args.fold is not None:
+        raise SystemExit("error: early stopping with --fold would choose the model on the held-out actors; drop one of them")
+    if args.early_stopping_metric not in (None, "eval_loss", "probe_uar"):
+        raise SystemExit(f"error: --early_stopping_metric must be eval_loss or probe_uar, got {args.early_stopping_metric}")
+
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_seed(args.seed)
+
+    # data
+    eval_actors = fold_actors(data_args.fold) if data_args.fold is not None else SPLIT_ACTORS["validation"]
+    data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, eval_actors, model_args, args.seed)
+    config = model_args.config(data.dataset_params, data.num_sequences)
+    data.check_model_input(config)
+    model = modeling.FAMILIES[config.model_type][1](config)
+    model.norm.set_stats(*data.feature_stats())
+    columns = data.columns()
+    train_loader = batch_loader(data.train, args.per_device_train_batch_size, columns, shuffle=True, seed=args.seed,
+                                num_workers=data_args.num_workers)
+    eval_loader = batch_loader(data.eval, args.per_device_eval_batch_size, columns)
+
+    # optimiser and schedule
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
+    max_steps = args.max_steps if args.max_steps > 0 else args.num_train_epochs * steps_per_epoch
+    epochs = math.ceil(max_steps / steps_per_epoch)
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps,
+                              num_training_steps=max_steps * accelerator.num_processes)
+    model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, eval_loader, scheduler)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_args.json").write_text(json.dumps(
+            {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": dataclasses.asdict(args)},
+            indent=2))
+    if args.report_to != "none":
+        accelerator.init_trackers("train", config={k: v for k, v in dataclasses.asdict(args).items() if isinstance(v, (int, float, str, bool))})
+
+    # resume: the normal loop from a later starting point
+    step, start_epoch, skip_batches = 0, 0, 0
+    history: dict[str, list] = {"train": [], "eval": []}
+    best, best_step, stale = None, None, 0
+    if args.resume_from_checkpoint:
+        checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint)
+        accelerator.load_state(str(checkpoint))
+        loop = json.loads((checkpoint / "loop_state.json").read_text())
+        step, history, best, best_step, stale = loop["step"], loop["history"], loop["best"], loop["best_step"], loop["stale"]
+        start_epoch, skip_batches = divmod(step * args.gradient_accumulation_steps, len(train_loader))
+        logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, step, start_epoch, skip_batches)
+
+    logger.info("%s: %d parameters; %d training rows, %d evaluation rows; %d steps of %d per epoch on %d process(es)",
+                config.model_type, sum(p.numel() for p in model.parameters()), len(data.train), len(data.eval),
+                max_steps, steps_per_epoch, accelerator.num_processes)
+    progress = tqdm(total=max_steps, initial=step, disable=not accelerator.is_main_process, desc="train", unit="step")
+    model.train()
+    stop = False
+    for epoch in range(start_epoch, epochs):
+        train_loader.set_epoch(epoch)
+        loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
+        skip_batches = 0
+        for batch in loader:
+            with accelerator.accumulate(model):
+                out = model(**data.model_inputs(batch, with_targets=True), step=step)
+                if not torch.isfinite(out.loss):
+                    last = checkpoint_dirs(output_dir)
+                    raise SystemExit(
+                        f"error: loss is {out.loss.item()} at step {step}; "
+                        + (f"resume with --resume_from_checkpoint {last[-1]} and a lower --learning_rate" if last
+                           else "no checkpoint yet: lower --learning_rate or raise --kl_warmup_steps")
+                    )
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            progress.update(1)
+            if step % args.logging_steps == 0 or step == max_steps:
+                logs = {k: out[k].item() for k in ("loss", "reconstruction_loss", "kl", "kl_penalty", "mse") if out.get(k) is not None}
+                logs["learning_rate"] = scheduler.get_last_lr()[0]
+                history["train"].append({"step": step, **logs})
+                accelerator.log({f"train/{k}": v for k, v in logs.items()}, step=step)
+                progress.set_postfix(loss=f"{logs['loss']:.1f}", kl=f"{logs['kl']:.1f}")
+            if args.checkpointing_steps and step % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, step, dict(step=step, history=history, best=best, best_step=best_step, stale=stale), args.save_total_limit)
+            if step >= max_steps:
+                stop = True
+                break
+
+        if (epoch + 1) % args.eval_every_epochs == 0 or stop or epoch == epochs - 1:
+            metrics = evaluate(model, accelerator, eval_loader, data, args)
+            history["eval"].append({"step": step, "epoch": epoch + 1, **metrics})
+            accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+            logger.info("epoch %d step %d: %s", epoch + 1, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            if accelerator.is_main_process and args.report_to == "tensorboard":
+                batch = next(iter(eval_loader))
+                with torch.no_grad():
+                    recon = accelerator.unwrap_model(model).eval()(**data.model_inputs(batch, with_targets=False)).reconstruction
+                model.train()
+                accelerator.get_tracker("tensorboard").writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), step)
+            if args.early_stopping_metric:
+                value = metrics.get(args.early_stopping_metric)
+                if value is not None and is_better(value, best, args.early_stopping_metric):
+                    best, best_step, stale = value, step, 0
+                    if accelerator.is_main_process:
+                        accelerator.unwrap_model(model).save_pretrained(output_dir / "best")
+                else:
+                    stale += 1
+                    stop = stop or stale >= args.early_stopping_patience
+        save_checkpoint(accelerator, output_dir, step, dict(step=step, history=history, best=best, best_step=best_step, stale=stale), args.save_total_limit)
+        if stop:
+            break
+    progress.close()
+
+    # final model (the best one when early stopping chose it), metrics, curves
+    accelerator.wait_for_everyone()
+    # one number per process: equal when every rank holds the same weights (as DDP promises)
+    checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(model).parameters()]).sum()
+    rank_checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device)).tolist()
+    final_metrics = history["eval"][-1] if history["eval"] else {}
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        if args.early_stopping_metric and (output_dir / "best").is_dir():
+            unwrapped = type(unwrapped).from_pretrained(output_dir / "best")
+            final_metrics = next(e for e in history["eval"] if e["step"] == best_step)
+        unwrapped.save_pretrained(output_dir)
+        summary = {"model_type": config.model_type, "steps": step, "final": final_metrics, "best_step": best_step,
+                   "eval_actors": list(eval_actors), "history": history, "num_processes": accelerator.num_processes,
+                   "rank_weight_checksums": rank_checksums}
+        (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        plot_curves(history, output_dir / "loss_curves.png")
+        logger.info("model, metrics.json and loss_curves.png in %s", output_dir)
+    accelerator.end_training()
+    return final_metrics
+
+
+if __name__ == "__main__":
+    main()
