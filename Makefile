@@ -16,11 +16,14 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -c "import webrtcvad, resemblyzer, torch, datasets"
 	touch $(STAMP)
 
+# the whole path on the bundled 2-actor sample, offline: prepare, a short training run, evaluate
 demo: $(STAMP)
 	$(PY) -m ravdess_dataset prepare sample
+	$(PY) train.py configs/speech_vae.yaml --output_dir runs/demo --num_train_epochs 15 --kl_warmup_steps 20 --warmup_steps 5
+	$(PY) evaluate.py --model runs/demo --output runs/demo/eval
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra
 
 clean:
-	rm -rf $(VENV) ravdess_dataset/data ravdess_dataset/README.md
+	rm -rf $(VENV) ravdess_dataset/data ravdess_dataset/README.md runs

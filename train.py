@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
@@ -219,8 +218,13 @@ def main(argv: Optional[list[str]] = None) -> dict:
     set_seed(args.seed)
 
     # data
-    eval_actors = fold_actors(data_args.fold) if data_args.fold is not None else SPLIT_ACTORS["validation"]
-    data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, eval_actors, model_args, args.seed)
+    # research split: train on actors 1-20, evaluate on 21-22 (23-24 stay unseen); fold k: the other 20 / its 4
+    if data_args.fold is not None:
+        eval_actors = fold_actors(data_args.fold)
+        train_actors = tuple(a for a in range(1, 25) if a not in eval_actors)
+    else:
+        train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
+    data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)
     config = model_args.config(data.dataset_params, data.num_sequences)
     data.check_model_input(config)
     model = modeling.FAMILIES[config.model_type][1](config)
@@ -338,7 +342,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             final_metrics = next(e for e in history["eval"] if e["step"] == best_step)
         unwrapped.save_pretrained(output_dir)
         summary = {"model_type": config.model_type, "steps": step, "final": final_metrics, "best_step": best_step,
-                   "eval_actors": list(eval_actors), "history": history, "num_processes": accelerator.num_processes,
+                   "train_actors": list(train_actors), "eval_actors": list(eval_actors), "history": history, "num_processes": accelerator.num_processes,
                    "rank_weight_checksums": rank_checksums}
         (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         plot_curves(history, output_dir / "loss_curves.png")

@@ -42,10 +42,10 @@ def load_all(dataset_dir: Path, config: str):
     return concatenate_datasets(list(load_dataset(str(dataset_dir), config).values()))
 
 
-def split_by_actor(dataset, actors: Sequence[int]):
-    """(rows of the other actors, rows of ``actors``), actors numbered 1..24."""
-    held = np.isin(dataset.with_format("numpy", columns=["actor"])[:]["actor"] + 1, actors)
-    return dataset.select(np.flatnonzero(~held)), dataset.select(np.flatnonzero(held))
+def split_by_actor(dataset, train_actors: Sequence[int], eval_actors: Sequence[int]):
+    """(rows of ``train_actors``, rows of ``eval_actors``), actors numbered 1..24; others are left out."""
+    actor = dataset.with_format("numpy", columns=["actor"])[:]["actor"] + 1
+    return dataset.select(np.flatnonzero(np.isin(actor, train_actors))), dataset.select(np.flatnonzero(np.isin(actor, eval_actors)))
 
 
 @dataclass
@@ -124,11 +124,13 @@ def _dataset_rows(dataset) -> dict[str, torch.Tensor]:
     return dataset.with_format("torch", columns=columns)[:]
 
 
-def load_training_data(dataset_dir: Path, model_type: str, eval_actors: Sequence[int], model_args, seed: int) -> TrainingData:
+def load_training_data(
+    dataset_dir: Path, model_type: str, train_actors: Sequence[int], eval_actors: Sequence[int], model_args, seed: int
+) -> TrainingData:
     """Rows for ``model_type``: dataset segments (speech_vae, semisupervised_vae) or FHVAE's short
-    segments; training = every actor but ``eval_actors`` among train+validation+test."""
+    segments, of ``train_actors`` (training) and ``eval_actors`` (evaluation); other actors unused."""
     params = dataset_params(dataset_dir, ["mel", "segments"])
-    mel_train, mel_eval = split_by_actor(load_all(dataset_dir, "mel"), eval_actors)
+    mel_train, mel_eval = split_by_actor(load_all(dataset_dir, "mel"), train_actors, eval_actors)
     probe_train, probe_eval = Utterances.from_dataset(mel_train), Utterances.from_dataset(mel_eval)
     if model_type == "fhvae":
         frames = model_args.segment_frames or 20
@@ -136,7 +138,7 @@ def load_training_data(dataset_dir: Path, model_type: str, eval_actors: Sequence
         pad = params["mel"]["floor_db"]
         train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)
     else:
-        seg_train, seg_eval = split_by_actor(load_all(dataset_dir, "segments"), eval_actors)
+        seg_train, seg_eval = split_by_actor(load_all(dataset_dir, "segments"), train_actors, eval_actors)
         train, evaluation = _dataset_rows(seg_train), _dataset_rows(seg_eval)
         if model_type == "semisupervised_vae":
             # labels of a seeded random share of the training utterances; -1 marks the others

@@ -43,3 +43,77 @@ def plot_curves(history: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def projection_figure(x, utterances, seed: int = 0):
+    """2-D t-SNE of utterance embeddings coloured by emotion, actor and gender."""
+    from sklearn.manifold import TSNE
+    from sklearn.preprocessing import StandardScaler
+
+    from ravdess_dataset.naming import EMOTIONS, GENDERS
+
+    perplexity = min(30.0, (len(x) - 1) / 3)  # small datasets need a smaller one
+    points = TSNE(2, random_state=seed, init="pca", perplexity=perplexity).fit_transform(StandardScaler().fit_transform(x))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    for ax, (name, values, labels, cmap) in zip(axes, (
+        ("emotion", utterances.emotion, EMOTIONS, "tab10"),
+        ("actor", utterances.actor - 1, [f"{a:02d}" for a in range(1, 25)], "tab20"),
+        ("gender", utterances.gender, GENDERS, "coolwarm"),
+    )):
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=values, cmap=cmap, s=6, vmin=0, vmax=len(labels) - 1)
+        ax.set_title(f"t-SNE coloured by {name}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if len(labels) <= 8:
+            handles = [plt.Line2D([], [], marker="o", linestyle="", color=scatter.cmap(scatter.norm(i))) for i in range(len(labels))]
+            ax.legend(handles, labels, fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(confusion):
+    """Emotion confusion matrix (rows: true, columns: predicted), normalised per row."""
+    from ravdess_dataset.naming import EMOTIONS
+
+    rates = confusion / confusion.sum(1, keepdims=True).clip(min=1)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS, fontsize=8)
+    for i in range(len(EMOTIONS)):
+        for j in range(len(EMOTIONS)):
+            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def traversal_figure(model, log_mel, speaker, dims: int = 4, steps: int = 5):
+    """Decode the first segment's latent with its most active dimensions moved from -2 to +2 sd."""
+    import numpy as np
+    import torch
+
+    from modeling.utterance import expand_speaker, segment_utterance
+
+    c = model.config
+    segments, _ = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
+    speaker = expand_speaker(speaker, 1, model.device)
+    with torch.no_grad():
+        posterior = model.encode(segments[:1], speaker_embedding=speaker)
+        z = posterior.mean[0]
+        active = torch.argsort(posterior.kl()[0], descending=True)[:dims]  # most informative dimensions
+        labels = model.classify(segments[:1]).argmax(-1) if c.model_type == "semisupervised_vae" else None
+        fig, axes = plt.subplots(len(active), steps, figsize=(2.2 * steps, 1.8 * len(active)), squeeze=False)
+        for row, d in enumerate(active.tolist()):
+            for col, value in enumerate(np.linspace(-2, 2, steps)):
+                moved = z.clone()
+                moved[d] = value
+                args = (moved[None], labels, speaker) if labels is not None else (moved[None], speaker)
+                image = model.decode(*args)[0].cpu().numpy()
+                axes[row][col].imshow(image.T, origin="lower", aspect="auto", cmap="magma")
+                axes[row][col].set_xticks([])
+                axes[row][col].set_yticks([])
+                axes[row][col].set_title(f"z[{d}] = {value:+.1f}", fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -5,11 +5,21 @@ import numpy as np
 import torch
 
 
-def segment_utterance(log_mel, frames: int, hop: int, pad_value: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut a (T, n_mels) log-mel into segments of ``frames`` every ``hop`` frames.
+def segment_starts(total: int, frames: int, hop: int) -> list[int]:
+    """Start frames of the segments of a ``total``-frame utterance; the last one reaches its end."""
+    if total <= frames:
+        return [0]
+    starts = list(range(0, total - frames + 1, hop))
+    if starts[-1] != total - frames:
+        starts.append(total - frames)
+    return starts
 
-    The last segment reaches the end of the utterance; an utterance shorter than ``frames`` gives one
-    segment padded with ``pad_value``. Returns (segments (S, frames, n_mels), valid lengths (S,)).
+
+def segment_utterance(log_mel, frames: int, hop: int, pad_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a (T, n_mels) log-mel into segments of ``frames`` at `segment_starts`.
+
+    An utterance shorter than ``frames`` gives one segment padded with ``pad_value``.
+    Returns (segments (S, frames, n_mels), valid lengths (S,)).
     """
     x = torch.tensor(np.asarray(log_mel), dtype=torch.float32)
     total = x.shape[0]
@@ -17,10 +27,19 @@ def segment_utterance(log_mel, frames: int, hop: int, pad_value: float) -> tuple
         padded = torch.full((frames, x.shape[1]), pad_value, dtype=x.dtype)
         padded[:total] = x
         return padded[None], torch.tensor([total])
-    starts = list(range(0, total - frames + 1, hop))
-    if starts[-1] != total - frames:
-        starts.append(total - frames)
+    starts = segment_starts(total, frames, hop)
     return torch.stack([x[s : s + frames] for s in starts]), torch.full((len(starts),), frames)
+
+
+def join_segments(segments: torch.Tensor, total: int, hop: int) -> torch.Tensor:
+    """Inverse of `segment_utterance`: (S, frames, n_mels) -> (total, n_mels), overlaps averaged."""
+    frames = segments.shape[1]
+    out = torch.zeros(max(total, frames), segments.shape[2], dtype=segments.dtype)
+    count = torch.zeros(max(total, frames), 1, dtype=segments.dtype)
+    for segment, start in zip(segments, segment_starts(total, frames, hop)):
+        out[start : start + frames] += segment.cpu()
+        count[start : start + frames] += 1
+    return (out / count)[:total]
 
 
 def frame_mask(lengths: torch.Tensor | None, frames: int, like: torch.Tensor) -> torch.Tensor:

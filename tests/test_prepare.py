@@ -7,7 +7,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import soundfile as sf
 from datasets import load_dataset
 
 from ravdess_dataset.audio import AudioConfig

@@ -1,0 +1,282 @@
+"""How good is a trained representation? Probes, speaker leakage, reconstructions, figures, audio, conversion.
+
+    python evaluate.py --model runs/speech_vae --output eval/speech_vae
+    python evaluate.py --model runs/fhvae --export-embeddings emb.npz
+    python evaluate.py --model runs/speech_vae --audio my_recordings/ --export-embeddings mine.npz
+    python evaluate.py --cv-train configs/fhvae.yaml --output eval/fhvae_cv     # the strict protocol
+
+Reading order: load model and utterances, embed, probes (model and baselines on the same folds),
+reconstruction, figures, audio, emotion conversion, report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile as sf
+import torch
+from transformers import AutoModel
+
+import modeling  # noqa: F401  (registers the families with AutoModel)
+from experiments.data import Utterances, dataset_params, load_all
+from experiments.probes import embed_utterances, fit_probe, probe_scores
+from experiments.report import results_table, write_report
+from experiments.representation import assess, log_mel_statistics, speaker_leakage
+from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
+from experiments.synthesis import griffin_lim
+from modeling.utterance import expand_speaker, join_segments, segment_utterance
+from ravdess_dataset.naming import EMOTIONS
+from ravdess_dataset.splits import NUM_FOLDS, fold_actors
+
+HELD_OUT = (21, 22, 23, 24)  # never trained on by a research-split model (train.py: 1-20)
+
+
+def load_model(name: str):
+    """A model folder or hub id; this project's families load with or without remote code."""
+    model = AutoModel.from_pretrained(name, trust_remote_code=True).eval()
+    if not hasattr(model, "embed_utterance"):
+        raise SystemExit(f"error: {name} is a {type(model).__name__}, not one of this project's VAE families")
+    return model
+
+
+def speaker_of(model, utterances: Utterances, i: int):
+    return utterances.embedding[i] if model.config.speaker_conditioning != "none" else None
+
+
+def model_representations(model, utterances: Utterances) -> dict[str, np.ndarray]:
+    """The model's utterance embeddings; FHVAE gives both its s-vector and pooled z1."""
+    if model.config.model_type == "fhvae":
+        return {"s_vector": embed_utterances(model, utterances), "z1": embed_utterances(model, utterances, factor="z1")}
+    return {"embedding": embed_utterances(model, utterances)}
+
+
+@torch.no_grad()
+def reconstruct_utterance(model, log_mel: np.ndarray, speaker) -> np.ndarray:
+    """The model's reconstruction of a whole utterance (segments decoded and overlap-averaged)."""
+    c = model.config
+    segments, lengths = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
+    out = model(log_mel=segments, lengths=lengths, speaker_embedding=expand_speaker(speaker, len(segments), model.device))
+    return join_segments(out.reconstruction, len(log_mel), c.segment_hop).numpy()
+
+
+def reconstruction_metrics(model, utterances: Utterances, held: np.ndarray) -> dict:
+    """MSE (dB^2) and log-spectral distance (dB, RMS over bands, mean over frames) on held-out actors."""
+    mse, lsd = [], []
+    for i in np.flatnonzero(held):
+        original = utterances.log_mel[i]
+        error = reconstruct_utterance(model, original, speaker_of(model, utterances, i)) - original
+        mse.append(np.mean(error**2))
+        lsd.append(np.mean(np.sqrt(np.mean(error**2, axis=1))))
+    return {"mse_db2": float(np.mean(mse)), "log_spectral_distance_db": float(np.mean(lsd)), "utterances": int(held.sum())}
+
+
+@torch.no_grad()
+def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: int, shifts: Optional[np.ndarray]) -> np.ndarray:
+    """Move an utterance from emotion ``source`` to ``target`` and decode it.
+
+    semisupervised_vae: decode with the target label. speech_vae: add (latent mean of the target
+    emotion - that of the source) over training utterances to every segment's latent. fhvae: the
+    same on the sequence-level z2, z1 kept.
+    """
+    c = model.config
+    segments, lengths = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
+    speaker = expand_speaker(speaker, len(segments), model.device)
+    if c.model_type == "semisupervised_vae":
+        z = model.encode(segments, speaker_embedding=speaker).mean
+        decoded = model.decode(z, torch.full((len(segments),), target), speaker)
+    else:
+        shift = torch.as_tensor(shifts[target] - shifts[source], dtype=torch.float32)
+        if c.model_type == "fhvae":
+            z1, z2 = (q.mean for q in model.encode_factors(segments, speaker))
+            decoded = model.decode(torch.cat([z1, z2 + shift], -1), speaker)
+        else:
+            decoded = model.decode(model.encode(segments, speaker).mean + shift, speaker)
+    return join_segments(decoded, len(log_mel), c.segment_hop).numpy()
+
+
+def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, args) -> dict:
+    """Convert every held-out neutral utterance to the 7 other emotions; score with two probes fitted
+    on the training actors: one on the model's embedding, one on log-mel statistics (independent)."""
+    fit = ~np.isin(utterances.actor, HELD_OUT)
+    present = [e for e in range(len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 8 on the full corpus
+    emotion_means = np.zeros((len(EMOTIONS), embedding.shape[1]), dtype=np.float32)
+    for e in present:
+        emotion_means[e] = embedding[fit & (utterances.emotion == e)].mean(0)
+    model_probe = fit_probe(embedding[fit], utterances.emotion[fit], args.seed)
+    stats_probe = fit_probe(baseline[fit], utterances.emotion[fit], args.seed)
+    hits_model, hits_stats, total = 0, 0, 0
+    neutral = np.flatnonzero(np.isin(utterances.actor, HELD_OUT) & (utterances.emotion == 0))
+    for n, i in enumerate(neutral):
+        speaker = speaker_of(model, utterances, i)
+        for target in (e for e in present if e != 0):
+            converted = convert_emotion(model, utterances.log_mel[i], speaker, 0, target, emotion_means)
+            kwargs = {"factor": "s_vector"} if model.config.model_type == "fhvae" else {}
+            vector = model.embed_utterance(converted, speaker, **kwargs).numpy()
+            hits_model += int(model_probe.predict(vector[None])[0] == target)
+            hits_stats += int(stats_probe.predict(log_mel_statistics([converted]))[0] == target)
+            total += 1
+            if n < args.num_audio:
+                write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", converted, model)
+    return {"conversions": total, "targets": [EMOTIONS[e] for e in present if e != 0], "target_rate_model_probe": hits_model / max(total, 1),
+            "target_rate_log_mel_probe": hits_stats / max(total, 1)}
+
+
+def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav, rate = griffin_lim(log_mel, model.config.feature_params["mel"])
+    sf.write(path, wav, rate)
+
+
+def figures(model, utterances: Utterances, x: np.ndarray, result: dict, out: Path, args) -> None:
+    """Projection, confusion matrix, reconstructions per emotion, latent traversals, training curves."""
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    projection_figure(x, utterances, args.seed).savefig(fig_dir / "projection.png", dpi=100)
+    confusion_figure(np.asarray(result["emotion"]["confusion"])).savefig(fig_dir / "confusion.png", dpi=100)
+    held = np.isin(utterances.actor, HELD_OUT)
+    emotions = [e for e in range(len(EMOTIONS)) if (held & (utterances.emotion == e)).any()]  # one utterance each
+    chosen = [np.flatnonzero(held & (utterances.emotion == e))[0] for e in emotions]
+    originals = [utterances.log_mel[i] for i in chosen]
+    recons = [reconstruct_utterance(model, utterances.log_mel[i], speaker_of(model, utterances, i)) for i in chosen]
+    reconstruction_figure(originals, recons, titles=[EMOTIONS[e] for e in emotions]).savefig(fig_dir / "reconstructions.png", dpi=100)
+    traversal_figure(model, utterances.log_mel[chosen[0]], speaker_of(model, utterances, chosen[0])).savefig(fig_dir / "traversals.png", dpi=100)
+    curves = Path(args.model) / "loss_curves.png"
+    if curves.is_file():
+        shutil.copy(curves, fig_dir / "training_curves.png")
+    for i in chosen[: args.num_audio]:
+        write_wav(out / "audio" / f"{utterances.file[i]}_original.wav", utterances.log_mel[i], model)
+        write_wav(out / "audio" / f"{utterances.file[i]}_reconstructed.wav",
+                  reconstruct_utterance(model, utterances.log_mel[i], speaker_of(model, utterances, i)), model)
+
+
+def embed_audio_files(model, paths: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Embed arbitrary recordings with the model's own preprocessing (its saved feature parameters)."""
+    from ravdess_dataset.audio import AudioConfig, load_and_preprocess, resample
+    from ravdess_dataset.embedding import BatchedVoiceEncoder, partial_windows
+    from ravdess_dataset.features import MelConfig, log_mel
+    from ravdess_dataset.sources import find_audio
+
+    params = model.config.feature_params
+    audio = AudioConfig(**params["audio"])
+    mel = MelConfig(**{k: v for k, v in params["mel"].items() if k != "floor_db"})
+    files = [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
+    encoder = BatchedVoiceEncoder("cpu") if model.config.speaker_conditioning != "none" else None
+    vectors = []
+    for f in files:
+        wav, _ = load_and_preprocess(f, audio)
+        features = log_mel(resample(wav, audio.sample_rate, mel.sample_rate), mel)
+        speaker = encoder.embed_utterances([partial_windows(wav)])[0][0] if encoder else None
+        vectors.append(model.embed_utterance(features, speaker).numpy())
+    return np.stack(vectors), [f.stem for f in files]
+
+
+def protocol(model_dir: str) -> dict:
+    """Which actors the model trained on, and so which fold numbers are transductive."""
+    path = Path(model_dir) / "metrics.json"
+    trained = json.loads(path.read_text()).get("train_actors") if path.is_file() else None
+    if trained is None:
+        return {"train_actors": None, "transductive_folds": None,
+                "note": "training actors unknown (no metrics.json): treat the fold numbers as transductive"}
+    folds = [k for k in range(NUM_FOLDS) if set(fold_actors(k)) & set(trained)]
+    return {"train_actors": trained, "transductive_folds": folds,
+            "note": f"the model was trained on actors {min(trained)}-{max(trained)}; folds {folds} test actors it saw in "
+                    "training, so the 6-fold numbers are transductive; the strict number comes from --cv-train"}
+
+
+def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterances: Optional[Utterances] = None) -> dict:
+    """Everything for one trained model, next to the baselines; writes figures, audio and the report."""
+    model = load_model(model_dir)
+    params = dataset_params(dataset_dir, ["mel"])
+    if model.config.n_mels != params["mel"]["n_mels"]:
+        raise SystemExit(f"error: {model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
+    utterances = utterances or Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    start = time.perf_counter()
+    representations = model_representations(model, utterances)
+    baselines = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
+    results = {name: assess(x, utterances, args.seed) for name, x in {**representations, **baselines}.items()}
+    headline = next(iter(representations))
+    x = representations[headline]
+    metrics = {
+        "model": str(model_dir), "model_type": model.config.model_type, "headline": headline, "seed": args.seed,
+        "representations": {k: {**v, "kind": "model" if k in representations else "baseline"} for k, v in results.items()},
+        "reconstruction": reconstruction_metrics(model, utterances, np.isin(utterances.actor, HELD_OUT)),
+        "conversion": conversion(model, utterances, x, baselines["log_mel_mean_std"], out, args),
+        "protocol": protocol(model_dir),
+    }
+    figures(model, utterances, x, results[headline], out, args)
+    metrics["seconds"] = time.perf_counter() - start
+    if args.export_embeddings:
+        np.savez(args.export_embeddings, X=x, files=np.array(utterances.file))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_report(metrics, out / "report.md")
+    return metrics
+
+
+def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
+    """The strict protocol: per fold, train on the other 20 actors with ``recipe``, probe the held-out 4."""
+    import train
+
+    utterances = Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    start, folds = time.perf_counter(), []
+    for fold in range(NUM_FOLDS):
+        fold_dir = out / f"fold_{fold}"
+        train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
+                    "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
+        model = load_model(str(fold_dir / "model"))
+        x = next(iter(model_representations(model, utterances).values()))
+        fit = ~np.isin(utterances.actor, fold_actors(fold))
+        test = ~fit
+        scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
+        folds.append({"fold": fold, "held_out": list(fold_actors(fold)), **scores, **speaker_leakage(x, utterances, args.seed)})
+        print(f"fold {fold} (actors {fold_actors(fold)}): UAR {scores['uar']:.3f}, actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
+    summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
+               for k in ("uar", "accuracy", "macro_f1", "actor_id_accuracy", "gender_accuracy")}
+    result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors",
+              "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
+    (out / "cv_metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
+          f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
+    return result
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="trained model folder or hub id")
+    parser.add_argument("--dataset", type=Path, default=Path("ravdess_dataset"), help="prepared dataset folder")
+    parser.add_argument("--output", type=Path, default=None, help="report folder (default: <model>/eval)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of probes, projections and sampling")
+    parser.add_argument("--num-audio", type=int, default=3, help="utterances resynthesised to WAV")
+    parser.add_argument("--export-embeddings", type=Path, default=None, help="write X (n, d) and files (n,) to this .npz")
+    parser.add_argument("--audio", nargs="+", default=None, help="embed these files/folders instead of the dataset")
+    parser.add_argument("--cv-train", metavar="RECIPE", default=None, help="strict protocol: train per fold with this recipe")
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options for --cv-train (last)")
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    if args.cv_train:
+        out = args.output or Path("eval") / Path(args.cv_train).stem
+        out.mkdir(parents=True, exist_ok=True)
+        cross_validate(args.cv_train, args.dataset, out, args)
+        return
+    if not args.model:
+        parser.error("--model is required (or --cv-train RECIPE)")
+    if args.audio:
+        x, files = embed_audio_files(load_model(args.model), args.audio)
+        target = args.export_embeddings or Path("embeddings.npz")
+        np.savez(target, X=x, files=np.array(files))
+        print(f"{len(files)} embeddings of size {x.shape[1]} in {target}")
+        return
+    out = args.output or Path(args.model) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_model(args.model, args.dataset, out, args)
+    print(results_table(metrics))
+    print(f"report: {out / 'report.md'}\nfigures: {out / 'figures'}\naudio: {out / 'audio'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

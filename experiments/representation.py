@@ -1,0 +1,72 @@
+"""How good is a representation: speaker-independent emotion probes and speaker leakage."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from ravdess_dataset.naming import EMOTIONS
+from ravdess_dataset.splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors
+
+from .data import Utterances
+from .probes import fit_probe, probe_scores
+
+
+def fold_masks(actors: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, test) boolean masks of fold ``fold``: test = its 4 actors, fit = the other 20."""
+    test = np.isin(actors, fold_actors(fold))
+    return ~test, test
+
+
+def usable(labels: np.ndarray, fit: np.ndarray, test: np.ndarray) -> bool:
+    """A split can be scored when it has test rows and at least two classes to fit (not so on a small sample)."""
+    return bool(test.any()) and len(np.unique(labels[fit])) > 1
+
+
+def summarise(per_fold: list[dict]) -> dict:
+    """Mean and standard deviation over folds of every score."""
+    if not per_fold:
+        return {}
+    return {k: {"mean": float(np.mean([f[k] for f in per_fold])), "sd": float(np.std([f[k] for f in per_fold]))}
+            for k in per_fold[0] if k != "fold"}
+
+
+def emotion_probe(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
+    """The 6 speaker-independent folds (mean, sd, per fold, summed confusion matrix) and the
+    research split (fit on actors 1-20, test on 23-24). Folds without held-out utterances (a partial
+    corpus such as the bundled sample) are left out and not counted."""
+    per_fold, confusion = [], np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=int)
+    for fold in range(NUM_FOLDS):
+        fit, test = fold_masks(utterances.actor, fold)
+        if not usable(utterances.emotion, fit, test):
+            continue
+        assert not set(utterances.actor[fit]) & set(utterances.actor[test])
+        probe = fit_probe(x[fit], utterances.emotion[fit], seed)
+        confusion += confusion_matrix(utterances.emotion[test], probe.predict(x[test]), labels=range(len(EMOTIONS)))
+        per_fold.append({"fold": fold, **probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], seed)})
+    fit = np.isin(utterances.actor, SPLIT_ACTORS["train"])
+    test = np.isin(utterances.actor, SPLIT_ACTORS["test"])
+    research = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], seed) if usable(utterances.emotion, fit, test) else None
+    return {"folds": summarise(per_fold), "per_fold": per_fold, "research_split": research, "confusion": confusion.tolist()}
+
+
+def speaker_leakage(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
+    """Actor identification (fit on repetition 1, test on repetition 2) and gender of unseen speakers
+    (the 6 folds). Lower means less speaker information in the representation."""
+    first, second = utterances.repetition == 0, utterances.repetition == 1
+    actor = probe_scores(x[first], utterances.actor[first], x[second], utterances.actor[second], seed)["accuracy"]
+    gender = []
+    for fold in range(NUM_FOLDS):
+        fit, test = fold_masks(utterances.actor, fold)
+        if usable(utterances.gender, fit, test):
+            gender.append(probe_scores(x[fit], utterances.gender[fit], x[test], utterances.gender[test], seed)["accuracy"])
+    return {"actor_id_accuracy": float(actor), "gender_accuracy": float(np.mean(gender)) if gender else None}
+
+
+def assess(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
+    """Emotion probe and speaker leakage of one representation (n, d)."""
+    return {"dim": int(x.shape[1]), "emotion": emotion_probe(x, utterances, seed), "leakage": speaker_leakage(x, utterances, seed)}
+
+
+def log_mel_statistics(log_mels: list[np.ndarray]) -> np.ndarray:
+    """The hand-crafted baseline: per-band mean and std of each (T, n_mels) log-mel, (n, 2 * n_mels)."""
+    return np.stack([np.concatenate([m.mean(0), m.std(0)]) for m in log_mels])

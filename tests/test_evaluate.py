@@ -1,0 +1,92 @@
+"""evaluate.py on a tiny trained model and the synthetic dataset."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import evaluate
+import train
+from experiments.representation import fold_masks
+from ravdess_dataset.splits import fold_actors
+
+
+@pytest.fixture(scope="module")
+def trained(prepared, tmp_path_factory):
+    config, _ = prepared
+    out = tmp_path_factory.mktemp("model")
+    train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out),
+                "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"])
+    return config.output_dir, out
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained, tmp_path_factory):
+    dataset_dir, model_dir = trained
+    out = tmp_path_factory.mktemp("eval")
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(out),
+                   "--num-audio", "1", "--export-embeddings", str(out / "emb.npz")])
+    return dataset_dir, model_dir, out
+
+
+def test_every_output_is_written(evaluated):
+    _, _, out = evaluated
+    for name in ("report.md", "metrics.json", "emb.npz", "figures/projection.png", "figures/confusion.png",
+                 "figures/reconstructions.png", "figures/traversals.png", "figures/training_curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "| embedding | model |" in (out / "report.md").read_text()
+    wavs = list((out / "audio").glob("*.wav"))
+    assert any("_original" in w.name for w in wavs) and any("_reconstructed" in w.name for w in wavs)
+
+
+def test_metrics_are_in_range(evaluated):
+    _, _, out = evaluated
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["representations"]) == {"embedding", "log_mel_mean_std", "resemblyzer"}
+    for r in metrics["representations"].values():
+        for key in ("uar", "accuracy", "macro_f1"):
+            assert 0 <= r["emotion"]["folds"][key]["mean"] <= 1
+        assert 0 <= r["leakage"]["actor_id_accuracy"] <= 1
+    assert metrics["reconstruction"]["mse_db2"] > 0 and metrics["reconstruction"]["log_spectral_distance_db"] > 0
+    assert 0 <= metrics["conversion"]["target_rate_log_mel_probe"] <= 1 and metrics["conversion"]["conversions"] > 0
+    assert metrics["protocol"]["train_actors"] == list(range(1, 21)) and 0 in metrics["protocol"]["transductive_folds"]
+
+
+def test_folds_never_share_an_actor():
+    actors = np.repeat(np.arange(1, 25), 60)
+    for fold in range(6):
+        fit, test = fold_masks(actors, fold)
+        assert set(actors[test]) == set(fold_actors(fold)) and not set(actors[fit]) & set(actors[test])
+        assert fit.sum() == 20 * 60
+
+
+def test_exported_embeddings_round_trip(evaluated):
+    dataset_dir, model_dir, out = evaluated
+    saved = np.load(out / "emb.npz")
+    model = evaluate.load_model(str(model_dir))
+    from experiments.data import Utterances, load_all
+    utterances = Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    i = list(saved["files"]).index(utterances.file[3])
+    expected = model.embed_utterance(utterances.log_mel[3], utterances.embedding[3]).numpy()
+    np.testing.assert_allclose(saved["X"][i], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_conversion_audio_has_the_right_rate_and_length(evaluated):
+    dataset_dir, model_dir, out = evaluated
+    converted = sorted((out / "audio").glob("*_to_*.wav"))
+    assert converted
+    info = sf.info(converted[0])
+    model = evaluate.load_model(str(model_dir))
+    mel = model.config.feature_params["mel"]
+    assert info.samplerate == mel["sample_rate"]
+    from experiments.data import Utterances, load_all
+    utterances = Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    frames = len(utterances.log_mel[utterances.file.index(converted[0].name.split("_to_")[0])])
+    assert abs(info.frames - (frames - 1) * mel["hop_length"]) <= mel["hop_length"]
+
+
+def test_embedding_own_recordings(trained, corpus, tmp_path):
+    _, model_dir = trained
+    evaluate.main(["--model", str(model_dir), "--audio", str(corpus / "Actor_01"), "--export-embeddings", str(tmp_path / "mine.npz")])
+    saved = np.load(tmp_path / "mine.npz")
+    assert saved["X"].shape[0] == len(saved["files"]) == len(list((corpus / "Actor_01").glob("*.wav")))
