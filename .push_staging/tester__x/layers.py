@@ -1,0 +1,90 @@
+"""Building blocks beside the models: feature normalisation and the convolutional encoder/decoder."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+
+class FeatureNorm(nn.Module):
+    """Per-mel-band standardisation with statistics saved in the model's weights.
+
+    The statistics are set once from the training data (`set_stats`); a model loaded with
+    ``from_pretrained`` therefore normalises its inputs exactly as in training.
+    """
+
+    def __init__(self, n_mels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_mels))
+        self.register_buffer("std", torch.ones(n_mels))
+
+    @torch.no_grad()
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp(min=1e-3))
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(..., n_mels) dB -> standardised."""
+        return (log_mel - self.mean) / self.std
+
+    def inverse(self, normalized: torch.Tensor) -> torch.Tensor:
+        return normalized * self.std + self.mean
+
+
+def check_invertible(n_mels: int, frames: int, channels: Sequence[int]) -> None:
+    """Raise if ``len(channels)`` stride-2 layers cannot be inverted exactly for this input size."""
+    factor = 2 ** len(channels)
+    for name, size in (("n_mels", n_mels), ("segment_frames", frames)):
+        if size % factor:
+            raise ValueError(
+                f"{name}={size} cannot be inverted by {len(channels)} stride-2 convolutions "
+                f"(conv_channels={list(channels)}): it must be a multiple of {factor}"
+            )
+
+
+class ConvEncoder(nn.Module):
+    """(batch, frames, n_mels) -> (batch, features): stride-2 convolutions, then flatten."""
+
+    def __init__(self, n_mels: int, frames: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        check_invertible(n_mels, frames, channels)
+        layers, previous = [], 1
+        for c in channels:
+            layers += [nn.Conv2d(previous, c, 4, stride=2, padding=1), nn.BatchNorm2d(c), nn.SiLU()]
+            previous = c
+        self.net = nn.Sequential(*layers)
+        factor = 2 ** len(channels)
+        self.out_features = channels[-1] * (n_mels // factor) * (frames // factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(1, 2).unsqueeze(1)).flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """(batch, in_features) -> (batch, frames, n_mels): a linear map, then stride-2 transposed convolutions."""
+
+    def __init__(self, in_features: int, n_mels: int, frames: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        check_invertible(n_mels, frames, channels)
+        factor = 2 ** len(channels)
+        self.shape = (channels[-1], n_mels // factor, frames // factor)
+        self.project = nn.Linear(in_features, channels[-1] * self.shape[1] * self.shape[2])
+        layers, reversed_channels = [], list(channels[::-1])
+        for c_in, c_out in zip(reversed_channels, reversed_channels[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.SiLU()]
+        layers.append(nn.ConvTranspose2d(reversed_channels[-1], 1, 4, stride=2, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.net(torch.nn.functional.silu(self.project(h)).view(-1, *self.shape))
+        return x.squeeze(1).transpose(1, 2)
+
+
+def speaker_input(speaker_embedding: Optional[torch.Tensor], used: bool) -> Optional[torch.Tensor]:
+    """The speaker embedding where the model is conditioned on it (an error if it is missing), else None."""
+    if not used:
+        return None
+    if speaker_embedding is None:
+        raise ValueError("this model is speaker-conditioned: pass speaker_embedding (batch, speaker_dim)")
+    return speaker_embedding

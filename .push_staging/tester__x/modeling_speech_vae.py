@@ -1,0 +1,141 @@
+"""`SpeechVAEModel`: a (speaker-conditioned) beta-VAE over log-mel segments.
+
+    segment (frames, n_mels) --FeatureNorm--> ConvEncoder --[+ speaker]--> q(z|x) = N(mu, sigma)
+    z --[+ speaker]--> ConvDecoder --> reconstruction (Gaussian likelihood, unit variance)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_speech_vae import SpeechVAEConfig
+from .distributions import DiagonalGaussian
+from .layers import ConvDecoder, ConvEncoder, FeatureNorm, speaker_input
+from .objectives import kl_penalty
+from .utterance import expand_speaker, frame_mask, pool_segments, segment_utterance
+
+
+@dataclass
+class SpeechVAEOutput(ModelOutput):
+    """Output of `SpeechVAEModel.forward`.
+
+    Args:
+        loss: reconstruction_loss + kl_penalty, a scalar.
+        reconstruction_loss: Gaussian negative log-likelihood (nats per segment, normalised features).
+        kl: KL(q(z|x) || N(0, I)) in nats per segment, unweighted.
+        kl_penalty: the KL term as weighted by the objective at this step.
+        mse: mean squared error per real frame and band, in normalised units.
+        reconstruction: (batch, frames, n_mels) reconstructed log-mel in dB.
+        example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
+        example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
+        latent_mean, latent_logvar: (batch, latent_dim) posterior parameters.
+    """
+
+    loss: Optional[torch.Tensor] = None
+    reconstruction_loss: Optional[torch.Tensor] = None
+    kl: Optional[torch.Tensor] = None
+    kl_penalty: Optional[torch.Tensor] = None
+    mse: Optional[torch.Tensor] = None
+    reconstruction: Optional[torch.Tensor] = None
+    example_reconstruction_loss: Optional[torch.Tensor] = None
+    example_kl: Optional[torch.Tensor] = None
+    latent_mean: Optional[torch.Tensor] = None
+    latent_logvar: Optional[torch.Tensor] = None
+
+
+class SpeechVAEPreTrainedModel(PreTrainedModel):
+    config_class = SpeechVAEConfig
+    base_model_prefix = "speech_vae"
+    main_input_name = "log_mel"
+
+
+class SpeechVAEModel(SpeechVAEPreTrainedModel):
+    """Convolutional VAE over (frames, n_mels) log-mel segments; see `SpeechVAEConfig`."""
+
+    def __init__(self, config: SpeechVAEConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.norm = FeatureNorm(c.n_mels)
+        self.encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
+        self.to_latent = nn.Linear(self.encoder.out_features + c.encoder_speaker_dim, 2 * c.latent_dim)
+        self.decoder = ConvDecoder(c.latent_dim + c.decoder_speaker_dim, c.n_mels, c.segment_frames, c.conv_channels)
+        self.post_init()
+
+    @staticmethod
+    def _with(h: torch.Tensor, speaker: Optional[torch.Tensor]) -> torch.Tensor:
+        return h if speaker is None else torch.cat([h, speaker.to(h.dtype)], -1)
+
+    def encode(self, log_mel: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> DiagonalGaussian:
+        """q(z | x): (batch, frames, n_mels) dB -> a `DiagonalGaussian` over (batch, latent_dim)."""
+        h = self._with(self.encoder(self.norm(log_mel)), speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0))
+        mean, logvar = self.to_latent(h).chunk(2, dim=-1)
+        return DiagonalGaussian(mean, logvar)
+
+    def decode(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(batch, latent_dim) -> (batch, frames, n_mels) log-mel in dB."""
+        return self.norm.inverse(self._decode_normalized(z, speaker_embedding))
+
+    def _decode_normalized(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(self._with(z, speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0)))
+
+    def forward(
+        self,
+        log_mel: torch.Tensor,
+        speaker_embedding: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+        step: Optional[int] = None,
+        sample_posterior: Optional[bool] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> SpeechVAEOutput:
+        """Encode, sample (training) or take the mean (eval), decode, and compute the loss.
+
+        ``lengths`` (batch,) masks padded frames out of the loss; ``step`` drives KL warm-up and capacity.
+        """
+        posterior = self.encode(log_mel, speaker_embedding)
+        sample = self.training if sample_posterior is None else sample_posterior
+        z = posterior.sample(generator) if sample else posterior.mode()
+        recon = self._decode_normalized(z, speaker_embedding)
+        target = self.norm(log_mel)
+        mask = frame_mask(lengths, log_mel.shape[1], log_mel)
+        squared = (recon - target) ** 2 * mask
+        reconstruction_loss = 0.5 * squared.sum((1, 2)).mean()
+        kl_per_dim = posterior.kl()
+        penalty = kl_penalty(kl_per_dim, self.config, step)
+        return SpeechVAEOutput(
+            loss=reconstruction_loss + penalty,
+            reconstruction_loss=reconstruction_loss,
+            kl=kl_per_dim.sum(-1).mean(),
+            kl_penalty=penalty,
+            mse=squared.sum() / (mask.sum() * log_mel.shape[2]),
+            reconstruction=self.norm.inverse(recon),
+            example_reconstruction_loss=0.5 * squared.sum((1, 2)),
+            example_kl=kl_per_dim.sum(-1),
+            latent_mean=posterior.mean,
+            latent_logvar=posterior.logvar,
+        )
+
+    @torch.no_grad()
+    def embed_utterance(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One vector per utterance: the posterior means of its segments (``segment_frames`` long,
+        every ``segment_hop`` frames), averaged with weights equal to their real frames.
+
+        ``log_mel``: (T, n_mels) dB. ``speaker_embedding``: (speaker_dim,) if the model is conditioned.
+        """
+        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self.config.segment_hop, self.config.pad_value)
+        segments = segments.to(self.device)
+        speaker = expand_speaker(speaker_embedding, len(segments), self.device)
+        return pool_segments(self.encode(segments, speaker).mean, lengths)
+
+    @torch.no_grad()
+    def generate(
+        self, num_samples: int = 1, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
+        """Decode z ~ N(0, I): (num_samples, frames, n_mels) log-mels in dB."""
+        z = torch.randn(num_samples, self.config.latent_dim, generator=generator).to(self.device)
+        speaker = expand_speaker(speaker_embedding, num_samples, self.device)
+        return self.decode(z, speaker)

@@ -1,0 +1,63 @@
+"""From whole utterances to the fixed-length segments the models see, and back to one vector."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def segment_starts(total: int, frames: int, hop: int) -> list[int]:
+    """Start frames of the segments of a ``total``-frame utterance; the last one reaches its end."""
+    if total <= frames:
+        return [0]
+    starts = list(range(0, total - frames + 1, hop))
+    if starts[-1] != total - frames:
+        starts.append(total - frames)
+    return starts
+
+
+def segment_utterance(log_mel, frames: int, hop: int, pad_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a (T, n_mels) log-mel into segments of ``frames`` at `segment_starts`.
+
+    An utterance shorter than ``frames`` gives one segment padded with ``pad_value``.
+    Returns (segments (S, frames, n_mels), valid lengths (S,)).
+    """
+    x = torch.tensor(np.asarray(log_mel), dtype=torch.float32)
+    total = x.shape[0]
+    if total <= frames:
+        padded = torch.full((frames, x.shape[1]), pad_value, dtype=x.dtype)
+        padded[:total] = x
+        return padded[None], torch.tensor([total])
+    starts = segment_starts(total, frames, hop)
+    return torch.stack([x[s : s + frames] for s in starts]), torch.full((len(starts),), frames)
+
+
+def join_segments(segments: torch.Tensor, total: int, hop: int) -> torch.Tensor:
+    """Inverse of `segment_utterance`: (S, frames, n_mels) -> (total, n_mels), overlaps averaged."""
+    frames = segments.shape[1]
+    out = torch.zeros(max(total, frames), segments.shape[2], dtype=segments.dtype)
+    count = torch.zeros(max(total, frames), 1, dtype=segments.dtype)
+    for segment, start in zip(segments, segment_starts(total, frames, hop)):
+        out[start : start + frames] += segment.cpu()
+        count[start : start + frames] += 1
+    return (out / count)[:total]
+
+
+def frame_mask(lengths: torch.Tensor | None, frames: int, like: torch.Tensor) -> torch.Tensor:
+    """(batch, frames, 1) mask of the real (unpadded) frames; all ones when ``lengths`` is None."""
+    if lengths is None:
+        return torch.ones(like.shape[0], frames, 1, dtype=like.dtype, device=like.device)
+    steps = torch.arange(frames, device=like.device)
+    return (steps[None, :] < lengths.to(like.device)[:, None]).to(like.dtype)[..., None]
+
+
+def pool_segments(vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """One vector from per-segment vectors (S, d): their mean weighted by each segment's real frames."""
+    weights = lengths.to(vectors.dtype).to(vectors.device)
+    return (vectors * weights[:, None]).sum(0) / weights.sum()
+
+
+def expand_speaker(speaker_embedding, count: int, device: torch.device) -> torch.Tensor | None:
+    """One utterance's (speaker_dim,) embedding repeated for its ``count`` segments, or None."""
+    if speaker_embedding is None:
+        return None
+    return torch.as_tensor(np.asarray(speaker_embedding), dtype=torch.float32, device=device).reshape(1, -1).expand(count, -1)

@@ -1,0 +1,252 @@
+"""Publish a trained model, or the prepared dataset, to the Hugging Face hub with a real card.
+
+    python push_to_hub.py --model runs/speech_vae --repo-id USER/NAME [--private] [--revision BRANCH]
+    python push_to_hub.py --dataset ravdess_dataset --repo-id USER/ravdess-speech
+    python push_to_hub.py --model runs/speech_vae --repo-id USER/NAME --dry-run staged/   # write, upload nothing
+
+The token comes from --token, $HF_TOKEN or `huggingface-cli login`. huggingface_hub does all HTTP work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from huggingface_hub import DatasetCard, HfApi, ModelCard, get_token
+from huggingface_hub.errors import HfHubHTTPError
+
+try:  # the HTTP client huggingface_hub uses: httpx2 in huggingface_hub 2, httpx before
+    from httpx2 import TransportError
+except ImportError:
+    from httpx import TransportError
+
+from experiments.report import results_table
+from ravdess_dataset.card import CITATION
+from ravdess_dataset.export_h5 import INFO_FILE
+
+FAMILY_PAPERS = {
+    "speech_vae": ("a convolutional beta-VAE over log-mel segments, optionally conditioned on the speaker's Resemblyzer "
+                   "embedding", "Higgins et al. (2017), beta-VAE, ICLR; Burgess et al. (2018), Understanding disentangling in beta-VAE"),
+    "fhvae": ("a factorized hierarchical VAE: a segment-level latent z1 and a sequence-level latent z2 whose per-utterance "
+              "mean (the s-vector) is the utterance embedding",
+              "Hsu, Zhang and Glass (2017), Unsupervised Learning of Disentangled and Interpretable Representations from "
+              "Sequential Data, NIPS"),
+    "semisupervised_vae": ("the M2 semi-supervised VAE: an emotion classifier q(y|x) and a style latent z, trained with the "
+                           "emotion labels of part of the training utterances",
+                           "Kingma, Rezende, Mohamed and Welling (2014), Semi-Supervised Learning with Deep Generative Models, NIPS"),
+}
+MODEL_FILES = ("config.json", "*.safetensors", "*.py", "training_args.json")
+
+
+class PushError(RuntimeError):
+    """A problem the user can act on; printed as one line."""
+
+
+def _json(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def model_index(name: str, evaluation: dict) -> list[dict]:
+    """``model-index`` results from evaluate.py's metrics.json."""
+    r = evaluation["representations"][evaluation["headline"]]
+    metrics = [{"type": "balanced_accuracy", "name": "emotion UAR, 6 speaker-independent folds (linear probe)",
+                "value": round(r["emotion"]["folds"]["uar"]["mean"], 4)},
+               {"type": "accuracy", "name": "actor-ID accuracy from the embedding (lower is better)",
+                "value": round(r["leakage"]["actor_id_accuracy"], 4)}]
+    return [{"name": name, "results": [{"task": {"type": "audio-classification", "name": "Speech emotion recognition"},
+                                         "dataset": {"type": "ravdess", "name": "RAVDESS (audio-only speech)"},
+                                         "metrics": metrics}]}]
+
+
+def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict], dataset_id: Optional[str]) -> str:
+    """The model card: YAML metadata, description, training, evaluation (or a plain note), usage, limits."""
+    config = json.loads((model_dir / "config.json").read_text())
+    family = config["model_type"]
+    description, paper = FAMILY_PAPERS.get(family, (family, ""))
+    training = _json(model_dir / "training_args.json")
+    train_metrics = _json(model_dir / "metrics.json")
+    meta = {"library_name": "transformers", "license": "cc-by-nc-sa-4.0", "pipeline_tag": "feature-extraction",
+            "tags": ["audio", "speech", "speech-emotion-recognition", "vae", family, "custom_code"]}
+    if dataset_id:
+        meta["datasets"] = [dataset_id]
+    if evaluation:
+        meta["model-index"] = model_index(repo_id.split("/")[-1], evaluation)
+    if evaluation:
+        evaluation_text = (f"{evaluation['protocol']['note']}.\n\n{results_table(evaluation)}\n\n"
+                           f"Reconstruction on held-out actors 21-24: {evaluation['reconstruction']['mse_db2']:.2f} dB² MSE, "
+                           f"{evaluation['reconstruction']['log_spectral_distance_db']:.2f} dB log-spectral distance. "
+                           f"Emotion conversion: {evaluation['conversion']['target_rate_log_mel_probe']:.3f} of converted held-out "
+                           "neutral utterances were assigned the target emotion by an independent log-mel probe (chance 0.125).\n\n"
+                           "![projection](figures/projection.png)\n![reconstructions](figures/reconstructions.png)")
+    else:
+        evaluation_text = ("**This model has not been evaluated**: no `eval/metrics.json` was found next to it. Run "
+                           "`python evaluate.py --model <folder>` before publishing to get the emotion probe, speaker "
+                           "leakage and reconstruction numbers.")
+    recipe = "" if not training else "```json\n" + json.dumps(training, indent=2) + "\n```"
+    final = (train_metrics or {}).get("final", {})
+    final_text = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float))) or "not recorded"
+    mel = (config.get("feature_params") or {}).get("mel", {})
+    return f"""---
+{yaml.safe_dump(meta, sort_keys=False).strip()}
+---
+
+# {repo_id.split('/')[-1]}
+
+A `{family}` model: {description}. Paper: {paper}.
+It turns a log-mel spectrogram of speech into an utterance embedding meant to capture emotion apart from speaker.
+
+## Training data and recipe
+
+RAVDESS audio-only speech (Livingstone & Russo, 2018): 24 professional actors (12 female, 12 male), 8 emotions,
+1440 utterances, split by actor. Trained on actors {_actors(train_metrics)}; validation metrics at the end of training:
+{final_text}. Inputs: {config.get('n_mels')}-band log-mels ({mel.get('sample_rate')} Hz, n_fft {mel.get('n_fft')},
+hop {mel.get('hop_length')}), normalised with statistics stored in the weights.
+
+{recipe}
+
+## Evaluation
+
+{evaluation_text}
+
+## Usage
+
+```python
+import librosa
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
+p = model.config.feature_params["mel"]
+wav, sr = librosa.load("speech.wav", sr=p["sample_rate"])
+power = librosa.feature.melspectrogram(y=wav, sr=sr, n_fft=p["n_fft"], hop_length=p["hop_length"],
+                                       win_length=p["win_length"], n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"])
+log_mel = librosa.power_to_db(power, ref=1.0, amin=p["amin"], top_db=None).T  # (frames, n_mels)
+speaker = None
+if model.config.speaker_conditioning != "none":  # this model also reads the speaker's Resemblyzer embedding
+    from resemblyzer import VoiceEncoder, preprocess_wav
+    speaker = VoiceEncoder("cpu").embed_utterance(preprocess_wav("speech.wav"))
+embedding = model.embed_utterance(log_mel, speaker)  # one vector per utterance
+print(embedding.shape)
+```
+
+The training pipeline also trimmed silence (WebRTC VAD) and normalised loudness to
+{(config.get('feature_params') or {}).get('audio', {}).get('target_dbfs')} dBFS before the log-mel
+(`python -m ravdess_dataset` in the project repository does the same for your own audio).
+
+## Limitations
+
+Acted, read English speech of 24 North-American actors and two sentences: emotions are prototypical and
+exaggerated, lexical content is fixed, and recording conditions are uniform. Expect lower numbers on spontaneous
+speech, other languages and other microphones. The license of the training data (CC BY-NC-SA 4.0) carries over:
+no commercial use.
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+
+
+def _actors(train_metrics: Optional[dict]) -> str:
+    actors = (train_metrics or {}).get("train_actors")
+    return f"{min(actors):02d}-{max(actors):02d} ({len(actors)} actors)" if actors else "(not recorded)"
+
+
+def stage_model(model_dir: Path, out: Path, repo_id: str, dataset_id: Optional[str]) -> Path:
+    """Write exactly what is uploaded: config, weights, code, training record, evaluation, figures, card."""
+    if not (model_dir / "config.json").is_file() or not list(model_dir.glob("*.safetensors")):
+        raise PushError(f"{model_dir} is not a saved model (needs config.json and *.safetensors; see train.py)")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for pattern in MODEL_FILES:
+        for f in model_dir.glob(pattern):
+            shutil.copy2(f, out / f.name)
+    if (model_dir / "metrics.json").is_file():
+        shutil.copy2(model_dir / "metrics.json", out / "training_metrics.json")
+    evaluation = _json(model_dir / "eval" / "metrics.json")
+    if evaluation:
+        shutil.copy2(model_dir / "eval" / "metrics.json", out / "eval_results.json")
+        shutil.copy2(model_dir / "eval" / "report.md", out / "evaluation_report.md")
+        shutil.copytree(model_dir / "eval" / "figures", out / "figures")
+    card = render_model_card(model_dir, repo_id, evaluation, dataset_id)
+    ModelCard(card)  # parses the YAML header; raises on a malformed card
+    (out / "README.md").write_text(card)
+    return out
+
+
+def stage_dataset(dataset_dir: Path, out: Path) -> Path:
+    """The prepared dataset as a hub dataset repository: its card (YAML configs) and Parquet shards."""
+    if not (dataset_dir / INFO_FILE).is_file() or not (dataset_dir / "README.md").is_file():
+        raise PushError(f"{dataset_dir} is not a prepared dataset; run python -m ravdess_dataset prepare first")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy2(dataset_dir / "README.md", out / "README.md")
+    shutil.copytree(dataset_dir / "data", out / "data", ignore=shutil.ignore_patterns(".*"))
+    return out
+
+
+def upload(folder: Path, repo_id: str, repo_type: str, token: Optional[str], private: bool,
+           revision: Optional[str], message: str) -> str:
+    """Create the repository if needed and commit the folder; returns the commit URL."""
+    token = token or get_token()
+    if not token:
+        raise PushError("no hub token: pass --token, set HF_TOKEN, or run `huggingface-cli login`")
+    api = HfApi(token=token)
+    try:
+        user = api.whoami()["name"]
+        card_class = ModelCard if repo_type == "model" else DatasetCard
+        card_class.load(folder / "README.md").validate(repo_type=repo_type)  # the hub's metadata schema
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, repo_type=repo_type, branch=revision, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                                   revision=revision, commit_message=message)
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else "?"
+        raise PushError(f"the hub refused the upload to {repo_id} (HTTP {status}): {str(err).splitlines()[0]}") from None
+    except (TransportError, OSError) as err:
+        raise PushError(f"cannot reach the hub at {api.endpoint}: {type(err).__name__}: {err}") from None
+    print(f"pushed as {user}: {commit.commit_url}")
+    return commit.commit_url
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", type=Path, help="a model folder written by train.py (with eval/ from evaluate.py)")
+    what.add_argument("--dataset", type=Path, help="a prepared dataset folder (python -m ravdess_dataset prepare)")
+    parser.add_argument("--repo-id", required=True, help="USER/NAME on the hub")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")
+    parser.add_argument("--commit-message", default=None, help="commit message")
+    parser.add_argument("--token", default=None, help="hub token (default: $HF_TOKEN or the saved login)")
+    parser.add_argument("--dataset-id", default=None, help="hub id of the training dataset, for the model card's metadata")
+    parser.add_argument("--dry-run", type=Path, metavar="OUT", default=None, help="write the folder to OUT and upload nothing")
+    args = parser.parse_args(argv)
+    try:
+        stage = args.dry_run or Path(".push_staging") / args.repo_id.replace("/", "__")
+        if args.model:
+            folder, repo_type = stage_model(args.model, stage, args.repo_id, args.dataset_id), "model"
+        else:
+            folder, repo_type = stage_dataset(args.dataset, stage), "dataset"
+        if args.dry_run:
+            print(f"dry run: the {repo_type} repository {args.repo_id} would receive {folder} "
+                  f"({sum(1 for f in folder.rglob('*') if f.is_file())} files)")
+            return 0
+        upload(folder, args.repo_id, repo_type, args.token, args.private, args.revision,
+               args.commit_message or f"Upload {repo_type} with push_to_hub.py")
+        shutil.rmtree(stage, ignore_errors=True)
+    except PushError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
