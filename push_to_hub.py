@@ -12,6 +12,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -229,8 +230,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--dataset-id", default=None, help="hub id of the training dataset, for the model card's metadata")
     parser.add_argument("--dry-run", type=Path, metavar="OUT", default=None, help="write the folder to OUT and upload nothing")
     args = parser.parse_args(argv)
+    stage = args.dry_run or Path(tempfile.mkdtemp(prefix="push_to_hub-")) / "upload"
     try:
-        stage = args.dry_run or Path(".push_staging") / args.repo_id.replace("/", "__")
         if args.model:
             folder, repo_type = stage_model(args.model, stage, args.repo_id, args.dataset_id), "model"
         else:
@@ -241,10 +242,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         upload(folder, args.repo_id, repo_type, args.token, args.private, args.revision,
                args.commit_message or f"Upload {repo_type} with push_to_hub.py")
-        shutil.rmtree(stage, ignore_errors=True)
     except PushError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if not args.dry_run:
+            shutil.rmtree(stage.parent, ignore_errors=True)
     return 0
 
 
