@@ -184,9 +184,12 @@ def protocol(model_dir: str) -> dict:
         return {"train_actors": None, "transductive_folds": None,
                 "note": "training actors unknown (no metrics.json): treat the fold numbers as transductive"}
     folds = [k for k in range(NUM_FOLDS) if set(fold_actors(k)) & set(trained)]
-    return {"train_actors": trained, "transductive_folds": folds,
-            "note": f"the model was trained on actors {min(trained)}-{max(trained)}; folds {folds} test actors it saw in "
-                    "training, so the 6-fold numbers are transductive; the strict number comes from --cv-train"}
+    note = (f"the model was trained on actors {min(trained)}-{max(trained)}; folds {folds} test actors it saw in "
+            "training, so the 6-fold numbers are transductive; the strict number comes from --cv-train")
+    if json.loads((Path(model_dir) / "config.json").read_text())["model_type"] == "semisupervised_vae":
+        note += (". This model also used the emotion labels of training actors, so on those folds its numbers are "
+                 "not speaker-independent at all: only the research-split column (actors 23-24, unseen) is honest")
+    return {"train_actors": trained, "transductive_folds": folds, "note": note}
 
 
 def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterances: Optional[Utterances] = None) -> dict:

@@ -33,7 +33,11 @@ def fit_probe(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0):
 
 def probe_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int = 0) -> dict:
     """Unweighted (balanced) accuracy, weighted accuracy and macro-F1 of a probe fitted on train."""
-    predicted = fit_probe(x_train, y_train, seed).predict(x_test)
+    return prediction_scores(y_test, fit_probe(x_train, y_train, seed).predict(x_test))
+
+
+def prediction_scores(y_test: np.ndarray, predicted: np.ndarray) -> dict:
+    """Unweighted (balanced) accuracy, weighted accuracy and macro-F1 of predictions."""
     return {
         "uar": float(balanced_accuracy_score(y_test, predicted)),
         "accuracy": float(np.mean(predicted == y_test)),

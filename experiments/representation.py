@@ -8,7 +8,7 @@ from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors
 
 from .data import Utterances
-from .probes import fit_probe, probe_scores
+from .probes import fit_probe, prediction_scores, probe_scores
 
 
 def fold_masks(actors: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +40,9 @@ def emotion_probe(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
         if not usable(utterances.emotion, fit, test):
             continue
         assert not set(utterances.actor[fit]) & set(utterances.actor[test])
-        probe = fit_probe(x[fit], utterances.emotion[fit], seed)
-        confusion += confusion_matrix(utterances.emotion[test], probe.predict(x[test]), labels=range(len(EMOTIONS)))
-        per_fold.append({"fold": fold, **probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], seed)})
+        predicted = fit_probe(x[fit], utterances.emotion[fit], seed).predict(x[test])
+        confusion += confusion_matrix(utterances.emotion[test], predicted, labels=range(len(EMOTIONS)))
+        per_fold.append({"fold": fold, **prediction_scores(utterances.emotion[test], predicted)})
     fit = np.isin(utterances.actor, SPLIT_ACTORS["train"])
     test = np.isin(utterances.actor, SPLIT_ACTORS["test"])
     research = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], seed) if usable(utterances.emotion, fit, test) else None
