@@ -263,7 +263,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, step, start_epoch, skip_batches)
 
     logger.info("%s: %d parameters; %d training rows, %d evaluation rows; %d steps of %d per epoch on %d process(es)",
-                config.model_type, sum(p.numel() for p in model.parameters()), len(data.train), len(data.eval),
+                config.model_type, sum(p.numel() for p in model.parameters()), len(data.train["log_mel"]), len(data.eval["log_mel"]),
                 max_steps, steps_per_epoch, accelerator.num_processes)
     progress = tqdm(total=max_steps, initial=step, disable=not accelerator.is_main_process, desc="train", unit="step")
     model.train()
@@ -314,7 +314,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                 with torch.no_grad():
                     recon = accelerator.unwrap_model(model).eval()(**data.model_inputs(batch, with_targets=False)).reconstruction
                 model.train()
-                accelerator.get_tracker("tensorboard").writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), step)
+                writer = accelerator.get_tracker("tensorboard", unwrap=True)  # a SummaryWriter
+                writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), step)
             if args.early_stopping_metric:
                 value = metrics.get(args.early_stopping_metric)
                 if value is not None and is_better(value, best, args.early_stopping_metric):
