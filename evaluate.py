@@ -229,6 +229,9 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
+        if not np.isin(utterances.actor, fold_actors(fold)).any():  # a partial corpus such as the sample
+            print(f"fold {fold}: no utterances of actors {fold_actors(fold)}; skipped", flush=True)
+            continue
         train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
                     "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
         model = load_model(str(fold_dir / "model"))

@@ -90,3 +90,18 @@ def test_embedding_own_recordings(trained, corpus, tmp_path):
     evaluate.main(["--model", str(model_dir), "--audio", str(corpus / "Actor_01"), "--export-embeddings", str(tmp_path / "mine.npz")])
     saved = np.load(tmp_path / "mine.npz")
     assert saved["X"].shape[0] == len(saved["files"]) == len(list((corpus / "Actor_01").glob("*.wav")))
+
+
+def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_path):
+    config, _ = prepared
+    evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
+                   "--train-args", "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--report_to", "none",
+                   "--probe", "false"])
+    result = json.loads((tmp_path / "cv_metrics.json").read_text())
+    # the synthetic corpus has actors 1, 2, 21 and 23: folds 0 and 5 have held-out actors
+    assert [f["fold"] for f in result["folds"]] == [0, 5]
+    for f in result["folds"]:
+        trained_on = json.loads((tmp_path / f"fold_{f['fold']}" / "model" / "metrics.json").read_text())["train_actors"]
+        assert not set(trained_on) & set(f["held_out"])
+        assert 0 <= f["uar"] <= 1
+    assert 0 <= result["summary"]["uar"]["mean"] <= 1
