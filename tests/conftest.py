@@ -24,3 +24,15 @@ def prepared(corpus, tmp_path_factory):
     base = tmp_path_factory.mktemp("prepared")
     config = PrepareConfig(source=str(corpus), output_dir=base / "dataset", cache_dir=base / "cache", num_proc=2)
     return config, prepare(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(prepared, tmp_path_factory):
+    """A speech_vae trained for 4 steps on the prepared synthetic dataset: (dataset dir, model dir)."""
+    import train
+
+    config, _ = prepared
+    out = tmp_path_factory.mktemp("tiny_model")
+    train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out),
+                "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"])
+    return config.output_dir, out

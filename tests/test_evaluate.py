@@ -6,18 +6,13 @@ import pytest
 import soundfile as sf
 
 import evaluate
-import train
 from experiments.representation import fold_masks
 from ravdess_dataset.splits import fold_actors
 
 
 @pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory):
-    config, _ = prepared
-    out = tmp_path_factory.mktemp("model")
-    train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out),
-                "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"])
-    return config.output_dir, out
+def trained(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,14 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 from huggingface_hub import ModelCard
 
-import train
 from tests.hub_standin import HubStandIn
 
 
 @pytest.fixture(scope="module")
-def model_dir(prepared, tmp_path_factory):
-    config, _ = prepared
-    out = tmp_path_factory.mktemp("model")
-    train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out),
-                "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--report_to", "none"])
-    return out
+def model_dir(tiny_model):
+    return tiny_model[1]
 
 
 def run_push(args, env_extra=None):
