@@ -24,15 +24,15 @@ import torch
 from transformers import AutoModel
 
 import modeling  # noqa: F401  (registers the families with AutoModel)
-from experiments.data import Utterances, dataset_params, load_all
+from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
 from experiments.report import results_table, write_report
 from experiments.representation import assess, log_mel_statistics, speaker_leakage
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
-from modeling.utterance import expand_speaker, join_segments, segment_utterance
+from modeling.utterance import join_segments, utterance_segments
 from ravdess_dataset.naming import EMOTIONS
-from ravdess_dataset.splits import NUM_FOLDS, fold_actors
+from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
 HELD_OUT = (21, 22, 23, 24)  # never trained on by a research-split model (train.py: 1-20)
 
@@ -59,10 +59,9 @@ def model_representations(model, utterances: Utterances) -> dict[str, np.ndarray
 @torch.no_grad()
 def reconstruct_utterance(model, log_mel: np.ndarray, speaker) -> np.ndarray:
     """The model's reconstruction of a whole utterance (segments decoded and overlap-averaged)."""
-    c = model.config
-    segments, lengths = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
-    out = model(log_mel=segments, lengths=lengths, speaker_embedding=expand_speaker(speaker, len(segments), model.device))
-    return join_segments(out.reconstruction, len(log_mel), c.segment_hop).numpy()
+    segments, lengths, speaker = utterance_segments(model, log_mel, speaker)
+    out = model(log_mel=segments, lengths=lengths, speaker_embedding=speaker)
+    return join_segments(out.reconstruction, len(log_mel), model.config.segment_hop).numpy()
 
 
 def reconstruction_metrics(model, utterances: Utterances, held: np.ndarray) -> dict:
@@ -85,8 +84,7 @@ def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: in
     same on the sequence-level z2, z1 kept.
     """
     c = model.config
-    segments, lengths = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
-    speaker = expand_speaker(speaker, len(segments), model.device)
+    segments, _, speaker = utterance_segments(model, log_mel, speaker)
     if c.model_type == "semisupervised_vae":
         z = model.encode(segments, speaker_embedding=speaker).mean
         decoded = model.decode(z, torch.full((len(segments),), target), speaker)
@@ -116,8 +114,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
         speaker = speaker_of(model, utterances, i)
         for target in (e for e in present if e != 0):
             converted = convert_emotion(model, utterances.log_mel[i], speaker, 0, target, emotion_means)
-            kwargs = {"factor": "s_vector"} if model.config.model_type == "fhvae" else {}
-            vector = model.embed_utterance(converted, speaker, **kwargs).numpy()
+            vector = model.embed_utterance(converted, speaker).numpy()  # FHVAE: its s-vector, the headline
             hits_model += int(model_probe.predict(vector[None])[0] == target)
             hits_stats += int(stats_probe.predict(log_mel_statistics([converted]))[0] == target)
             total += 1
@@ -149,29 +146,29 @@ def figures(model, utterances: Utterances, x: np.ndarray, result: dict, out: Pat
     curves = Path(args.model) / "loss_curves.png"
     if curves.is_file():
         shutil.copy(curves, fig_dir / "training_curves.png")
-    for i in chosen[: args.num_audio]:
+    for i, reconstruction in list(zip(chosen, recons))[: args.num_audio]:
         write_wav(out / "audio" / f"{utterances.file[i]}_original.wav", utterances.log_mel[i], model)
-        write_wav(out / "audio" / f"{utterances.file[i]}_reconstructed.wav",
-                  reconstruct_utterance(model, utterances.log_mel[i], speaker_of(model, utterances, i)), model)
+        write_wav(out / "audio" / f"{utterances.file[i]}_reconstructed.wav", reconstruction, model)
 
 
 def embed_audio_files(model, paths: list[str]) -> tuple[np.ndarray, list[str]]:
     """Embed arbitrary recordings with the model's own preprocessing (its saved feature parameters)."""
-    from ravdess_dataset.audio import AudioConfig, load_and_preprocess, resample
-    from ravdess_dataset.embedding import BatchedVoiceEncoder, partial_windows
-    from ravdess_dataset.features import MelConfig, log_mel
+    from ravdess_dataset.audio import AudioConfig
+    from ravdess_dataset.embedding import BatchedVoiceEncoder
+    from ravdess_dataset.features import MelConfig
+    from ravdess_dataset.prepare import front_end
     from ravdess_dataset.sources import find_audio
 
     params = model.config.feature_params
-    audio = AudioConfig(**params["audio"])
-    mel = MelConfig(**{k: v for k, v in params["mel"].items() if k != "floor_db"})
+    audio, mel = AudioConfig(**params["audio"]), MelConfig(**params["mel"])
     files = [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
     encoder = BatchedVoiceEncoder("cpu") if model.config.speaker_conditioning != "none" else None
     vectors = []
     for f in files:
-        wav, _ = load_and_preprocess(f, audio)
-        features = log_mel(resample(wav, audio.sample_rate, mel.sample_rate), mel)
-        speaker = encoder.embed_utterances([partial_windows(wav)])[0][0] if encoder else None
+        _, features, windows, _, error = front_end(f, audio, mel)  # exactly prepare's preprocessing
+        if error is not None:
+            raise SystemExit(f"error: {error}")
+        speaker = encoder.embed_utterances([windows])[0][0] if encoder else None
         vectors.append(model.embed_utterance(features, speaker).numpy())
     return np.stack(vectors), [f.stem for f in files]
 
@@ -198,7 +195,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
     params = dataset_params(dataset_dir, ["mel"])
     if model.config.n_mels != params["mel"]["n_mels"]:
         raise SystemExit(f"error: {model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
-    utterances = utterances or Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    utterances = utterances or Utterances.from_dataset(load_all("mel", dataset_dir))
     start = time.perf_counter()
     representations = model_representations(model, utterances)
     baselines = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
@@ -225,7 +222,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     """The strict protocol: per fold, train on the other 20 actors with ``recipe``, probe the held-out 4."""
     import train
 
-    utterances = Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"

@@ -30,6 +30,8 @@ import modeling
 from experiments.data import TrainingData, load_training_data
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
+from ravdess_dataset.features import MelConfig
+from ravdess_dataset.naming import NUM_ACTORS
 from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors
 from ravdess_dataset.torch_loader import batch_loader
 
@@ -74,7 +76,7 @@ class ModelArguments:
         if unknown:
             raise ValueError(f"{self.model_type} has no options {unknown}")
         data = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params,
-                "pad_value": dataset_params["mel"]["floor_db"]}
+                "pad_value": MelConfig(**dataset_params["mel"]).floor_db}
         if self.model_type != "fhvae":
             data.update(segment_frames=dataset_params["segment"]["frames"], segment_hop=dataset_params["segment"]["hop"])
         else:
@@ -221,7 +223,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     # research split: train on actors 1-20, evaluate on 21-22 (23-24 stay unseen); fold k: the other 20 / its 4
     if data_args.fold is not None:
         eval_actors = fold_actors(data_args.fold)
-        train_actors = tuple(a for a in range(1, 25) if a not in eval_actors)
+        train_actors = tuple(a for a in range(1, NUM_ACTORS + 1) if a not in eval_actors)
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
     data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)
@@ -254,6 +256,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
     step, start_epoch, skip_batches = 0, 0, 0
     history: dict[str, list] = {"train": [], "eval": []}
     best, best_step, stale = None, None, 0
+
+    def loop_state() -> dict:
+        """What a checkpoint needs besides accelerate's state to continue the loop."""
+        return dict(step=step, history=history, best=best, best_step=best_step, stale=stale)
     if args.resume_from_checkpoint:
         checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint)
         accelerator.load_state(str(checkpoint))
@@ -299,7 +305,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                 accelerator.log({f"train/{k}": v for k, v in logs.items()}, step=step)
                 progress.set_postfix(loss=f"{logs['loss']:.1f}", kl=f"{logs['kl']:.1f}")
             if args.checkpointing_steps and step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, step, dict(step=step, history=history, best=best, best_step=best_step, stale=stale), args.save_total_limit)
+                save_checkpoint(accelerator, output_dir, step, loop_state(), args.save_total_limit)
             if step >= max_steps:
                 stop = True
                 break
@@ -325,7 +331,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                 else:
                     stale += 1
                     stop = stop or stale >= args.early_stopping_patience
-        save_checkpoint(accelerator, output_dir, step, dict(step=step, history=history, best=best, best_step=best_step, stale=stale), args.save_total_limit)
+        save_checkpoint(accelerator, output_dir, step, loop_state(), args.save_total_limit)
         if stop:
             break
     progress.close()

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from datasets import concatenate_datasets, load_dataset
 
+from modeling import FHVAEConfig
 from modeling.utterance import segment_utterance
 from ravdess_dataset.export_h5 import INFO_FILE
+from ravdess_dataset.features import MelConfig
+from ravdess_dataset.splits import load_all, select_actors
 
 PREPARE_HINT = "python -m ravdess_dataset prepare /path/to/Audio_Speech_Actors_01-24 --output-dir {dir}"
 
@@ -32,20 +33,7 @@ def dataset_params(dataset_dir: Path, configs: Sequence[str]) -> dict:
     if missing:
         raise DatasetNotPrepared(f"error: {dataset_dir} lacks the configs {missing}; run\n  "
                                  + PREPARE_HINT.format(dir=dataset_dir) + " --configs " + " ".join(sorted({*configs, *info["configs"]})))
-    params = dict(info["feature_params"])
-    params["mel"] = {**params["mel"], "floor_db": 10 * math.log10(params["mel"]["amin"])}
-    return params
-
-
-def load_all(dataset_dir: Path, config: str):
-    """Every split of a prepared config as one `datasets.Dataset`."""
-    return concatenate_datasets(list(load_dataset(str(dataset_dir), config).values()))
-
-
-def split_by_actor(dataset, train_actors: Sequence[int], eval_actors: Sequence[int]):
-    """(rows of ``train_actors``, rows of ``eval_actors``), actors numbered 1..24; others are left out."""
-    actor = dataset.with_format("numpy", columns=["actor"])[:]["actor"] + 1
-    return dataset.select(np.flatnonzero(np.isin(actor, train_actors))), dataset.select(np.flatnonzero(np.isin(actor, eval_actors)))
+    return info["feature_params"]
 
 
 @dataclass
@@ -130,15 +118,17 @@ def load_training_data(
     """Rows for ``model_type``: dataset segments (speech_vae, semisupervised_vae) or FHVAE's short
     segments, of ``train_actors`` (training) and ``eval_actors`` (evaluation); other actors unused."""
     params = dataset_params(dataset_dir, ["mel", "segments"])
-    mel_train, mel_eval = split_by_actor(load_all(dataset_dir, "mel"), train_actors, eval_actors)
+    mel = load_all("mel", dataset_dir)
+    mel_train, mel_eval = select_actors(mel, train_actors), select_actors(mel, eval_actors)
     probe_train, probe_eval = Utterances.from_dataset(mel_train), Utterances.from_dataset(mel_eval)
     if model_type == "fhvae":
-        frames = model_args.segment_frames or 20
+        frames = model_args.segment_frames or FHVAEConfig.segment_frames
         hop = model_args.segment_hop or frames
-        pad = params["mel"]["floor_db"]
+        pad = MelConfig(**params["mel"]).floor_db
         train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)
     else:
-        seg_train, seg_eval = split_by_actor(load_all(dataset_dir, "segments"), train_actors, eval_actors)
+        segments = load_all("segments", dataset_dir)
+        seg_train, seg_eval = select_actors(segments, train_actors), select_actors(segments, eval_actors)
         train, evaluation = _dataset_rows(seg_train), _dataset_rows(seg_eval)
         if model_type == "semisupervised_vae":
             # labels of a seeded random share of the training utterances; -1 marks the others

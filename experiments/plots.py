@@ -94,11 +94,11 @@ def traversal_figure(model, log_mel, speaker, dims: int = 4, steps: int = 5):
     import numpy as np
     import torch
 
-    from modeling.utterance import expand_speaker, segment_utterance
+    from modeling.utterance import utterance_segments
 
     c = model.config
-    segments, _ = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
-    speaker = expand_speaker(speaker, 1, model.device)
+    segments, _, speaker = utterance_segments(model, log_mel, speaker)
+    speaker = None if speaker is None else speaker[:1]
     with torch.no_grad():
         posterior = model.encode(segments[:1], speaker_embedding=speaker)
         z = posterior.mean[0]

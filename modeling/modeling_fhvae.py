@@ -22,7 +22,7 @@ from .configuration_fhvae import FHVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import FeatureNorm, speaker_input
 from .objectives import kl_penalty
-from .utterance import expand_speaker, frame_mask, pool_segments, segment_utterance
+from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
 
 
 @dataclass
@@ -173,16 +173,11 @@ class FHVAEModel(FHVAEPreTrainedModel):
             z2_mean=q_z2.mean,
         )
 
-    def _segments(self, log_mel, speaker_embedding):
-        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self.config.segment_hop, self.config.pad_value)
-        speaker = expand_speaker(speaker_embedding, len(segments), self.device)
-        return segments.to(self.device), lengths, speaker
-
     @torch.no_grad()
     def infer_s_vector(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
         """mu2 of an unseen utterance (T, n_mels): the posterior mean of mu2 given its N segments' z2
         means, sum(z2) / (N + s2^2 / sm^2)."""
-        segments, _, speaker = self._segments(log_mel, speaker_embedding)
+        segments, _, speaker = utterance_segments(self, log_mel, speaker_embedding)
         z2 = self.encode_factors(segments, speaker)[1].mean
         ratio = self.config.z2_prior_std**2 / self.config.mu2_prior_std**2
         return z2.sum(0) / (len(z2) + ratio)
@@ -195,7 +190,7 @@ class FHVAEModel(FHVAEPreTrainedModel):
             return self.infer_s_vector(log_mel, speaker_embedding)
         if factor != "z1":
             raise ValueError(f"factor must be 's_vector' or 'z1', got {factor!r}")
-        segments, lengths, speaker = self._segments(log_mel, speaker_embedding)
+        segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
         return pool_segments(self.encode_factors(segments, speaker)[0].mean, lengths)
 
     @torch.no_grad()

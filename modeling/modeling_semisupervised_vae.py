@@ -20,7 +20,7 @@ from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import ConvDecoder, ConvEncoder, FeatureNorm, speaker_input
 from .objectives import kl_penalty
-from .utterance import expand_speaker, frame_mask, pool_segments, segment_utterance
+from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
 
 
 @dataclass
@@ -156,18 +156,17 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
     @torch.no_grad()
     def classify_utterance(self, log_mel) -> torch.Tensor:
         """q(y | utterance): class probabilities (num_labels,) averaged over its segments by real frames."""
-        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self.config.segment_hop, self.config.pad_value)
-        return pool_segments(self.classify(segments.to(self.device)).softmax(-1), lengths)
+        segments, lengths, _ = utterance_segments(self, log_mel)
+        return pool_segments(self.classify(segments).softmax(-1), lengths)
 
     @torch.no_grad()
     def embed_utterance(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
         """One vector per utterance: [log of `classify_utterance` (num_labels), z means of its segments
         (inferred with the predicted class), averaged by real frames (latent_dim)]."""
-        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self.config.segment_hop, self.config.pad_value)
-        segments = segments.to(self.device)
-        speaker = expand_speaker(speaker_embedding, len(segments), self.device)
-        probs = pool_segments(self.classify(segments).softmax(-1), lengths)
-        z = pool_segments(self.encode(segments, speaker_embedding=speaker).mean, lengths)
+        segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
+        logits = self.classify(segments)
+        probs = pool_segments(logits.softmax(-1), lengths)
+        z = pool_segments(self.encode(segments, logits.argmax(-1), speaker).mean, lengths)
         return torch.cat([probs.clamp(min=1e-6).log(), z])
 
     @torch.no_grad()

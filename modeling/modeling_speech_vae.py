@@ -17,7 +17,7 @@ from .configuration_speech_vae import SpeechVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import ConvDecoder, ConvEncoder, FeatureNorm, speaker_input
 from .objectives import kl_penalty
-from .utterance import expand_speaker, frame_mask, pool_segments, segment_utterance
+from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
 
 
 @dataclass
@@ -126,9 +126,7 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
 
         ``log_mel``: (T, n_mels) dB. ``speaker_embedding``: (speaker_dim,) if the model is conditioned.
         """
-        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self.config.segment_hop, self.config.pad_value)
-        segments = segments.to(self.device)
-        speaker = expand_speaker(speaker_embedding, len(segments), self.device)
+        segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
         return pool_segments(self.encode(segments, speaker).mean, lengths)
 
     @torch.no_grad()

@@ -56,6 +56,14 @@ def pool_segments(vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return (vectors * weights[:, None]).sum(0) / weights.sum()
 
 
+def utterance_segments(model, log_mel, speaker_embedding=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A whole utterance as ``model`` sees it: (segments on the model's device, valid lengths,
+    the speaker embedding repeated per segment or None)."""
+    c = model.config
+    segments, lengths = segment_utterance(log_mel, c.segment_frames, c.segment_hop, c.pad_value)
+    return segments.to(model.device), lengths, expand_speaker(speaker_embedding, len(segments), model.device)
+
+
 def expand_speaker(speaker_embedding, count: int, device: torch.device) -> torch.Tensor | None:
     """One utterance's (speaker_dim,) embedding repeated for its ``count`` segments, or None."""
     if speaker_embedding is None:

@@ -134,7 +134,7 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def _front_end(path: Path, audio: AudioConfig, mel: MelConfig) -> tuple:
+def front_end(path: Path, audio: AudioConfig, mel: MelConfig) -> tuple:
     """Worker: everything but the LSTM. Returns (wav, log_mel, windows, duration, error text)."""
     try:
         wav, duration = load_and_preprocess(path, audio)
@@ -179,8 +179,8 @@ def _single_threaded() -> None:
 
 
 def _front_end_chunk(paths: list[Path], audio: AudioConfig, mel: MelConfig) -> list[tuple]:
-    """Worker task: `_front_end` over a few files (fewer round trips than one task per file)."""
-    return [_front_end(path, audio, mel) for path in paths]
+    """Worker task: `front_end` over a few files (fewer round trips than one task per file)."""
+    return [front_end(path, audio, mel) for path in paths]
 
 
 def compute_features(

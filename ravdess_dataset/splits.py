@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
+
+import numpy as np
+
+from .naming import NUM_ACTORS
 
 SPLIT_ACTORS: dict[str, tuple[int, ...]] = {
     "train": tuple(range(1, 21)),
@@ -28,13 +32,26 @@ def fold_actors(fold: int) -> tuple[int, ...]:
     return tuple(range(4 * fold + 1, 4 * fold + 5))
 
 
+def load_all(config: str = "mel", path: Union[str, Path] = DATASET_DIR):
+    """Every split of a prepared config as one `datasets.Dataset`."""
+    from datasets import concatenate_datasets, load_dataset
+
+    return concatenate_datasets(list(load_dataset(str(path), config).values()))
+
+
+def select_actors(dataset, actors: Sequence[int]):
+    """The rows of ``actors`` (numbered 1..24), in their order."""
+    actor = dataset.with_format("numpy", columns=["actor"])[:]["actor"] + 1  # the column holds 0-based class ids
+    return dataset.select(np.flatnonzero(np.isin(actor, actors)))
+
+
 def load_fold(fold: int, config: str = "mel", path: Union[str, Path] = DATASET_DIR):
     """``DatasetDict(train=<the other 20 actors>, test=<the 4 held-out actors>)`` of a prepared config."""
-    from datasets import concatenate_datasets, load_dataset, DatasetDict
+    from datasets import DatasetDict
 
-    full = concatenate_datasets(list(load_dataset(str(path), config).values()))
-    held_out = {a - 1 for a in fold_actors(fold)}  # the actor column holds 0-based class ids
+    full = load_all(config, path)
+    held_out = fold_actors(fold)
     return DatasetDict(
-        train=full.filter(lambda a: [x not in held_out for x in a], input_columns="actor", batched=True),
-        test=full.filter(lambda a: [x in held_out for x in a], input_columns="actor", batched=True),
+        train=select_actors(full, [a for a in range(1, NUM_ACTORS + 1) if a not in held_out]),
+        test=select_actors(full, held_out),
     )

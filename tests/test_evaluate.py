@@ -59,8 +59,9 @@ def test_exported_embeddings_round_trip(evaluated):
     dataset_dir, model_dir, out = evaluated
     saved = np.load(out / "emb.npz")
     model = evaluate.load_model(str(model_dir))
-    from experiments.data import Utterances, load_all
-    utterances = Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    from experiments.data import Utterances
+    from ravdess_dataset.splits import load_all
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     i = list(saved["files"]).index(utterances.file[3])
     expected = model.embed_utterance(utterances.log_mel[3], utterances.embedding[3]).numpy()
     np.testing.assert_allclose(saved["X"][i], expected, rtol=1e-5, atol=1e-6)
@@ -74,8 +75,9 @@ def test_conversion_audio_has_the_right_rate_and_length(evaluated):
     model = evaluate.load_model(str(model_dir))
     mel = model.config.feature_params["mel"]
     assert info.samplerate == mel["sample_rate"]
-    from experiments.data import Utterances, load_all
-    utterances = Utterances.from_dataset(load_all(dataset_dir, "mel"))
+    from experiments.data import Utterances
+    from ravdess_dataset.splits import load_all
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     frames = len(utterances.log_mel[utterances.file.index(converted[0].name.split("_to_")[0])])
     assert abs(info.frames - (frames - 1) * mel["hop_length"]) <= mel["hop_length"]
 
