@@ -10,6 +10,7 @@ arguments, data, model, optimiser, loop (train, evaluate, checkpoint), final sav
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -142,12 +143,26 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state: dict, keep: int) -> None:
-    """``save_state`` plus the loop state, keeping the last ``keep``; every process waits for the writer."""
+    """``save_state`` plus the loop state, keeping the last ``keep``; every process waits for the writer.
+
+    The state is written to a hidden folder that is renamed to ``step_N`` once complete, so an interrupted
+    save never leaves a checkpoint that ``--resume_from_checkpoint latest`` would pick.
+    """
     accelerator.wait_for_everyone()
     folder = output_dir / "checkpoints" / f"step_{step}"
-    accelerator.save_state(str(folder))
+    partial = folder.with_name(f".{folder.name}.partial")
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)  # left by an interrupted save
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (folder / "loop_state.json").write_text(json.dumps(state))
+        (partial / "loop_state.json").write_text(json.dumps(state))
+        replaced = folder.with_name(f".{folder.name}.replaced")
+        if folder.exists():  # the same step saved again after its evaluation
+            folder.rename(replaced)
+        partial.rename(folder)
+        shutil.rmtree(replaced, ignore_errors=True)
         for old in checkpoint_dirs(output_dir)[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -354,7 +369,14 @@ def main(argv: Optional[list[str]] = None) -> dict:
         (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         plot_curves(history, output_dir / "loss_curves.png")
         logger.info("model, metrics.json and loss_curves.png in %s", output_dir)
+    # gloo's process group must die from Python's handle on it, which releases the GIL while gloo's worker threads
+    # finish freeing the tensors of the last collectives; dying with the DDP reducer, it would hold the GIL: a deadlock
+    group = torch.distributed.group.WORLD if torch.distributed.is_initialized() else None
     accelerator.end_training()
+    accelerator.free_memory()
+    del model, optimizer, scheduler, train_loader, eval_loader
+    gc.collect()
+    del group
     return final_metrics
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -57,16 +58,30 @@ def test_resumed_run_ends_like_an_uninterrupted_one(prepared, tmp_path):
         if later.name != "step_4":
             shutil.rmtree(later)
     (killed / "model.safetensors").unlink()
+    # and a save of step 8 that was cut short: never picked by "latest", cleared when step 8 is saved again
+    interrupted = killed / "checkpoints" / ".step_8.partial"
+    interrupted.mkdir()
+    (interrupted / "model.safetensors").write_bytes(b"truncated")
     resumed = run_train(config.output_dir, killed, *steps, "--resume_from_checkpoint", "latest")
     assert resumed["eval_loss"] == pytest.approx(full["eval_loss"], rel=1e-4)
+    left = {p.name for p in (killed / "checkpoints").iterdir()}
+    assert "step_8" in left and not [name for name in left if name.startswith(".")]
 
 
 def run_launch(command: list[str], env: dict, log_path: Path) -> str:
-    """Run an ``accelerate launch`` command; its output goes to a file (ranks inherit it) and is returned."""
+    """Run an ``accelerate launch`` command; its output goes to a file (ranks inherit it) and is returned.
+    A launch that hangs is killed with its ranks and fails with the end of its log."""
     with open(log_path, "w") as log:
-        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+        launcher = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            returncode = launcher.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            for process in [*psutil.Process(launcher.pid).children(recursive=True), launcher]:  # ranks have sessions of their own
+                process.kill()
+            launcher.wait()
+            pytest.fail(f"the launch hung for 300 s; its log ends:\n{log_path.read_text()[-3000:]}")
     output = log_path.read_text()
-    assert result.returncode == 0, output[-3000:]
+    assert returncode == 0, output[-3000:]
     return output
 
 
