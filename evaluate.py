@@ -27,7 +27,7 @@ import modeling  # noqa: F401  (registers the families with AutoModel)
 from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
 from experiments.report import results_table, write_report
-from experiments.representation import assess, log_mel_statistics, speaker_leakage
+from experiments.representation import assess, fold_masks, log_mel_statistics, speaker_leakage
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
 from modeling.utterance import join_segments, utterance_segments
@@ -226,7 +226,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
-        if not np.isin(utterances.actor, fold_actors(fold)).any():  # a partial corpus such as the sample
+        if not fold_masks(utterances.actor, fold)[1].any():  # a partial corpus such as the sample
             print(f"fold {fold}: no utterances of actors {fold_actors(fold)}; skipped", flush=True)
             continue
         train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),

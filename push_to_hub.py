@@ -76,7 +76,6 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
         meta["datasets"] = [dataset_id]
     if evaluation:
         meta["model-index"] = model_index(repo_id.split("/")[-1], evaluation)
-    if evaluation:
         evaluation_text = (f"{evaluation['protocol']['note']}.\n\n{results_table(evaluation)}\n\n"
                            f"Reconstruction on held-out actors 21-24: {evaluation['reconstruction']['mse_db2']:.2f} dB² MSE, "
                            f"{evaluation['reconstruction']['log_spectral_distance_db']:.2f} dB log-spectral distance. "
@@ -157,13 +156,17 @@ def _actors(train_metrics: Optional[dict]) -> str:
     return f"{min(actors):02d}-{max(actors):02d} ({len(actors)} actors)" if actors else "(not recorded)"
 
 
+def _empty_folder(out: Path) -> None:
+    """``out`` as an empty folder: what a previous staging left there is removed."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+
+
 def stage_model(model_dir: Path, out: Path, repo_id: str, dataset_id: Optional[str]) -> Path:
     """Write exactly what is uploaded: config, weights, code, training record, evaluation, figures, card."""
     if not (model_dir / "config.json").is_file() or not list(model_dir.glob("*.safetensors")):
         raise PushError(f"{model_dir} is not a saved model (needs config.json and *.safetensors; see train.py)")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    _empty_folder(out)
     for pattern in MODEL_FILES:
         for f in model_dir.glob(pattern):
             shutil.copy2(f, out / f.name)
@@ -184,9 +187,7 @@ def stage_dataset(dataset_dir: Path, out: Path) -> Path:
     """The prepared dataset as a hub dataset repository: its card (YAML configs) and Parquet shards."""
     if not (dataset_dir / INFO_FILE).is_file() or not (dataset_dir / "README.md").is_file():
         raise PushError(f"{dataset_dir} is not a prepared dataset; run python -m ravdess_dataset prepare first")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    _empty_folder(out)
     shutil.copy2(dataset_dir / "README.md", out / "README.md")
     shutil.copytree(dataset_dir / "data", out / "data", ignore=shutil.ignore_patterns(".*"))
     return out

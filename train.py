@@ -32,8 +32,7 @@ from experiments.data import TrainingData, load_training_data
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
 from ravdess_dataset.features import MelConfig
-from ravdess_dataset.naming import NUM_ACTORS
-from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors
+from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors, fold_train_actors
 from ravdess_dataset.torch_loader import batch_loader
 
 logger = logging.getLogger("train")
@@ -148,17 +147,16 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state
     The state is written to a hidden folder that is renamed to ``step_N`` once complete, so an interrupted
     save never leaves a checkpoint that ``--resume_from_checkpoint latest`` would pick.
     """
-    accelerator.wait_for_everyone()
     folder = output_dir / "checkpoints" / f"step_{step}"
-    partial = folder.with_name(f".{folder.name}.partial")
-    if accelerator.is_main_process and partial.exists():
-        shutil.rmtree(partial)  # left by an interrupted save
+    partial, replaced = (folder.with_name(f".{folder.name}.{kind}") for kind in ("partial", "replaced"))
+    if accelerator.is_main_process:  # what an interrupted save left
+        for leftover in (partial, replaced):
+            shutil.rmtree(leftover, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / "loop_state.json").write_text(json.dumps(state))
-        replaced = folder.with_name(f".{folder.name}.replaced")
         if folder.exists():  # the same step saved again after its evaluation
             folder.rename(replaced)
         partial.rename(folder)
@@ -237,8 +235,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     # data
     # research split: train on actors 1-20, evaluate on 21-22 (23-24 stay unseen); fold k: the other 20 / its 4
     if data_args.fold is not None:
-        eval_actors = fold_actors(data_args.fold)
-        train_actors = tuple(a for a in range(1, NUM_ACTORS + 1) if a not in eval_actors)
+        train_actors, eval_actors = fold_train_actors(data_args.fold), fold_actors(data_args.fold)
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
     data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)

@@ -32,6 +32,12 @@ def fold_actors(fold: int) -> tuple[int, ...]:
     return tuple(range(4 * fold + 1, 4 * fold + 5))
 
 
+def fold_train_actors(fold: int) -> tuple[int, ...]:
+    """The other 20 actors of fold ``fold``: those a model of that fold trains on."""
+    held_out = fold_actors(fold)
+    return tuple(a for a in range(1, NUM_ACTORS + 1) if a not in held_out)
+
+
 def load_all(config: str = "mel", path: Union[str, Path] = DATASET_DIR):
     """Every split of a prepared config as one `datasets.Dataset`."""
     from datasets import concatenate_datasets, load_dataset
@@ -50,8 +56,4 @@ def load_fold(fold: int, config: str = "mel", path: Union[str, Path] = DATASET_D
     from datasets import DatasetDict
 
     full = load_all(config, path)
-    held_out = fold_actors(fold)
-    return DatasetDict(
-        train=select_actors(full, [a for a in range(1, NUM_ACTORS + 1) if a not in held_out]),
-        test=select_actors(full, held_out),
-    )
+    return DatasetDict(train=select_actors(full, fold_train_actors(fold)), test=select_actors(full, fold_actors(fold)))

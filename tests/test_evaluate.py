@@ -11,13 +11,8 @@ from ravdess_dataset.splits import fold_actors
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model):
-    return tiny_model
-
-
-@pytest.fixture(scope="module")
-def evaluated(trained, tmp_path_factory):
-    dataset_dir, model_dir = trained
+def evaluated(tiny_model, tmp_path_factory):
+    dataset_dir, model_dir = tiny_model
     out = tmp_path_factory.mktemp("eval")
     evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(out),
                    "--num-audio", "1", "--export-embeddings", str(out / "emb.npz")])
@@ -82,8 +77,8 @@ def test_conversion_audio_has_the_right_rate_and_length(evaluated):
     assert abs(info.frames - (frames - 1) * mel["hop_length"]) <= mel["hop_length"]
 
 
-def test_embedding_own_recordings(trained, corpus, tmp_path):
-    _, model_dir = trained
+def test_embedding_own_recordings(tiny_model, corpus, tmp_path):
+    _, model_dir = tiny_model
     evaluate.main(["--model", str(model_dir), "--audio", str(corpus / "Actor_01"), "--export-embeddings", str(tmp_path / "mine.npz")])
     saved = np.load(tmp_path / "mine.npz")
     assert saved["X"].shape[0] == len(saved["files"]) == len(list((corpus / "Actor_01").glob("*.wav")))
