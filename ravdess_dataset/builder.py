@@ -19,6 +19,19 @@ from .splits import SPLIT_ACTORS, split_of
 
 CONFIG_NAMES = ("mel", "embeddings", "segments", "audio")
 
+# Rows per Arrow write. A waveform reaches Arrow as a list of Python floats (the fast path `datasets`
+# offers for a variable-length float column inside a struct); 1000 of them at once take ~2 GB and
+# spend more time faulting in memory than converting.
+WRITER_BATCH_SIZE = {"audio": 100}
+
+# The cached arrays each config reads.
+_ARRAYS = {
+    "mel": ("log_mel", "embedding"),
+    "embeddings": ("embedding", "partial_embeddings"),
+    "segments": ("log_mel", "embedding"),
+    "audio": ("wav",),
+}
+
 _DESCRIPTIONS = {
     "mel": "One row per utterance: log-mel spectrogram (frames x n_mels) and Resemblyzer embedding.",
     "embeddings": "One row per utterance: Resemblyzer utterance embedding and its per-window partial embeddings.",
@@ -113,7 +126,7 @@ class Ravdess(datasets.GeneratorBasedBuilder):
         try:
             for record in records:
                 rid = RavdessId.parse(record["file"])
-                feats = cache.get(record["key"])
+                feats = cache.get(record["key"], _ARRAYS[c.name])
                 labels = {"file": rid.stem, **rid.labels(), "duration": feats.duration}
                 if c.name == "mel":
                     yield rid.stem, {**labels, "log_mel": feats.log_mel, "embedding": feats.embedding}

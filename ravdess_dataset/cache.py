@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import h5py
 import numpy as np
 
 CACHE_VERSION = 1
+ARRAYS = ("wav", "log_mel", "embedding", "partial_embeddings")
 
 
 @dataclasses.dataclass
@@ -25,13 +26,13 @@ class UtteranceFeatures:
 
     Shapes: ``wav`` (samples,) at the front end's rate; ``log_mel`` (frames, n_mels);
     ``embedding`` (256,); ``partial_embeddings`` (windows, 256). ``duration`` is the decoded
-    length in seconds before silence trimming.
+    length in seconds before silence trimming. An array not read from the cache is ``None``.
     """
 
-    wav: np.ndarray
-    log_mel: np.ndarray
-    embedding: np.ndarray
-    partial_embeddings: np.ndarray
+    wav: Optional[np.ndarray]
+    log_mel: Optional[np.ndarray]
+    embedding: Optional[np.ndarray]
+    partial_embeddings: Optional[np.ndarray]
     duration: float
 
 
@@ -68,16 +69,11 @@ class FeatureCache:
     def __contains__(self, key: str) -> bool:
         return (self._new is not None and key in self._new) or (self._old is not None and key in self._old)
 
-    def get(self, key: str) -> UtteranceFeatures:
-        """The cached features of one content key."""
+    def get(self, key: str, arrays: Sequence[str] = ARRAYS) -> UtteranceFeatures:
+        """The cached features of one content key; only ``arrays`` are read, the others are ``None``."""
         group = self._new[key] if self._new is not None and key in self._new else self._old[key]
-        return UtteranceFeatures(
-            wav=group["wav"][()],
-            log_mel=group["log_mel"][()],
-            embedding=group["embedding"][()],
-            partial_embeddings=group["partial_embeddings"][()],
-            duration=float(group.attrs["duration"]),
-        )
+        values = {name: group[name][()] if name in arrays else None for name in ARRAYS}
+        return UtteranceFeatures(**values, duration=float(group.attrs["duration"]))
 
     def put(self, key: str, features: UtteranceFeatures) -> None:
         """Stage one entry (written to the temporary file now, published by `commit`)."""
@@ -85,7 +81,7 @@ class FeatureCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._new = h5py.File(self._tmp_path, "w")
         group = self._new.require_group(key)
-        for name in ("wav", "log_mel", "embedding", "partial_embeddings"):
+        for name in ARRAYS:
             if name in group:
                 del group[name]
             group.create_dataset(name, data=getattr(features, name))

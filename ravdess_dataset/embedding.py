@@ -12,22 +12,29 @@ from typing import Iterable, Iterator, Sequence, Union
 import numpy as np
 import torch
 
+from .features import MelConfig, mel_power
+
 EMBEDDING_DIM = 256
+
+
+# Resemblyzer's encoder input (its hparams): 40 mel bands of 25 ms windows every 10 ms at 16 kHz.
+ENCODER_MEL = MelConfig(sample_rate=16000, n_mels=40, n_fft=400, hop_length=160, win_length=400)
 
 
 def partial_windows(wav: np.ndarray, rate: float = 1.3, min_coverage: float = 0.75) -> np.ndarray:
     """The encoder mel windows of one preprocessed 16 kHz utterance, shape (n_windows, 160, 40).
 
-    Pure numpy (no model), so it can run in front-end worker processes.
+    Resemblyzer's slicing and padding with its mel (``resemblyzer.audio.wav_to_mel_spectrogram``)
+    computed by `mel_power`, which builds the filter bank once. Pure numpy (no model), so it can
+    run in front-end worker processes.
     """
     from resemblyzer import VoiceEncoder
-    from resemblyzer.audio import wav_to_mel_spectrogram
 
     wav_slices, mel_slices = VoiceEncoder.compute_partial_slices(len(wav), rate, min_coverage)
     needed = wav_slices[-1].stop
     if needed >= len(wav):
         wav = np.pad(wav, (0, needed - len(wav)), "constant")
-    mel = wav_to_mel_spectrogram(wav)
+    mel = mel_power(wav, ENCODER_MEL).astype(np.float32).T
     return np.stack([mel[s] for s in mel_slices])
 
 

@@ -60,6 +60,16 @@ def test_bad_files_name_the_file(tmp_path, content, problem):
     assert str(path) in str(err.value) and problem in str(err.value)
 
 
+def test_encoder_mel_is_resemblyzers():
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    from ravdess_dataset.embedding import ENCODER_MEL
+    from ravdess_dataset.features import mel_power
+
+    wav = preprocess(synth_voice(16000, 1.3, f0=140, seed=3), 16000, AudioConfig())
+    np.testing.assert_allclose(mel_power(wav, ENCODER_MEL).astype(np.float32).T, wav_to_mel_spectrogram(wav), rtol=1e-6)
+
+
 def test_batched_embeddings_match_embed_utterance():
     from resemblyzer import VoiceEncoder
 

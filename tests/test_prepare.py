@@ -136,14 +136,37 @@ def _small(tmp_path, **kw) -> PrepareConfig:
                          num_proc=1, configs=("mel",), **kw)
 
 
-def test_bad_audio_stops_with_the_file_name_or_is_skipped(tmp_path):
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_bad_audio_stops_with_the_file_name_or_is_skipped(tmp_path, monkeypatch, num_proc):
+    monkeypatch.setattr(prepare_module, "CHUNK_FILES", 1)  # with workers: one task per file
     write_corpus(tmp_path / "src", actors=(4,), codes=((1, 1, 1, 1), (2, 1, 1, 1)))
     bad = tmp_path / "src" / "Actor_04" / "03-01-03-01-01-01-04.wav"
     bad.write_bytes(b"RIFF....WAVEnot really")
     with pytest.raises(PrepareError, match="03-01-03-01-01-01-04.wav.*cannot decode"):
-        prepare(_small(tmp_path))
-    report = prepare(_small(tmp_path, skip_bad=True))
+        prepare(dataclasses.replace(_small(tmp_path), num_proc=num_proc))
+    report = prepare(dataclasses.replace(_small(tmp_path, skip_bad=True), num_proc=num_proc))
     assert report.skipped == {"unreadable audio": 1} and report.rows["mel"] == {"train": 2}
+    assert not list((tmp_path / "out").glob(".prepare-*"))
+
+
+def test_workers_and_main_process_compute_the_same_features(corpus, prepared, tmp_path, monkeypatch):
+    """The pool of `prepared` ran the front end and the encoder in workers; here one process does all
+    (CPU), then the workers run the front end and this process embeds in batches (the GPU path)."""
+    config, _ = prepared
+    monkeypatch.setattr(prepare_module, "CHUNK_FILES", 3)  # several tasks, batches across utterances
+    reference = load_dataset(str(config.output_dir), "embeddings")["train"].with_format("numpy")
+    runs = {"in process": dict(num_proc=1), "embedded here": dict(num_proc=2, batch_windows=5)}
+    for name, kw in runs.items():
+        if name == "embedded here":
+            monkeypatch.setattr(prepare_module, "_worker_embed_batch", lambda config: None)
+        other = dataclasses.replace(config, output_dir=tmp_path / name, cache_dir=tmp_path / name / "cache",
+                                    configs=("embeddings",), **kw)
+        assert prepare(other).computed == 16
+        got = load_dataset(str(other.output_dir), "embeddings")["train"].with_format("numpy")
+        assert list(got["file"]) == list(reference["file"])
+        np.testing.assert_allclose(np.stack(got["embedding"]), np.stack(reference["embedding"]), atol=1e-5)
+        for a, b in zip(got["partial_embeddings"], reference["partial_embeddings"]):
+            np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_other_modalities_are_skipped_and_counted(tmp_path):
