@@ -27,7 +27,7 @@ import modeling  # noqa: F401  (registers the families with AutoModel)
 from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
 from experiments.report import results_table, write_report
-from experiments.representation import assess, fold_masks, log_mel_statistics, speaker_leakage
+from experiments.representation import assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_normalise
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
 from modeling.utterance import join_segments, utterance_segments
@@ -199,11 +199,12 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
     start = time.perf_counter()
     representations = model_representations(model, utterances)
     baselines = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
-    results = {name: assess(x, utterances, args.seed) for name, x in {**representations, **baselines}.items()}
+    results = {name: assess(probed(x, utterances, args), utterances, args.seed) for name, x in {**representations, **baselines}.items()}
     headline = next(iter(representations))
     x = representations[headline]
     metrics = {
         "model": str(model_dir), "model_type": model.config.model_type, "headline": headline, "seed": args.seed,
+        "speaker_norm": args.speaker_norm,
         "representations": {k: {**v, "kind": "model" if k in representations else "baseline"} for k, v in results.items()},
         "reconstruction": reconstruction_metrics(model, utterances, np.isin(utterances.actor, HELD_OUT)),
         "conversion": conversion(model, utterances, x, baselines["log_mel_mean_std"], out, args),
@@ -218,8 +219,16 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
     return metrics
 
 
+def probed(x: np.ndarray, utterances: Utterances, args) -> np.ndarray:
+    """What the probes see: the representation, standardised per speaker with ``--speaker-norm``."""
+    return speaker_normalise(x, utterances.actor) if args.speaker_norm else x
+
+
 def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
-    """The strict protocol: per fold, train on the other 20 actors with ``recipe``, probe the held-out 4."""
+    """The strict protocol: per fold, train on the other 20 actors with ``recipe``, probe the held-out 4.
+
+    With ``--reuse-fold-models`` a fold whose model folder already holds trained weights is probed
+    again (for example with ``--speaker-norm``) instead of trained again."""
     import train
 
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
@@ -229,10 +238,11 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
         if not fold_masks(utterances.actor, fold)[1].any():  # a partial corpus such as the sample
             print(f"fold {fold}: no utterances of actors {fold_actors(fold)}; skipped", flush=True)
             continue
-        train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
-                    "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
+        if not (args.reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
+            train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
+                        "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
         model = load_model(str(fold_dir / "model"))
-        x = next(iter(model_representations(model, utterances).values()))
+        x = probed(next(iter(model_representations(model, utterances).values())), utterances, args)
         fit = ~np.isin(utterances.actor, fold_actors(fold))
         test = ~fit
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
@@ -241,8 +251,8 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
                for k in ("uar", "accuracy", "macro_f1", "actor_id_accuracy", "gender_accuracy")}
     result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors",
-              "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
-    (out / "cv_metrics.json").write_text(json.dumps(result, indent=2))
+              "speaker_norm": args.speaker_norm, "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
+    (out / ("cv_metrics_speaker_norm.json" if args.speaker_norm else "cv_metrics.json")).write_text(json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
     return result
@@ -258,6 +268,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--export-embeddings", type=Path, default=None, help="write X (n, d) and files (n,) to this .npz")
     parser.add_argument("--audio", nargs="+", default=None, help="embed these files/folders instead of the dataset")
     parser.add_argument("--cv-train", metavar="RECIPE", default=None, help="strict protocol: train per fold with this recipe")
+    parser.add_argument("--speaker-norm", action="store_true",
+                        help="standardise every representation per speaker (leave-one-out statistics of the same actor's other utterances; no labels)")
+    parser.add_argument("--reuse-fold-models", action="store_true", help="with --cv-train: probe fold models already trained in --output")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options for --cv-train (last)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)

@@ -25,7 +25,7 @@ try:  # the HTTP client huggingface_hub uses: httpx2 in huggingface_hub 2, httpx
 except ImportError:
     from httpx import TransportError
 
-from experiments.report import results_table
+from experiments.report import protocol_text, results_table
 from ravdess_dataset.card import CITATION
 from ravdess_dataset.export_h5 import INFO_FILE
 
@@ -76,7 +76,7 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
         meta["datasets"] = [dataset_id]
     if evaluation:
         meta["model-index"] = model_index(repo_id.split("/")[-1], evaluation)
-        evaluation_text = (f"{evaluation['protocol']['note']}.\n\n{results_table(evaluation)}\n\n"
+        evaluation_text = (f"{protocol_text(evaluation)}\n\n{results_table(evaluation)}\n\n"
                            f"Reconstruction on held-out actors 21-24: {evaluation['reconstruction']['mse_db2']:.2f} dB² MSE, "
                            f"{evaluation['reconstruction']['log_spectral_distance_db']:.2f} dB log-spectral distance. "
                            f"Emotion conversion: {evaluation['conversion']['target_rate_log_mel_probe']:.3f} of converted held-out "

@@ -4,6 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def protocol_text(metrics: dict) -> str:
+    """Which actors the numbers are fair for, and whether the representations were speaker-normalised."""
+    text = f"{metrics['protocol']['note']}."
+    if metrics.get("speaker_norm"):
+        text += (" Every representation below is standardised per speaker (`--speaker-norm`): each utterance by "
+                 "the mean and std of the same actor's other utterances, which needs no labels.")
+    return text
+
+
 def results_table(metrics: dict) -> str:
     """Markdown table: every representation (model and baselines) on the same folds."""
     rows = ["| representation | kind | dim | UAR, 6 folds (mean ± sd) | WA | macro-F1 | UAR, research split (23-24) | actor-ID acc. | gender acc. |",
@@ -26,14 +35,14 @@ def _mean_sd(folds: dict, key: str) -> str:
 
 def write_report(metrics: dict, path: Path) -> None:
     """A readable report of one evaluate.py run."""
-    recon, conv, proto = metrics["reconstruction"], metrics["conversion"], metrics["protocol"]
+    recon, conv = metrics["reconstruction"], metrics["conversion"]
     text = f"""# Evaluation of `{metrics['model']}` ({metrics['model_type']})
 
 Probe: standardised logistic regression, 8 emotions (chance 0.125). Folds: 6 speaker-independent
 folds of 4 held-out actors (1-4, 5-8, ..., 21-24). UAR = unweighted (balanced) accuracy, WA = accuracy.
 Actor-ID: fit on repetition 1, test on repetition 2 (lower = less speaker information).
 
-**Protocol:** {proto['note']}.
+**Protocol:** {protocol_text(metrics)}
 
 {results_table(metrics)}
 

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 import evaluate
-from experiments.representation import fold_masks
+from experiments.representation import fold_masks, speaker_normalise
 from ravdess_dataset.splits import fold_actors
 
 
@@ -97,3 +97,34 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
         assert not set(trained_on) & set(f["held_out"])
         assert 0 <= f["uar"] <= 1
     assert 0 <= result["summary"]["uar"]["mean"] <= 1
+    weights = tmp_path / "fold_0" / "model" / "model.safetensors"
+    trained_at = weights.stat().st_mtime_ns
+    evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
+                   "--reuse-fold-models", "--speaker-norm"])
+    assert weights.stat().st_mtime_ns == trained_at  # probed again, not trained again
+    normalised = json.loads((tmp_path / "cv_metrics_speaker_norm.json").read_text())
+    assert normalised["speaker_norm"] and [f["fold"] for f in normalised["folds"]] == [0, 5]
+
+
+def test_speaker_norm_is_applied_and_reported(tiny_model, evaluated, tmp_path):
+    dataset_dir, model_dir = tiny_model
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path), "--num-audio", "0",
+                   "--speaker-norm"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    plain = json.loads((evaluated[2] / "metrics.json").read_text())
+    assert metrics["speaker_norm"] and not plain["speaker_norm"]
+    # normalised, the log-mel statistics no longer identify the actor as well as they did
+    leak = lambda m: m["representations"]["log_mel_mean_std"]["leakage"]["actor_id_accuracy"]  # noqa: E731
+    assert leak(metrics) < leak(plain)
+    assert "standardised per speaker" in (tmp_path / "report.md").read_text()
+
+
+def test_speaker_normalise_uses_the_speakers_other_utterances():
+    rng = np.random.default_rng(0)
+    speakers = np.repeat([1, 2, 3], [5, 6, 2])
+    x = rng.normal(size=(13, 3)) + np.array([0.0, 10.0, -50.0])[speakers - 1, None]
+    out = speaker_normalise(x, speakers)
+    others = x[1:5]  # speaker 1, row 0: statistics of its other four rows only
+    np.testing.assert_allclose(out[0], (x[0] - others.mean(0)) / others.std(0), rtol=1e-4)
+    assert np.abs(out[:11].mean(0)).max() < 1.0  # the speakers' offsets are gone
+    np.testing.assert_allclose(out[11:], x[11:], rtol=1e-6)  # too few rows to normalise
