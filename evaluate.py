@@ -235,7 +235,8 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
-        if not fold_masks(utterances.actor, fold)[1].any():  # a partial corpus such as the sample
+        fit, test = fold_masks(utterances.actor, fold)
+        if not test.any():  # a partial corpus such as the sample
             print(f"fold {fold}: no utterances of actors {fold_actors(fold)}; skipped", flush=True)
             continue
         if not (args.reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
@@ -243,8 +244,6 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
                         "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
         model = load_model(str(fold_dir / "model"))
         x = probed(next(iter(model_representations(model, utterances).values())), utterances, args)
-        fit = ~np.isin(utterances.actor, fold_actors(fold))
-        test = ~fit
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
         folds.append({"fold": fold, "held_out": list(fold_actors(fold)), **scores, **speaker_leakage(x, utterances, args.seed)})
         print(f"fold {fold} (actors {fold_actors(fold)}): UAR {scores['uar']:.3f}, actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
