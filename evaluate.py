@@ -30,7 +30,7 @@ from experiments.report import results_table, write_report
 from experiments.representation import assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_normalise
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
-from modeling.utterance import join_segments, utterance_segments
+from modeling.utterance import SpeakerStatistics, join_segments, utterance_segments
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
@@ -64,12 +64,13 @@ def reconstruct_utterance(model, log_mel: np.ndarray, speaker) -> np.ndarray:
     return join_segments(out.reconstruction, len(log_mel), model.config.segment_hop).numpy()
 
 
-def reconstruction_metrics(model, utterances: Utterances, held: np.ndarray) -> dict:
-    """MSE (dB^2) and log-spectral distance (dB, RMS over bands, mean over frames) on held-out actors."""
+def reconstruction_metrics(model, utterances: Utterances, view: Utterances, held: np.ndarray) -> dict:
+    """MSE (dB^2) and log-spectral distance (dB, RMS over bands, mean over frames) on held-out actors;
+    ``view``: the utterances as the model sees them (`Utterances.model_view`)."""
     mse, lsd = [], []
     for i in np.flatnonzero(held):
-        original = utterances.log_mel[i]
-        error = reconstruct_utterance(model, original, speaker_of(model, utterances, i)) - original
+        reconstruction = view.to_db(i, reconstruct_utterance(model, view.log_mel[i], speaker_of(model, view, i)))
+        error = reconstruction - utterances.log_mel[i]
         mse.append(np.mean(error**2))
         lsd.append(np.mean(np.sqrt(np.mean(error**2, axis=1))))
     return {"mse_db2": float(np.mean(mse)), "log_spectral_distance_db": float(np.mean(lsd)), "utterances": int(held.sum())}
@@ -79,14 +80,14 @@ def reconstruction_metrics(model, utterances: Utterances, held: np.ndarray) -> d
 def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: int, shifts: Optional[np.ndarray]) -> np.ndarray:
     """Move an utterance from emotion ``source`` to ``target`` and decode it.
 
-    semisupervised_vae: decode with the target label. speech_vae: add (latent mean of the target
+    semisupervised_vae: infer z with the source label, decode it with the target label. speech_vae: add (latent mean of the target
     emotion - that of the source) over training utterances to every segment's latent. fhvae: the
     same on the sequence-level z2, z1 kept.
     """
     c = model.config
     segments, _, speaker = utterance_segments(model, log_mel, speaker)
     if c.model_type == "semisupervised_vae":
-        z = model.encode(segments, speaker_embedding=speaker).mean
+        z = model.encode(segments, torch.full((len(segments),), source), speaker).mean
         decoded = model.decode(z, torch.full((len(segments),), target), speaker)
     else:
         shift = torch.as_tensor(shifts[target] - shifts[source], dtype=torch.float32)
@@ -100,7 +101,9 @@ def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: in
 
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, args) -> dict:
     """Convert every held-out neutral utterance to the 7 other emotions; score with two probes fitted
-    on the training actors: one on the model's embedding, one on log-mel statistics (independent)."""
+    on the training actors: one on the model's embedding, one on log-mel statistics in dB (independent).
+    For scale, the log-mel probe's hit rate on the real utterances of those targets by the same actors.
+    ``utterances``: as the model sees them (`Utterances.model_view`)."""
     fit = ~np.isin(utterances.actor, HELD_OUT)
     present = [e for e in range(len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 8 on the full corpus
     emotion_means = np.zeros((len(EMOTIONS), embedding.shape[1]), dtype=np.float32)
@@ -109,19 +112,23 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     model_probe = fit_probe(embedding[fit], utterances.emotion[fit], args.seed)
     stats_probe = fit_probe(baseline[fit], utterances.emotion[fit], args.seed)
     hits_model, hits_stats, total = 0, 0, 0
-    neutral = np.flatnonzero(np.isin(utterances.actor, HELD_OUT) & (utterances.emotion == 0))
+    held = np.isin(utterances.actor, HELD_OUT)
+    real = held & np.isin(utterances.emotion, [e for e in present if e != 0])
+    real_rate = float(np.mean(stats_probe.predict(baseline[real]) == utterances.emotion[real])) if real.any() else None
+    neutral = np.flatnonzero(held & (utterances.emotion == 0))
     for n, i in enumerate(neutral):
         speaker = speaker_of(model, utterances, i)
         for target in (e for e in present if e != 0):
             converted = convert_emotion(model, utterances.log_mel[i], speaker, 0, target, emotion_means)
             vector = model.embed_utterance(converted, speaker).numpy()  # FHVAE: its s-vector, the headline
+            converted_db = utterances.to_db(i, converted)
             hits_model += int(model_probe.predict(vector[None])[0] == target)
-            hits_stats += int(stats_probe.predict(log_mel_statistics([converted]))[0] == target)
+            hits_stats += int(stats_probe.predict(log_mel_statistics([converted_db]))[0] == target)
             total += 1
             if n < args.num_audio:
-                write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", converted, model)
+                write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", converted_db, model)
     return {"conversions": total, "targets": [EMOTIONS[e] for e in present if e != 0], "target_rate_model_probe": hits_model / max(total, 1),
-            "target_rate_log_mel_probe": hits_stats / max(total, 1)}
+            "target_rate_log_mel_probe": hits_stats / max(total, 1), "log_mel_probe_rate_on_real_utterances": real_rate}
 
 
 def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
@@ -130,8 +137,9 @@ def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
     sf.write(path, wav, rate)
 
 
-def figures(model, utterances: Utterances, x: np.ndarray, result: dict, out: Path, args) -> None:
-    """Projection, confusion matrix, reconstructions per emotion, latent traversals, training curves."""
+def figures(model, utterances: Utterances, view: Utterances, x: np.ndarray, result: dict, out: Path, args) -> None:
+    """Projection, confusion matrix, reconstructions per emotion, latent traversals (in the model's
+    units), training curves; ``view``: the utterances as the model sees them."""
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     projection_figure(x, utterances, args.seed).savefig(fig_dir / "projection.png", dpi=100)
@@ -140,9 +148,9 @@ def figures(model, utterances: Utterances, x: np.ndarray, result: dict, out: Pat
     emotions = [e for e in range(len(EMOTIONS)) if (held & (utterances.emotion == e)).any()]  # one utterance each
     chosen = [np.flatnonzero(held & (utterances.emotion == e))[0] for e in emotions]
     originals = [utterances.log_mel[i] for i in chosen]
-    recons = [reconstruct_utterance(model, utterances.log_mel[i], speaker_of(model, utterances, i)) for i in chosen]
+    recons = [view.to_db(i, reconstruct_utterance(model, view.log_mel[i], speaker_of(model, view, i))) for i in chosen]
     reconstruction_figure(originals, recons, titles=[EMOTIONS[e] for e in emotions]).savefig(fig_dir / "reconstructions.png", dpi=100)
-    traversal_figure(model, utterances.log_mel[chosen[0]], speaker_of(model, utterances, chosen[0])).savefig(fig_dir / "traversals.png", dpi=100)
+    traversal_figure(model, view.log_mel[chosen[0]], speaker_of(model, view, chosen[0])).savefig(fig_dir / "traversals.png", dpi=100)
     curves = Path(args.model) / "loss_curves.png"
     if curves.is_file():
         shutil.copy(curves, fig_dir / "training_curves.png")
@@ -152,7 +160,10 @@ def figures(model, utterances: Utterances, x: np.ndarray, result: dict, out: Pat
 
 
 def embed_audio_files(model, paths: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Embed arbitrary recordings with the model's own preprocessing (its saved feature parameters)."""
+    """Embed arbitrary recordings with the model's own preprocessing (its saved feature parameters).
+
+    A model with ``input_normalization="speaker"`` takes the recordings of one folder to be one
+    speaker and standardises each with the folder's other recordings."""
     from ravdess_dataset.audio import AudioConfig
     from ravdess_dataset.embedding import BatchedVoiceEncoder
     from ravdess_dataset.features import MelConfig
@@ -163,13 +174,22 @@ def embed_audio_files(model, paths: list[str]) -> tuple[np.ndarray, list[str]]:
     audio, mel = AudioConfig(**params["audio"]), MelConfig(**params["mel"])
     files = [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
     encoder = BatchedVoiceEncoder("cpu") if model.config.speaker_conditioning != "none" else None
-    vectors = []
+    log_mels, speakers = [], []
     for f in files:
         _, features, windows, _, error = front_end(f, audio, mel)  # exactly prepare's preprocessing
         if error is not None:
             raise SystemExit(f"error: {error}")
-        speaker = encoder.embed_utterances([windows])[0][0] if encoder else None
-        vectors.append(model.embed_utterance(features, speaker).numpy())
+        log_mels.append(features)
+        speakers.append(encoder.embed_utterances([windows])[0][0] if encoder else None)
+    if model.config.input_normalization == "speaker":
+        folders = {f.parent: SpeakerStatistics.of([m for m, g in zip(log_mels, files) if g.parent == f.parent]) for f in files}
+        try:
+            log_mels = [folders[f.parent].without(m).standardise(m) for m, f in zip(log_mels, files)]
+        except ValueError:
+            lone = next(f for f in files if sum(g.parent == f.parent for g in files) == 1)
+            raise SystemExit(f"error: {lone}: this model standardises each recording with other recordings of the same "
+                             f"speaker, and {lone.parent} holds no other; put a speaker's recordings in one folder") from None
+    vectors = [model.embed_utterance(m, speaker).numpy() for m, speaker in zip(log_mels, speakers)]
     return np.stack(vectors), [f.stem for f in files]
 
 
@@ -196,21 +216,22 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
     if model.config.n_mels != params["mel"]["n_mels"]:
         raise SystemExit(f"error: {model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
     utterances = utterances or Utterances.from_dataset(load_all("mel", dataset_dir))
+    view = utterances.model_view(model.config.input_normalization)
     start = time.perf_counter()
-    representations = model_representations(model, utterances)
+    representations = model_representations(model, view)
     baselines = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
     results = {name: assess(probed(x, utterances, args), utterances, args.seed) for name, x in {**representations, **baselines}.items()}
     headline = next(iter(representations))
     x = representations[headline]
     metrics = {
         "model": str(model_dir), "model_type": model.config.model_type, "headline": headline, "seed": args.seed,
-        "speaker_norm": args.speaker_norm,
+        "speaker_norm": args.speaker_norm, "input_normalization": model.config.input_normalization,
         "representations": {k: {**v, "kind": "model" if k in representations else "baseline"} for k, v in results.items()},
-        "reconstruction": reconstruction_metrics(model, utterances, np.isin(utterances.actor, HELD_OUT)),
-        "conversion": conversion(model, utterances, x, baselines["log_mel_mean_std"], out, args),
+        "reconstruction": reconstruction_metrics(model, utterances, view, np.isin(utterances.actor, HELD_OUT)),
+        "conversion": conversion(model, view, x, baselines["log_mel_mean_std"], out, args),
         "protocol": protocol(model_dir),
     }
-    figures(model, utterances, x, results[headline], out, args)
+    figures(model, utterances, view, x, results[headline], out, args)
     metrics["seconds"] = time.perf_counter() - start
     if args.export_embeddings:
         np.savez(args.export_embeddings, X=x, files=np.array(utterances.file))
@@ -243,7 +264,8 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
             train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
                         "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
         model = load_model(str(fold_dir / "model"))
-        x = probed(next(iter(model_representations(model, utterances).values())), utterances, args)
+        view = utterances.model_view(model.config.input_normalization)
+        x = probed(next(iter(model_representations(model, view).values())), utterances, args)
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
         folds.append({"fold": fold, "held_out": list(fold_actors(fold)), **scores, **speaker_leakage(x, utterances, args.seed)})
         print(f"fold {fold} (actors {fold_actors(fold)}): UAR {scores['uar']:.3f}, actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)

@@ -88,6 +88,12 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
                            "leakage and reconstruction numbers.")
     recipe = "" if not training else "```json\n" + json.dumps(training, indent=2) + "\n```"
     final = (train_metrics or {}).get("final", {})
+    speaker_inputs = config.get("input_normalization") == "speaker"
+    inputs_text = ("each utterance standardised per band with the mean and std of its speaker's other recordings, then "
+                   if speaker_inputs else "")
+    standardise_code = ("\n# this model reads log-mels standardised with the frames of other recordings of the same speaker\n"
+                        "others = np.concatenate(other_log_mels_of_this_speaker)  # each (frames, n_mels), computed as above\n"
+                        "log_mel = (log_mel - others.mean(0)) / others.std(0)" if speaker_inputs else "")
     final_text = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float))) or "not recorded"
     mel = (config.get("feature_params") or {}).get("mel", {})
     return f"""---
@@ -104,7 +110,7 @@ It turns a log-mel spectrogram of speech into an utterance embedding meant to ca
 RAVDESS audio-only speech (Livingstone & Russo, 2018): 24 professional actors (12 female, 12 male), 8 emotions,
 1440 utterances, split by actor. Trained on actors {_actors(train_metrics)}; validation metrics at the end of training:
 {final_text}. Inputs: {config.get('n_mels')}-band log-mels ({mel.get('sample_rate')} Hz, n_fft {mel.get('n_fft')},
-hop {mel.get('hop_length')}), normalised with statistics stored in the weights.
+hop {mel.get('hop_length')}), {inputs_text}normalised with statistics stored in the weights.
 
 {recipe}
 
@@ -116,6 +122,7 @@ hop {mel.get('hop_length')}), normalised with statistics stored in the weights.
 
 ```python
 import librosa
+import numpy as np
 from transformers import AutoModel
 
 model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
@@ -123,7 +130,7 @@ p = model.config.feature_params["mel"]
 wav, sr = librosa.load("speech.wav", sr=p["sample_rate"])
 power = librosa.feature.melspectrogram(y=wav, sr=sr, n_fft=p["n_fft"], hop_length=p["hop_length"],
                                        win_length=p["win_length"], n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"])
-log_mel = librosa.power_to_db(power, ref=1.0, amin=p["amin"], top_db=None).T  # (frames, n_mels)
+log_mel = librosa.power_to_db(power, ref=1.0, amin=p["amin"], top_db=None).T  # (frames, n_mels){standardise_code}
 speaker = None
 if model.config.speaker_conditioning != "none":  # this model also reads the speaker's Resemblyzer embedding
     from resemblyzer import VoiceEncoder, preprocess_wav

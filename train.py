@@ -53,7 +53,8 @@ class ModelArguments:
     z2_dim: Optional[int] = field(default=None, metadata={"help": "fhvae sequence-level latent size"})
     alpha: Optional[float] = field(default=None, metadata={"help": "fhvae discriminative weight"})
     segment_frames: Optional[int] = field(default=None, metadata={"help": "fhvae segment length (the others use the dataset's)"})
-    segment_hop: Optional[int] = field(default=None, metadata={"help": "fhvae segment hop"})
+    segment_hop: Optional[int] = field(default=None, metadata={"help": "frames between the segments embed_utterance cuts (fhvae: also its training segments; the others train on the dataset's)"})
+    pooling: Optional[str] = field(default=None, metadata={"help": "speech_vae: mean or mean_std of the segments' posterior means"})
     objective: Optional[str] = field(default=None, metadata={"help": "beta or capacity"})
     beta: Optional[float] = field(default=None, metadata={"help": "KL weight of the beta objective"})
     gamma: Optional[float] = field(default=None, metadata={"help": "weight of |KL - C| in the capacity objective"})
@@ -62,11 +63,13 @@ class ModelArguments:
     kl_warmup_steps: Optional[int] = field(default=None, metadata={"help": "KL annealing: steps of linear warm-up"})
     free_bits: Optional[float] = field(default=None, metadata={"help": "nats per latent dimension not penalised"})
     speaker_conditioning: Optional[str] = field(default=None, metadata={"help": "none, decoder or both"})
+    input_normalization: Optional[str] = field(default=None, metadata={"help": "dataset (dB inputs) or speaker (each utterance standardised with its speaker's other utterances)"})
     classifier_weight: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: weight of -log q(y|x)"})
     labeled_fraction: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: share of training utterances whose emotion label is used"})
 
-    def config(self, dataset_params: dict, num_sequences: int):
-        """The family's config from the set fields plus what the dataset dictates."""
+    def config(self, dataset_params: dict, num_sequences: int, pad_value: Optional[float] = None):
+        """The family's config from the set fields plus what the dataset dictates (``pad_value``:
+        `TrainingData.pad_value`; default: the dataset's silence floor)."""
         if self.model_type not in modeling.FAMILIES:
             raise ValueError(f"model_type must be one of {sorted(modeling.FAMILIES)}, got {self.model_type!r}")
         config_class = modeling.FAMILIES[self.model_type][0]
@@ -76,7 +79,7 @@ class ModelArguments:
         if unknown:
             raise ValueError(f"{self.model_type} has no options {unknown}")
         data = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params,
-                "pad_value": MelConfig(**dataset_params["mel"]).floor_db}
+                "pad_value": MelConfig(**dataset_params["mel"]).floor_db if pad_value is None else pad_value}
         if self.model_type != "fhvae":
             data.update(segment_frames=dataset_params["segment"]["frames"], segment_hop=dataset_params["segment"]["hop"])
         else:
@@ -239,7 +242,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
     data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)
-    config = model_args.config(data.dataset_params, data.num_sequences)
+    config = model_args.config(data.dataset_params, data.num_sequences, data.pad_value)
     data.check_model_input(config)
     model = modeling.FAMILIES[config.model_type][1](config)
     model.norm.set_stats(*data.feature_stats())

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from modeling import FHVAEConfig
-from modeling.utterance import segment_utterance
+from modeling.utterance import SpeakerStatistics, segment_utterance
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.features import MelConfig
 from ravdess_dataset.splits import load_all, select_actors
@@ -47,11 +47,25 @@ class Utterances:
     gender: np.ndarray
     repetition: np.ndarray
     file: list[str]
+    statistics: Optional[list[SpeakerStatistics]] = None  # set when log_mel is speaker-standardised
 
     @classmethod
     def from_dataset(cls, dataset) -> "Utterances":
         d = dataset.with_format("numpy")[:]
         return cls(list(d["log_mel"]), np.stack(d["embedding"]), d["emotion"], d["actor"] + 1, d["gender"], d["repetition"], list(d["file"]))
+
+    def model_view(self, input_normalization: str) -> "Utterances":
+        """The utterances as a model with this ``input_normalization`` sees them: unchanged for
+        "dataset"; for "speaker" each log-mel standardised with its actor's other utterances."""
+        if input_normalization == "dataset":
+            return self
+        speakers = {a: SpeakerStatistics.of([m for m, b in zip(self.log_mel, self.actor) if b == a]) for a in np.unique(self.actor)}
+        statistics = [speakers[a].without(m) for m, a in zip(self.log_mel, self.actor)]
+        return replace(self, log_mel=[s.standardise(m) for s, m in zip(statistics, self.log_mel)], statistics=statistics)
+
+    def to_db(self, i: int, log_mel: np.ndarray) -> np.ndarray:
+        """A log-mel in this view's units (a model's output for utterance ``i``) back in dB."""
+        return log_mel if self.statistics is None else self.statistics[i].restore(log_mel)
 
 
 @dataclass
@@ -65,6 +79,7 @@ class TrainingData:
     probe_eval: Utterances
     dataset_params: dict
     num_sequences: int
+    pad_value: float  # the input value of padding: silence floor in dB, or the lowest standardised training value
 
     def columns(self) -> list[str]:
         return list(self.train)
@@ -107,6 +122,14 @@ def _segment_rows(utterances: Utterances, frames: int, hop: int, pad_value: floa
             "embedding": torch.as_tensor(utterances.embedding)[index], "emotion": torch.as_tensor(utterances.emotion)[index]}
 
 
+def _labels(train: dict[str, torch.Tensor], utterance_ids: np.ndarray, fraction: Optional[float], seed: int) -> torch.Tensor:
+    """The emotion of the rows of a seeded random share of the training utterances; -1 marks the others."""
+    unique = np.unique(utterance_ids)
+    chosen = np.random.default_rng(seed).permutation(len(unique))[: round((1.0 if fraction is None else fraction) * len(unique))]
+    labeled = torch.as_tensor(np.isin(utterance_ids, unique[chosen]))
+    return torch.where(labeled, train["emotion"], torch.full_like(train["emotion"], -1))
+
+
 def _dataset_rows(dataset) -> dict[str, torch.Tensor]:
     columns = ["log_mel", "length", "embedding", "emotion"]
     return dataset.with_format("torch", columns=columns)[:]
@@ -116,27 +139,32 @@ def load_training_data(
     dataset_dir: Path, model_type: str, train_actors: Sequence[int], eval_actors: Sequence[int], model_args, seed: int
 ) -> TrainingData:
     """Rows for ``model_type``: dataset segments (speech_vae, semisupervised_vae) or FHVAE's short
-    segments, of ``train_actors`` (training) and ``eval_actors`` (evaluation); other actors unused."""
+    segments, of ``train_actors`` (training) and ``eval_actors`` (evaluation); other actors unused.
+
+    With ``model_args.input_normalization == "speaker"`` every utterance is standardised with its
+    actor's other utterances first and the segments are cut from those, as ``embed_utterance`` cuts."""
     params = dataset_params(dataset_dir, ["mel", "segments"])
     mel = load_all("mel", dataset_dir)
-    mel_train, mel_eval = select_actors(mel, train_actors), select_actors(mel, eval_actors)
-    probe_train, probe_eval = Utterances.from_dataset(mel_train), Utterances.from_dataset(mel_eval)
-    if model_type == "fhvae":
-        frames = model_args.segment_frames or FHVAEConfig.segment_frames
-        hop = model_args.segment_hop or frames
-        pad = MelConfig(**params["mel"]).floor_db
+    normalization = model_args.input_normalization or "dataset"
+    probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(normalization)
+    probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(normalization)
+    pad = MelConfig(**params["mel"]).floor_db
+    if normalization == "speaker":
+        pad = float(min(m.min() for m in probe_train.log_mel))
+    if model_type == "fhvae" or normalization == "speaker":
+        if model_type == "fhvae":
+            frames = model_args.segment_frames or FHVAEConfig.segment_frames
+            hop = model_args.segment_hop or frames
+        else:  # the dataset's segments, as in "dataset" mode
+            frames, hop = params["segment"]["frames"], params["segment"]["hop"]
         train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)
+        utterance_ids = train["sequence_index"].numpy()
     else:
         segments = load_all("segments", dataset_dir)
         seg_train, seg_eval = select_actors(segments, train_actors), select_actors(segments, eval_actors)
         train, evaluation = _dataset_rows(seg_train), _dataset_rows(seg_eval)
-        if model_type == "semisupervised_vae":
-            # labels of a seeded random share of the training utterances; -1 marks the others
-            utterance_ids = np.asarray(seg_train.with_format(None, columns=["utterance_id"])[:]["utterance_id"])
-            unique = np.unique(utterance_ids)
-            fraction = 1.0 if model_args.labeled_fraction is None else model_args.labeled_fraction
-            chosen = np.random.default_rng(seed).permutation(len(unique))[: round(fraction * len(unique))]
-            labeled = torch.as_tensor(np.isin(utterance_ids, unique[chosen]))
-            train["label"] = torch.where(labeled, train["emotion"], torch.full_like(train["emotion"], -1))
-            evaluation["label"] = evaluation["emotion"]
-    return TrainingData(model_type, train, evaluation, probe_train, probe_eval, params, num_sequences=len(probe_train.file))
+        utterance_ids = np.asarray(seg_train.with_format(None, columns=["utterance_id"])[:]["utterance_id"])
+    if model_type == "semisupervised_vae":
+        train["label"] = _labels(train, utterance_ids, model_args.labeled_fraction, seed)
+        evaluation["label"] = evaluation["emotion"]
+    return TrainingData(model_type, train, evaluation, probe_train, probe_eval, params, len(probe_train.file), pad)

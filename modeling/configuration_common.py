@@ -7,6 +7,7 @@ from transformers import PretrainedConfig
 
 OBJECTIVES = ("beta", "capacity")
 SPEAKER_CONDITIONING = ("none", "decoder", "both")
+INPUT_NORMALIZATIONS = ("dataset", "speaker")
 
 
 class SpeechVAEBaseConfig(PretrainedConfig):
@@ -16,7 +17,12 @@ class SpeechVAEBaseConfig(PretrainedConfig):
         n_mels: mel bands of the input log-mel.
         segment_frames: frames per segment the model sees.
         segment_hop: frames between segment starts when an utterance is cut up (`embed_utterance`).
-        pad_value: log-mel value (dB) of padding in short segments: the dataset's silence floor.
+        pad_value: input value of padding in short segments: the dataset's silence floor in dB, or with
+            ``input_normalization="speaker"`` the lowest standardised training value.
+        input_normalization: what the model's log-mel inputs are. "dataset": dB as in the dataset.
+            "speaker": each utterance standardised per mel band with its speaker's other utterances
+            (`modeling.utterance.SpeakerStatistics`); the caller standardises, the model's outputs
+            are in the same units (`SpeakerStatistics.restore` gives dB back).
         feature_params: the audio and mel parameters the inputs were computed with (the dataset's
             ``prepare_info.json``), so that a loaded model can reproduce its preprocessing.
         speaker_conditioning: "none"; "decoder": the decoder also receives the utterance's
@@ -35,6 +41,7 @@ class SpeechVAEBaseConfig(PretrainedConfig):
     segment_frames: int = 128
     segment_hop: int = 64
     pad_value: float = -100.0
+    input_normalization: str = "dataset"
     feature_params: Optional[dict] = None
     speaker_conditioning: str = "none"
     speaker_dim: int = 256
@@ -49,6 +56,8 @@ class SpeechVAEBaseConfig(PretrainedConfig):
     def __post_init__(self, **kwargs) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.input_normalization not in INPUT_NORMALIZATIONS:
+            raise ValueError(f"input_normalization must be one of {INPUT_NORMALIZATIONS}, got {self.input_normalization!r}")
         if self.speaker_conditioning not in SPEAKER_CONDITIONING:
             raise ValueError(f"speaker_conditioning must be one of {SPEAKER_CONDITIONING}, got {self.speaker_conditioning!r}")
         for name in ("n_mels", "segment_frames", "segment_hop", "speaker_dim"):

@@ -122,12 +122,13 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     @torch.no_grad()
     def embed_utterance(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
         """One vector per utterance: the posterior means of its segments (``segment_frames`` long,
-        every ``segment_hop`` frames), averaged with weights equal to their real frames.
+        every ``segment_hop`` frames), averaged with weights equal to their real frames (with
+        ``config.pooling == "mean_std"`` followed by their standard deviation).
 
         ``log_mel``: (T, n_mels) dB. ``speaker_embedding``: (speaker_dim,) if the model is conditioned.
         """
         segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
-        return pool_segments(self.encode(segments, speaker).mean, lengths)
+        return pool_segments(self.encode(segments, speaker).mean, lengths, with_std=self.config.pooling == "mean_std")
 
     @torch.no_grad()
     def generate(

@@ -1,8 +1,52 @@
 """From whole utterances to the fixed-length segments the models see, and back to one vector."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence
+
 import numpy as np
 import torch
+
+
+@dataclass
+class SpeakerStatistics:
+    """Frame count and per-band sum and sum of squares of one speaker's log-mels (dB).
+
+    A model with ``input_normalization="speaker"`` sees each utterance standardised per band with the
+    statistics of the *other* utterances of its speaker (`without`): no labels, only which recordings
+    share a voice, so they are available for a new speaker too.
+    """
+
+    count: int
+    total: np.ndarray
+    squares: np.ndarray
+
+    @classmethod
+    def of(cls, log_mels: Sequence[np.ndarray]) -> "SpeakerStatistics":
+        """The statistics of all frames of ``log_mels``, each (T_i, n_mels)."""
+        frames = np.concatenate([np.asarray(m, dtype=np.float64) for m in log_mels])
+        return cls(len(frames), frames.sum(0), (frames**2).sum(0))
+
+    def without(self, log_mel: np.ndarray) -> "SpeakerStatistics":
+        """The statistics with one of the speaker's utterances left out."""
+        m = np.asarray(log_mel, dtype=np.float64)
+        if self.count - len(m) <= 0:
+            raise ValueError("speaker normalisation needs other utterances of the same speaker; this one is its only one")
+        return SpeakerStatistics(self.count - len(m), self.total - m.sum(0), self.squares - (m**2).sum(0))
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.total / self.count
+        return mean, np.sqrt(np.maximum(self.squares / self.count - mean**2, 1e-6))
+
+    def standardise(self, log_mel: np.ndarray) -> np.ndarray:
+        """(T, n_mels) dB -> standardised with these statistics."""
+        mean, std = self.mean_std()
+        return ((np.asarray(log_mel, dtype=np.float64) - mean) / std).astype(np.float32)
+
+    def restore(self, standardised: np.ndarray) -> np.ndarray:
+        """Inverse of `standardise`: back to dB."""
+        mean, std = self.mean_std()
+        return (np.asarray(standardised, dtype=np.float64) * std + mean).astype(np.float32)
 
 
 def segment_starts(total: int, frames: int, hop: int) -> list[int]:
@@ -50,10 +94,14 @@ def frame_mask(lengths: torch.Tensor | None, frames: int, like: torch.Tensor) ->
     return (steps[None, :] < lengths.to(like.device)[:, None]).to(like.dtype)[..., None]
 
 
-def pool_segments(vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """One vector from per-segment vectors (S, d): their mean weighted by each segment's real frames."""
-    weights = lengths.to(vectors.dtype).to(vectors.device)
-    return (vectors * weights[:, None]).sum(0) / weights.sum()
+def pool_segments(vectors: torch.Tensor, lengths: torch.Tensor, with_std: bool = False) -> torch.Tensor:
+    """One vector from per-segment vectors (S, d): their mean weighted by each segment's real frames,
+    followed with ``with_std`` by their (equally weighted) standard deviation, (2 * d,)."""
+    weights = lengths.to(vectors.dtype).to(vectors.device)[:, None]
+    mean = (vectors * weights).sum(0) / weights.sum()
+    if not with_std:
+        return mean
+    return torch.cat([mean, (((vectors - mean) ** 2 * weights).sum(0) / weights.sum()).sqrt()])
 
 
 def utterance_segments(model, log_mel, speaker_embedding=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -36,3 +36,15 @@ def tiny_model(prepared, tmp_path_factory):
     train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out),
                 "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"])
     return config.output_dir, out
+
+
+@pytest.fixture(scope="session")
+def speaker_input_model(prepared, tmp_path_factory):
+    """A tiny speech_vae trained on speaker-standardised inputs: (dataset dir, model dir)."""
+    import train
+
+    config, _ = prepared
+    out = tmp_path_factory.mktemp("speaker_input_model")
+    train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out), "--conv_channels", "8", "16",
+                "--latent_dim", "4", "--max_steps", "4", "--report_to", "none", "--input_normalization", "speaker"])
+    return config.output_dir, out

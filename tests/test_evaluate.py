@@ -39,6 +39,7 @@ def test_metrics_are_in_range(evaluated):
         assert 0 <= r["leakage"]["actor_id_accuracy"] <= 1
     assert metrics["reconstruction"]["mse_db2"] > 0 and metrics["reconstruction"]["log_spectral_distance_db"] > 0
     assert 0 <= metrics["conversion"]["target_rate_log_mel_probe"] <= 1 and metrics["conversion"]["conversions"] > 0
+    assert 0 <= metrics["conversion"]["log_mel_probe_rate_on_real_utterances"] <= 1
     assert metrics["protocol"]["train_actors"] == list(range(1, 21)) and 0 in metrics["protocol"]["transductive_folds"]
 
 
@@ -104,6 +105,10 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     assert weights.stat().st_mtime_ns == trained_at  # probed again, not trained again
     normalised = json.loads((tmp_path / "cv_metrics_speaker_norm.json").read_text())
     assert normalised["speaker_norm"] and [f["fold"] for f in normalised["folds"]] == [0, 5]
+    from experiments import select_embedding
+    selection = select_embedding.main([str(tmp_path), "--dataset", str(config.output_dir)])
+    assert set(selection["inner_uar"]) == {0, 5} and selection["choice"] in selection["mean_inner_uar"]
+    assert (tmp_path / "embedding_selection.json").is_file()
 
 
 def test_speaker_norm_is_applied_and_reported(tiny_model, evaluated, tmp_path):
@@ -128,3 +133,59 @@ def test_speaker_normalise_uses_the_speakers_other_utterances():
     np.testing.assert_allclose(out[0], (x[0] - others.mean(0)) / others.std(0), rtol=1e-4)
     assert np.abs(out[:11].mean(0)).max() < 1.0  # the speakers' offsets are gone
     np.testing.assert_allclose(out[11:], x[11:], rtol=1e-6)  # too few rows to normalise
+
+
+def test_speaker_standardised_inputs_are_what_the_model_trains_and_embeds_on(speaker_input_model, tmp_path):
+    from experiments.data import Utterances
+    from ravdess_dataset.splits import load_all
+
+    dataset_dir, model_dir = speaker_input_model
+    model = evaluate.load_model(str(model_dir))
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    view = utterances.model_view(model.config.input_normalization)
+    assert model.config.input_normalization == "speaker"
+    train_frames = np.concatenate([m for m, a in zip(view.log_mel, view.actor) if a in (1, 2)])
+    assert model.config.pad_value == pytest.approx(train_frames.min())  # padding: the lowest standardised training value
+    for i in range(len(utterances.file)):
+        others = np.concatenate([m for j, (m, a) in enumerate(zip(utterances.log_mel, utterances.actor)) if a == utterances.actor[i] and j != i])
+        np.testing.assert_allclose(view.log_mel[i], (utterances.log_mel[i] - others.mean(0)) / others.std(0), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(view.to_db(i, view.log_mel[i]), utterances.log_mel[i], rtol=1e-4, atol=1e-3)
+
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "eval"), "--num-audio", "1"])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["input_normalization"] == "speaker"
+    # reconstructions are restored to dB before they are compared: left in standardised units (near 0)
+    # they would be off by about the mean level of the log-mels (~ -43 dB here); restored, ~13 dB
+    level = abs(np.concatenate(utterances.log_mel).mean())
+    assert metrics["reconstruction"]["log_spectral_distance_db"] < 0.5 * level
+
+
+def test_speaker_input_model_embeds_a_folder_of_one_speaker(speaker_input_model, corpus, tmp_path):
+    _, model_dir = speaker_input_model
+    evaluate.main(["--model", str(model_dir), "--audio", str(corpus / "Actor_01"), "--export-embeddings", str(tmp_path / "mine.npz")])
+    assert np.load(tmp_path / "mine.npz")["X"].shape[0] == len(list((corpus / "Actor_01").glob("*.wav")))
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    first = sorted((corpus / "Actor_01").glob("*.wav"))[0]
+    (lone / first.name).write_bytes(first.read_bytes())
+    with pytest.raises(SystemExit, match=f"{first.name}.*no other"):
+        evaluate.main(["--model", str(model_dir), "--audio", str(lone)])
+
+
+def test_embedding_selection_reads_only_the_listed_actors():
+    from experiments.data import Utterances
+    from experiments.select_embedding import inner_uar
+
+    rng = np.random.default_rng(0)
+    actors = np.repeat(np.arange(1, 25), 16)
+    emotion = np.tile(np.arange(8), 48)
+    x = np.eye(8)[emotion] * 3 + rng.normal(size=(len(actors), 8))
+    u = Utterances([], x, emotion, actors, actors % 2, np.zeros_like(actors), [])
+    listed = list(range(5, 25))
+    score = inner_uar(x, u, listed)
+    assert score > 0.9
+    scrambled = x.copy()
+    scrambled[actors <= 4] = rng.normal(size=(64, 8)) * 100  # the fold's held-out actors
+    assert inner_uar(scrambled, u, listed) == score
+    scrambled[actors == 7] = rng.normal(size=(16, 8)) * 100  # one of the listed ones
+    assert inner_uar(scrambled, u, listed) < score

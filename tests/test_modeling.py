@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel
@@ -149,6 +150,8 @@ def test_semisupervised_classifies_utterances():
     (lambda: FHVAEConfig(z2_dim=0), "z2_dim"),
     (lambda: SemiSupervisedVAEConfig(labeled_fraction=1.5), "labeled_fraction"),
     (lambda: SpeechVAEConfig(speaker_conditioning="encoder"), "speaker_conditioning"),
+    (lambda: FHVAEConfig(input_normalization="utterance"), "input_normalization"),
+    (lambda: SpeechVAEConfig(pooling="max"), "pooling"),
 ])
 def test_invalid_configs_raise(make_config, match):
     with pytest.raises(ValueError, match=match):
@@ -158,3 +161,35 @@ def test_invalid_configs_raise(make_config, match):
 def test_auto_classes_know_every_family():
     for model_type, (config_class, model_class) in modeling.FAMILIES.items():
         assert type(AutoConfig.for_model(model_type)) is config_class
+
+
+def test_speaker_statistics_leave_the_utterance_out():
+    from modeling.utterance import SpeakerStatistics
+
+    rng = np.random.default_rng(0)
+    utterances = [rng.normal(-40, 5, size=(n, 3)) + np.array([0.0, 10.0, -20.0]) for n in (30, 45, 50)]
+    others = np.concatenate(utterances[1:])
+    stats = SpeakerStatistics.of(utterances).without(utterances[0])
+    assert stats.count == len(others)
+    mean, std = stats.mean_std()
+    np.testing.assert_allclose(mean, others.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(std, others.std(0), rtol=1e-9)
+    standardised = stats.standardise(utterances[0])
+    np.testing.assert_allclose(standardised, (utterances[0] - others.mean(0)) / others.std(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats.restore(standardised), utterances[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="other utterances of the same speaker"):
+        SpeakerStatistics.of(utterances[:1]).without(utterances[0])
+
+
+def test_mean_std_pooling_adds_the_spread_of_the_segments():
+    model = make("speech_vae").eval()
+    log_mel = torch.randn(60, 16) * 8 - 40  # segments at 0, 8, ..., 40 and 44
+    mean_only = model.embed_utterance(log_mel)
+    model.config.pooling = "mean_std"
+    both = model.embed_utterance(log_mel)
+    assert both.shape == (8,)
+    torch.testing.assert_close(both[:4], mean_only)
+    from modeling.utterance import segment_utterance
+    segments, _ = segment_utterance(log_mel, 16, 8, model.config.pad_value)
+    means = model.encode(segments).mean.detach()
+    torch.testing.assert_close(both[4:], means.std(0, unbiased=False), rtol=1e-4, atol=1e-5)  # full segments: equal weights

@@ -86,3 +86,12 @@ def test_error_paths_give_one_clear_message(model_dir, tmp_path):
     assert refused.returncode == 2 and "HTTP 403" in refused.stderr and "Traceback" not in refused.stderr
     not_a_model = run_push(["--model", str(tmp_path), "--repo-id", "tester/x", "--dry-run", str(tmp_path / "o")])
     assert not_a_model.returncode == 2 and "not a saved model" in not_a_model.stderr
+
+
+def test_card_of_a_speaker_input_model_says_how_to_standardise(speaker_input_model, model_dir):
+    from push_to_hub import render_model_card
+
+    step = "log_mel = (log_mel - others.mean(0)) / others.std(0)"
+    card = render_model_card(speaker_input_model[1], "tester/emo-vae", None, None)
+    assert "standardised per band with the mean and std of its speaker's other recordings" in card and step in card
+    assert step not in render_model_card(model_dir, "tester/emo-vae", None, None)
