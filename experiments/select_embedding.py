@@ -53,7 +53,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
             continue
         model = load_model(str(folder))
         if model.config.model_type != "speech_vae":
-            raise SystemExit(f"error: {folder} is a {model.config.model_type}; the candidates are speech_vae settings")
+            raise SystemExit(f"error: {folder} is a {model.config.model_type}; the candidates are speech_vae settings (a "
+                             "semisupervised_vae was trained with the labels of these very actors, so inner folds cannot judge it)")
         view = utterances.model_view(model.config.input_normalization)
         actors = sorted(set(fold_train_actors(fold)) & set(utterances.actor.tolist()))
         table[fold] = {}
