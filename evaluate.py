@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +31,7 @@ from experiments.report import results_table, write_report
 from experiments.representation import assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_normalise
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
-from modeling.utterance import SpeakerStatistics, join_segments, utterance_segments
+from modeling.utterance import join_segments, leave_one_out, utterance_segments
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
@@ -182,13 +183,12 @@ def embed_audio_files(model, paths: list[str]) -> tuple[np.ndarray, list[str]]:
         log_mels.append(features)
         speakers.append(encoder.embed_utterances([windows])[0][0] if encoder else None)
     if model.config.input_normalization == "speaker":
-        folders = {f.parent: SpeakerStatistics.of([m for m, g in zip(log_mels, files) if g.parent == f.parent]) for f in files}
-        try:
-            log_mels = [folders[f.parent].without(m).standardise(m) for m, f in zip(log_mels, files)]
-        except ValueError:
-            lone = next(f for f in files if sum(g.parent == f.parent for g in files) == 1)
+        folders = Counter(f.parent for f in files)
+        lone = next((f for f in files if folders[f.parent] == 1), None)
+        if lone is not None:
             raise SystemExit(f"error: {lone}: this model standardises each recording with other recordings of the same "
-                             f"speaker, and {lone.parent} holds no other; put a speaker's recordings in one folder") from None
+                             f"speaker, and {lone.parent} holds no other; put a speaker's recordings in one folder")
+        log_mels = [s.standardise(m) for s, m in zip(leave_one_out(log_mels, [f.parent for f in files]), log_mels)]
     vectors = [model.embed_utterance(m, speaker).numpy() for m, speaker in zip(log_mels, speakers)]
     return np.stack(vectors), [f.stem for f in files]
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from modeling import FHVAEConfig
-from modeling.utterance import SpeakerStatistics, segment_utterance
+from modeling.utterance import SpeakerStatistics, leave_one_out, segment_utterance
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.features import MelConfig
 from ravdess_dataset.splits import load_all, select_actors
@@ -59,8 +59,7 @@ class Utterances:
         "dataset"; for "speaker" each log-mel standardised with its actor's other utterances."""
         if input_normalization == "dataset":
             return self
-        speakers = {a: SpeakerStatistics.of([m for m, b in zip(self.log_mel, self.actor) if b == a]) for a in np.unique(self.actor)}
-        statistics = [speakers[a].without(m) for m, a in zip(self.log_mel, self.actor)]
+        statistics = leave_one_out(self.log_mel, self.actor.tolist())
         return replace(self, log_mel=[s.standardise(m) for s, m in zip(statistics, self.log_mel)], statistics=statistics)
 
     def to_db(self, i: int, log_mel: np.ndarray) -> np.ndarray:

@@ -49,6 +49,13 @@ class SpeakerStatistics:
         return (np.asarray(standardised, dtype=np.float64) * std + mean).astype(np.float32)
 
 
+def leave_one_out(log_mels: Sequence[np.ndarray], speakers: Sequence) -> list[SpeakerStatistics]:
+    """For each log-mel, the statistics of the other log-mels of its speaker (``speakers``: one
+    hashable label per log-mel). Raises ValueError if a speaker has only one."""
+    totals = {s: SpeakerStatistics.of([m for m, t in zip(log_mels, speakers) if t == s]) for s in dict.fromkeys(speakers)}
+    return [totals[s].without(m) for m, s in zip(log_mels, speakers)]
+
+
 def segment_starts(total: int, frames: int, hop: int) -> list[int]:
     """Start frames of the segments of a ``total``-frame utterance; the last one reaches its end."""
     if total <= frames:
