@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -28,10 +29,12 @@ import modeling  # noqa: F401  (registers the families with AutoModel)
 from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
 from experiments.report import results_table, write_report
-from experiments.representation import assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_normalise
+from experiments.representation import (
+    assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_moments, speaker_normalise, usable,
+)
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
-from modeling.utterance import join_segments, leave_one_out, utterance_segments
+from modeling.utterance import join_segments, leave_one_out, pool_segments, utterance_segments
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
@@ -77,59 +80,127 @@ def reconstruction_metrics(model, utterances: Utterances, view: Utterances, held
     return {"mse_db2": float(np.mean(mse)), "log_spectral_distance_db": float(np.mean(lsd)), "utterances": int(held.sum())}
 
 
-@torch.no_grad()
-def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: int, shifts: Optional[np.ndarray]) -> np.ndarray:
-    """Move an utterance from emotion ``source`` to ``target`` and decode it.
+CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
 
-    semisupervised_vae: infer z with the source label, decode it with the target label. speech_vae: add (latent mean of the target
-    emotion - that of the source) over training utterances to every segment's latent. fhvae: the
-    same on the sequence-level z2, z1 kept.
-    """
+
+@torch.no_grad()
+def conversion_latent(model, log_mel: np.ndarray, speaker, label: int) -> np.ndarray:
+    """The utterance-level latent that conversion moves: speech_vae, its segments' posterior means averaged;
+    semisupervised_vae, the same of z inferred with the utterance's ``label``; fhvae, its s-vector (mu2)."""
+    if model.config.model_type == "fhvae":
+        return model.embed_utterance(log_mel, speaker).numpy()
+    segments, lengths, speaker = utterance_segments(model, log_mel, speaker)
+    if model.config.model_type == "semisupervised_vae":
+        posterior = model.encode(segments, torch.full((len(segments),), label), speaker)
+    else:
+        posterior = model.encode(segments, speaker)
+    return pool_segments(posterior.mean, lengths).numpy()
+
+
+def emotion_means(model, utterances: Utterances, rows: np.ndarray) -> np.ndarray:
+    """(emotions, d): the mean `conversion_latent` of each emotion over the utterances ``rows`` (0 where absent)."""
+    latents = {i: conversion_latent(model, utterances.log_mel[i], speaker_of(model, utterances, i), int(utterances.emotion[i]))
+               for i in np.flatnonzero(rows)}
+    means = np.zeros((len(EMOTIONS), len(next(iter(latents.values())))), dtype=np.float32)
+    for e in np.unique(utterances.emotion[rows]):
+        means[e] = np.mean([v for i, v in latents.items() if utterances.emotion[i] == e], axis=0)
+    return means
+
+
+@torch.no_grad()
+def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: int, shift: np.ndarray) -> np.ndarray:
+    """Move an utterance from emotion ``source`` to ``target`` and decode it: add ``shift`` (a multiple of
+    the target's mean `conversion_latent` minus the source's) to every segment's latent. speech_vae: its z;
+    fhvae: the sequence-level z2, z1 kept; semisupervised_vae: z inferred with the source label, then
+    decoded with the target label."""
     c = model.config
     segments, _, speaker = utterance_segments(model, log_mel, speaker)
+    shift = torch.as_tensor(shift, dtype=torch.float32)
     if c.model_type == "semisupervised_vae":
         z = model.encode(segments, torch.full((len(segments),), source), speaker).mean
-        decoded = model.decode(z, torch.full((len(segments),), target), speaker)
+        decoded = model.decode(z + shift, torch.full((len(segments),), target), speaker)
+    elif c.model_type == "fhvae":
+        z1, z2 = (q.mean for q in model.encode_factors(segments, speaker))
+        decoded = model.decode(torch.cat([z1, z2 + shift], -1), speaker)
     else:
-        shift = torch.as_tensor(shifts[target] - shifts[source], dtype=torch.float32)
-        if c.model_type == "fhvae":
-            z1, z2 = (q.mean for q in model.encode_factors(segments, speaker))
-            decoded = model.decode(torch.cat([z1, z2 + shift], -1), speaker)
-        else:
-            decoded = model.decode(model.encode(segments, speaker).mean + shift, speaker)
+        decoded = model.decode(model.encode(segments, speaker).mean + shift, speaker)
     return join_segments(decoded, len(log_mel), c.segment_hop).numpy()
 
 
+@dataclass
+class Judge:
+    """A probe fitted on utterance vectors of the training actors that names the emotion of a new vector
+    made from utterance ``i``; with ``moments`` (`speaker_moments` of the vectors) the vector is first
+    standardised with the statistics of utterance i's speaker's other utterances."""
+
+    probe: object
+    moments: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    @classmethod
+    def fit(cls, x: np.ndarray, utterances: Utterances, rows: np.ndarray, speaker_norm: bool, seed: int) -> "Judge":
+        moments = speaker_moments(x, utterances.actor) if speaker_norm else None
+        x = (x - moments[0]) / moments[1] if moments else x
+        return cls(fit_probe(x[rows], utterances.emotion[rows], seed), moments)
+
+    def predict(self, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Emotions of ``vectors`` (n, d), each made from utterance ``rows[k]``."""
+        if self.moments is not None:
+            vectors = (vectors - self.moments[0][rows]) / self.moments[1][rows]
+        return self.probe.predict(vectors)
+
+
+def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, strength: float):
+    """Each neutral utterance of ``rows`` converted to each of ``targets``: yields (utterance, target, log-mel)."""
+    for i in np.flatnonzero(rows & (utterances.emotion == 0)):
+        for target in targets:
+            shift = strength * (means[target] - means[0])
+            yield i, target, convert_emotion(model, utterances.log_mel[i], speaker_of(model, utterances, i), 0, target, shift)
+
+
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, args) -> dict:
-    """Convert every held-out neutral utterance to the 7 other emotions; score with two probes fitted
-    on the training actors: one on the model's embedding, one on log-mel statistics in dB (independent).
-    For scale, the log-mel probe's hit rate on the real utterances of those targets by the same actors.
+    """Convert every held-out neutral utterance to the 7 other emotions and score the results with probes
+    fitted on the training actors: on the model's embedding, on log-mel statistics in dB (independent of
+    the model), and on those statistics standardised per speaker. The shift's strength is the one of
+    `CONVERSION_STRENGTHS` whose conversions of a fifth of the training actors (1, 6, 11, 16) the log-mel
+    probe of the other training actors recognises best; the held-out actors play no part in the choice.
+    For scale, each probe's hit rate on the real utterances of those emotions by the held-out actors.
     ``utterances``: as the model sees them (`Utterances.model_view`)."""
     fit = ~np.isin(utterances.actor, HELD_OUT)
-    present = [e for e in range(len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 8 on the full corpus
-    emotion_means = np.zeros((len(EMOTIONS), embedding.shape[1]), dtype=np.float32)
-    for e in present:
-        emotion_means[e] = embedding[fit & (utterances.emotion == e)].mean(0)
-    model_probe = fit_probe(embedding[fit], utterances.emotion[fit], args.seed)
-    stats_probe = fit_probe(baseline[fit], utterances.emotion[fit], args.seed)
-    hits_model, hits_stats, total = 0, 0, 0
+    targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
+    to_statistics = lambda i, log_mel: log_mel_statistics([utterances.to_db(i, log_mel)])[0]  # noqa: E731
+
+    validation = np.isin(utterances.actor, sorted(set(utterances.actor[fit].tolist()))[::5])
+    inner = fit & ~validation
+    rates = {}
+    if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
+        means, judge = emotion_means(model, utterances, inner), Judge.fit(baseline, utterances, inner, False, args.seed)
+        for strength in CONVERSION_STRENGTHS:
+            items = list(convert_neutral(model, utterances, validation, targets, means, strength))
+            predicted = judge.predict(np.stack([to_statistics(i, m) for i, _, m in items]), np.array([i for i, _, _ in items]))
+            rates[strength] = float(np.mean(predicted == [t for _, t, _ in items]))
+    strength = max(rates, key=rates.get) if rates else 1.0
+
+    means = emotion_means(model, utterances, fit)
+    judges = {"model_probe": Judge.fit(embedding, utterances, fit, False, args.seed),
+              "log_mel_probe": Judge.fit(baseline, utterances, fit, False, args.seed),
+              "log_mel_probe_speaker_norm": Judge.fit(baseline, utterances, fit, True, args.seed)}
     held = np.isin(utterances.actor, HELD_OUT)
-    real = held & np.isin(utterances.emotion, [e for e in present if e != 0])
-    real_rate = float(np.mean(stats_probe.predict(baseline[real]) == utterances.emotion[real])) if real.any() else None
-    neutral = np.flatnonzero(held & (utterances.emotion == 0))
-    for n, i in enumerate(neutral):
-        speaker = speaker_of(model, utterances, i)
-        for target in (e for e in present if e != 0):
-            converted = convert_emotion(model, utterances.log_mel[i], speaker, 0, target, emotion_means)
-            vector = model.embed_utterance(converted, speaker).numpy()  # FHVAE: its s-vector, the headline
-            converted_db = utterances.to_db(i, converted)
-            hits_model += int(model_probe.predict(vector[None])[0] == target)
-            hits_stats += int(stats_probe.predict(log_mel_statistics([converted_db]))[0] == target)
-            total += 1
-            if n < args.num_audio:
-                write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", converted_db, model)
-    return {"conversions": total, "targets": [EMOTIONS[e] for e in present if e != 0], "target_rate_model_probe": hits_model / max(total, 1),
-            "target_rate_log_mel_probe": hits_stats / max(total, 1), "log_mel_probe_rate_on_real_utterances": real_rate}
+    items = list(convert_neutral(model, utterances, held, targets, means, strength))
+    rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
+    for n, (i, target, converted) in enumerate(items):
+        if n // len(targets) < args.num_audio:
+            write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", utterances.to_db(i, converted), model)
+    vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_of(model, utterances, i)).numpy() for i, _, m in items]) if items else None}
+    vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
+    real = held & np.isin(utterances.emotion, targets)
+    result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
+              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}}
+    for name, judge in judges.items():
+        source = embedding if name == "model_probe" else baseline
+        result[f"target_rate_{name}"] = float(np.mean(judge.predict(vectors[name], rows) == wanted)) if items else 0.0
+        result[f"{name}_rate_on_real_utterances"] = (
+            float(np.mean(judge.predict(source[real], np.flatnonzero(real)) == utterances.emotion[real])) if real.any() else None)
+    return result
 
 
 def write_wav(path: Path, log_mel: np.ndarray, model) -> None:

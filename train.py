@@ -32,7 +32,7 @@ from experiments.data import TrainingData, load_training_data
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
 from ravdess_dataset.features import MelConfig
-from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors, fold_train_actors
+from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors, fold_train_actors, validation_actors
 from ravdess_dataset.torch_loader import batch_loader
 
 logger = logging.getLogger("train")
@@ -66,6 +66,10 @@ class ModelArguments:
     input_normalization: Optional[str] = field(default=None, metadata={"help": "dataset (dB inputs) or speaker (each utterance standardised with its speaker's other utterances)"})
     classifier_weight: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: weight of -log q(y|x)"})
     labeled_fraction: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: share of training utterances whose emotion label is used"})
+    mask_time_count: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: SpecAugment time masks on the classifier's training inputs"})
+    mask_time_length: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: widest time mask, frames"})
+    mask_feature_count: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: SpecAugment mel-band masks"})
+    mask_feature_length: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: widest band mask, bands"})
 
     def config(self, dataset_params: dict, num_sequences: int, pad_value: Optional[float] = None):
         """The family's config from the set fields plus what the dataset dictates (``pad_value``:
@@ -91,6 +95,7 @@ class ModelArguments:
 class DataArguments:
     dataset_dir: str = field(default="ravdess_dataset", metadata={"help": "the prepared dataset folder"})
     fold: Optional[int] = field(default=None, metadata={"help": "speaker-independent fold 0..5: train on the other 20 actors, evaluate on its 4 (1-4, 5-8, ...)"})
+    validation_group: Optional[int] = field(default=None, metadata={"help": "with --fold, for choosing settings: train on 16 of the fold's 20 training actors and evaluate on the other 4 (group 0..4, see ravdess_dataset.splits.validation_actors); the fold's own 4 are not read"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
 
 
@@ -219,8 +224,9 @@ def is_better(value: float, best: Optional[float], metric: str) -> bool:
 def main(argv: Optional[list[str]] = None) -> dict:
     model_args, data_args, args = parse_arguments(sys.argv[1:] if argv is None else argv)
     output_dir = Path(args.output_dir)
-    if args.early_stopping_metric and data_args.fold is not None:
-        raise SystemExit("error: early stopping with --fold would choose the model on the held-out actors; drop one of them")
+    if args.early_stopping_metric and data_args.fold is not None and data_args.validation_group is None:
+        raise SystemExit("error: early stopping with --fold would choose the model on the held-out actors; drop one of "
+                         "them, or add --validation_group to evaluate on actors drawn from the training ones")
     if args.early_stopping_metric not in (None, "eval_loss", "probe_uar"):
         raise SystemExit(f"error: --early_stopping_metric must be eval_loss or probe_uar, got {args.early_stopping_metric}")
 
@@ -237,7 +243,12 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
     # data
     # research split: train on actors 1-20, evaluate on 21-22 (23-24 stay unseen); fold k: the other 20 / its 4
-    if data_args.fold is not None:
+    if data_args.validation_group is not None:
+        if data_args.fold is None:
+            raise SystemExit("error: --validation_group needs --fold (it holds out actors from that fold's training actors)")
+        eval_actors = validation_actors(data_args.fold, data_args.validation_group)
+        train_actors = tuple(a for a in fold_train_actors(data_args.fold) if a not in eval_actors)
+    elif data_args.fold is not None:
         train_actors, eval_actors = fold_train_actors(data_args.fold), fold_actors(data_args.fold)
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]

@@ -54,6 +54,14 @@ class Utterances:
         d = dataset.with_format("numpy")[:]
         return cls(list(d["log_mel"]), np.stack(d["embedding"]), d["emotion"], d["actor"] + 1, d["gender"], d["repetition"], list(d["file"]))
 
+    def select(self, rows: np.ndarray) -> "Utterances":
+        """The utterances where the boolean mask ``rows`` is true, in their order (in dB: take `model_view` after)."""
+        if self.statistics is not None:
+            raise ValueError("select the utterances before taking a speaker-standardised model_view")
+        i = np.flatnonzero(rows)
+        return Utterances([self.log_mel[k] for k in i], self.embedding[i], self.emotion[i], self.actor[i], self.gender[i],
+                          self.repetition[i], [self.file[k] for k in i])
+
     def model_view(self, input_normalization: str) -> "Utterances":
         """The utterances as a model with this ``input_normalization`` sees them: unchanged for
         "dataset"; for "speaker" each log-mel standardised with its actor's other utterances."""

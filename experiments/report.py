@@ -53,15 +53,19 @@ Actor-ID: fit on repetition 1, test on repetition 2 (lower = less speaker inform
 
 ## Emotion conversion
 
-{conv['conversions']} conversions (each held-out neutral utterance to the 7 other emotions), decoded and re-scored
-by probes fitted on actors 1-20:
+{conv['conversions']} conversions (each held-out neutral utterance to the 7 other emotions), its latent moved by
+{conv.get('strength', 1.0):g} x (mean latent of the target emotion - that of neutral) over actors 1-20 (the strength
+chosen among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'} on conversions of actors 1, 6, 11 and 16, judged by the
+log-mel probe of the other training actors), decoded and re-scored by probes fitted on actors 1-20:
 
-- assigned the target emotion by the probe on the model's embedding: {conv['target_rate_model_probe']:.3f}
-- assigned the target emotion by a probe on log-mel statistics (independent of the model): {conv['target_rate_log_mel_probe']:.3f}
+| probe | converted utterances given the target emotion | real utterances of those emotions, same held-out actors |
+|---|---|---|
+| on the model's embedding | {_number(conv.get('target_rate_model_probe'))} | {_number(conv.get('model_probe_rate_on_real_utterances'))} |
+| on log-mel statistics (independent of the model) | {_number(conv.get('target_rate_log_mel_probe'))} | {_number(conv.get('log_mel_probe_rate_on_real_utterances'))} |
+| on log-mel statistics standardised per speaker | {_number(conv.get('target_rate_log_mel_probe_speaker_norm'))} | {_number(conv.get('log_mel_probe_speaker_norm_rate_on_real_utterances'))} |
 
-Chance is 0.125. The first probe reads the same latent space that the conversion moved, so it is an optimistic judge;
-the second is the honest one. For scale, the second probe recognises the real utterances of those emotions by the
-same held-out actors {_number(conv.get('log_mel_probe_rate_on_real_utterances'))} of the time.
+Chance is 0.125. The first probe reads the latent space that the conversion moved (for semisupervised_vae it includes
+the model's own classifier), so it is an optimistic judge; the log-mel probes are independent of the model.
 
 ## Figures and audio
 

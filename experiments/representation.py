@@ -67,24 +67,32 @@ def assess(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
     return {"dim": int(x.shape[1]), "emotion": emotion_probe(x, utterances, seed), "leakage": speaker_leakage(x, utterances, seed)}
 
 
-def speaker_normalise(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    """Standardise each row by the mean and std of the same speaker's *other* rows (leave-one-out).
-
-    Uses no labels, only which utterances share a speaker, which is known for test speakers too;
-    it removes what is constant in a speaker's voice and keeps what varies between utterances.
-    Speakers with fewer than 3 rows are left as they are.
-    """
-    out = np.array(x, dtype=np.float64)
+def speaker_moments(x: np.ndarray, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the mean and std of the same speaker's *other* rows (leave-one-out), (n, d) each;
+    mean 0 and std 1 for speakers with fewer than 3 rows."""
+    x = np.asarray(x, dtype=np.float64)
+    mean, std = np.zeros_like(x), np.ones_like(x)
     for speaker in np.unique(speakers):
         rows = speakers == speaker
         n = int(rows.sum())
         if n < 3:
             continue
-        own = out[rows]
-        mean = (own.sum(0) - own) / (n - 1)
-        var = ((own**2).sum(0) - own**2) / (n - 1) - mean**2
-        out[rows] = (own - mean) / np.sqrt(np.maximum(var, 0.0) + 1e-8)
-    return out.astype(np.float32)
+        own = x[rows]
+        mean[rows] = (own.sum(0) - own) / (n - 1)
+        var = ((own**2).sum(0) - own**2) / (n - 1) - mean[rows] ** 2
+        std[rows] = np.sqrt(np.maximum(var, 0.0) + 1e-8)
+    return mean, std
+
+
+def speaker_normalise(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Standardise each row by the mean and std of the same speaker's *other* rows (`speaker_moments`).
+
+    Uses no labels, only which utterances share a speaker, which is known for test speakers too;
+    it removes what is constant in a speaker's voice and keeps what varies between utterances.
+    Speakers with fewer than 3 rows are left as they are.
+    """
+    mean, std = speaker_moments(x, speakers)
+    return ((x - mean) / std).astype(np.float32)
 
 
 def log_mel_statistics(log_mels: list[np.ndarray]) -> np.ndarray:

@@ -13,6 +13,9 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
         conv_channels: channels of the stride-2 convolutions (as in `SpeechVAEConfig`).
         num_labels: emotion classes of y.
         classifier_weight: weight of the labelled cross-entropy -log q(y|x) (Kingma et al.'s alpha).
+        mask_time_count, mask_time_length: SpecAugment on the classifier's training inputs: this many spans
+            of up to ``mask_time_length`` frames each set to the mean (0: off). Training only, as dropout.
+        mask_feature_count, mask_feature_length: the same over mel bands.
         labeled_fraction: fraction of training utterances whose label is used; a record of how the
             model was trained (train.py draws those utterances with its seed).
         id2label: class names.
@@ -23,12 +26,18 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
     latent_dim: int = 32
     conv_channels: list[int] = (32, 64, 128, 128)
     classifier_weight: float = 50.0
+    mask_time_count: int = 0
+    mask_time_length: int = 0
+    mask_feature_count: int = 0
+    mask_feature_length: int = 0
     labeled_fraction: float = 1.0
 
     def __post_init__(self, **kwargs) -> None:
         self.conv_channels = list(self.conv_channels)
         if self.latent_dim <= 0 or not self.conv_channels:
             raise ValueError("latent_dim must be positive and conv_channels non-empty")
+        if min(self.mask_time_count, self.mask_time_length, self.mask_feature_count, self.mask_feature_length) < 0:
+            raise ValueError("mask_time_count, mask_time_length, mask_feature_count and mask_feature_length must not be negative")
         if not 0.0 <= self.labeled_fraction <= 1.0:
             raise ValueError(f"labeled_fraction must be in [0, 1], got {self.labeled_fraction}")
         check_invertible(self.n_mels, self.segment_frames, self.conv_channels)

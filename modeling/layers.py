@@ -81,6 +81,21 @@ class ConvDecoder(nn.Module):
         return x.squeeze(1).transpose(1, 2)
 
 
+def mask_spans(x: torch.Tensor, count: int, length: int, dim: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """SpecAugment's masking (Park et al. 2019): in each row of ``x`` (batch, frames, n_mels), ``count`` spans
+    of a random width 0..``length`` along ``dim`` (1: frames, 2: mel bands) at random places set to 0, the
+    mean of standardised inputs."""
+    size, batch = x.shape[dim], x.shape[0]
+    positions = torch.arange(size)[None, :]
+    keep = torch.ones(batch, size, dtype=torch.bool)
+    for _ in range(count):
+        width = torch.randint(0, min(length, size) + 1, (batch, 1), generator=generator)
+        start = (torch.rand(batch, 1, generator=generator) * (size - width + 1)).floor()
+        keep &= (positions < start) | (positions >= start + width)
+    keep = keep.to(x.device)
+    return x * (keep[:, :, None] if dim == 1 else keep[:, None, :])
+
+
 def speaker_input(speaker_embedding: Optional[torch.Tensor], used: bool) -> Optional[torch.Tensor]:
     """The speaker embedding where the model is conditioned on it (an error if it is missing), else None."""
     if not used:

@@ -4,7 +4,8 @@
     q(z | x, y)  ConvEncoder features + one-hot y -> N(mu, sigma)
     p(x | y, z)  ConvDecoder over [z, one-hot y (, speaker)]
 Labelled segments: -ELBO(x, y) + alpha * -log q(y | x). Unlabelled: the ELBO summed over y weighted by
-q(y | x), plus the entropy of q(y | x).
+q(y | x), plus the entropy of q(y | x). In training the classifier may see SpecAugment-masked inputs
+(``mask_*`` options); the VAE always sees them whole.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import ConvDecoder, ConvEncoder, FeatureNorm, speaker_input
+from .layers import ConvDecoder, ConvEncoder, FeatureNorm, mask_spans, speaker_input
 from .objectives import kl_penalty
 from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
 
@@ -77,6 +78,12 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         """Logits of q(y | x), (batch, num_labels)."""
         return self.classifier(self.classifier_encoder(self.norm(log_mel)))
 
+    def _augment(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+        """The classifier's training view of standardised segments: SpecAugment masks over frames and bands."""
+        c = self.config
+        x = mask_spans(x, c.mask_time_count, c.mask_time_length, 1, generator)
+        return mask_spans(x, c.mask_feature_count, c.mask_feature_length, 2, generator)
+
     def _one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(labels, self.config.num_labels).float()
 
@@ -115,30 +122,35 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         labels = torch.full((batch,), -1, dtype=torch.long, device=log_mel.device) if labels is None else labels
         labeled = labels >= 0
         x = self.norm(log_mel)
-        logits = self.classify(log_mel)
+        logits = self.classifier(self.classifier_encoder(self._augment(x, generator) if self.training else x))
         q_y = logits.softmax(-1)
-        # Every segment is paired with every class; labelled segments keep only their own class's weight.
+        # Unlabelled segments are paired with every class, labelled ones only with their own (the other
+        # pairs would carry weight 0): pairs (row, class), ordered by row.
         weights = torch.where(labeled[:, None], self._one_hot(labels.clamp(min=0)), q_y)  # (batch, K)
-        y = torch.eye(c.num_labels, device=x.device).repeat(batch, 1)  # (batch * K, K)
-        features = self.encoder(x).repeat_interleave(c.num_labels, 0)
+        keep = (~labeled[:, None] | (torch.arange(c.num_labels, device=x.device) == labels[:, None])).flatten()
+        rows = torch.arange(batch, device=x.device).repeat_interleave(c.num_labels)[keep]
+        classes = torch.arange(c.num_labels, device=x.device).repeat(batch)[keep]
+        pair_weights = weights[rows, classes]
         speaker_enc = speaker_input(speaker_embedding, c.encoder_speaker_dim > 0)
         speaker_dec = speaker_input(speaker_embedding, c.decoder_speaker_dim > 0)
-        repeat = lambda t: None if t is None else t.repeat_interleave(c.num_labels, 0)  # noqa: E731
-        posterior = self._posterior(features, y, repeat(speaker_enc))
+        pick = lambda t: None if t is None else t[rows]  # noqa: E731
+        y = self._one_hot(classes)
+        posterior = self._posterior(self.encoder(x)[rows], y, pick(speaker_enc))
         z = posterior.sample(generator) if self.training else posterior.mode()
-        recon = self._decode_normalized(z, y, repeat(speaker_dec)).view(batch, c.num_labels, *x.shape[1:])
-        mask = frame_mask(lengths, x.shape[1], x)[:, None]
-        nll = 0.5 * (((recon - x[:, None]) ** 2) * mask).sum((2, 3))  # (batch, K)
-        kl_per_dim = posterior.kl().view(batch, c.num_labels, -1)
-        reconstruction_loss = (weights * nll).sum(-1).mean()
-        expected_kl = (weights[..., None] * kl_per_dim).sum(1)  # (batch, latent_dim)
+        recon = self._decode_normalized(z, y, pick(speaker_dec))
+        mask = frame_mask(lengths, x.shape[1], x)[rows]
+        nll = 0.5 * (((recon - x[rows]) ** 2) * mask).sum((1, 2))  # (pairs,)
+        example_nll = torch.zeros(batch, dtype=nll.dtype, device=x.device).index_add(0, rows, pair_weights * nll)
+        expected_kl = torch.zeros(batch, c.latent_dim, dtype=nll.dtype, device=x.device).index_add(
+            0, rows, pair_weights[:, None] * posterior.kl())  # (batch, latent_dim)
+        reconstruction_loss = example_nll.mean()
         penalty = kl_penalty(expected_kl, c, step)
         entropy = -(q_y * logits.log_softmax(-1)).sum(-1)
         unlabeled_entropy = (entropy * ~labeled).sum() / batch
         classification = (
             nn.functional.cross_entropy(logits[labeled], labels[labeled]) if labeled.any() else torch.zeros((), device=x.device)
         )
-        chosen = weights.argmax(-1)
+        chosen = classes == weights.argmax(-1)[rows]  # one pair per row: its label, or the likeliest class
         return SemiSupervisedVAEOutput(
             loss=reconstruction_loss + penalty - unlabeled_entropy + c.classifier_weight * classification * labeled.float().mean(),
             reconstruction_loss=reconstruction_loss,
@@ -146,11 +158,11 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
             kl_penalty=penalty,
             classification_loss=classification,
             logits=logits,
-            reconstruction=self.norm.inverse(recon[torch.arange(batch), chosen]),
-            example_reconstruction_loss=(weights * nll).sum(-1),
+            reconstruction=self.norm.inverse(recon[chosen]),
+            example_reconstruction_loss=example_nll,
             example_kl=expected_kl.sum(-1),
-            latent_mean=posterior.mean.view(batch, c.num_labels, -1)[torch.arange(batch), chosen],
-            latent_logvar=posterior.logvar.view(batch, c.num_labels, -1)[torch.arange(batch), chosen],
+            latent_mean=posterior.mean[chosen],
+            latent_logvar=posterior.logvar[chosen],
         )
 
     @torch.no_grad()

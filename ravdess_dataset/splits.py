@@ -38,6 +38,14 @@ def fold_train_actors(fold: int) -> tuple[int, ...]:
     return tuple(a for a in range(1, NUM_ACTORS + 1) if a not in held_out)
 
 
+def validation_actors(fold: int, group: int, groups: int = 5) -> tuple[int, ...]:
+    """Group ``group`` (0..groups-1) of fold ``fold``'s training actors, every ``groups``-th of them: the
+    actors held out to choose settings inside the fold (5 groups of 4 by default)."""
+    if not 0 <= group < groups:
+        raise ValueError(f"validation group must be 0..{groups - 1}, got {group}")
+    return fold_train_actors(fold)[group::groups]
+
+
 def load_all(config: str = "mel", path: Union[str, Path] = DATASET_DIR):
     """Every split of a prepared config as one `datasets.Dataset`."""
     from datasets import concatenate_datasets, load_dataset

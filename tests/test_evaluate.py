@@ -39,7 +39,9 @@ def test_metrics_are_in_range(evaluated):
         assert 0 <= r["leakage"]["actor_id_accuracy"] <= 1
     assert metrics["reconstruction"]["mse_db2"] > 0 and metrics["reconstruction"]["log_spectral_distance_db"] > 0
     assert 0 <= metrics["conversion"]["target_rate_log_mel_probe"] <= 1 and metrics["conversion"]["conversions"] > 0
-    assert 0 <= metrics["conversion"]["log_mel_probe_rate_on_real_utterances"] <= 1
+    for judge in ("model_probe", "log_mel_probe", "log_mel_probe_speaker_norm"):
+        assert 0 <= metrics["conversion"][f"target_rate_{judge}"] <= 1
+        assert 0 <= metrics["conversion"][f"{judge}_rate_on_real_utterances"] <= 1
     assert metrics["protocol"]["train_actors"] == list(range(1, 21)) and 0 in metrics["protocol"]["transductive_folds"]
 
 
@@ -189,3 +191,54 @@ def test_embedding_selection_reads_only_the_listed_actors():
     assert inner_uar(scrambled, u, listed) == score
     scrambled[actors == 7] = rng.normal(size=(16, 8)) * 100  # one of the listed ones
     assert inner_uar(scrambled, u, listed) < score
+
+
+def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, tmp_path):
+    from argparse import Namespace
+    from dataclasses import replace
+
+    from experiments.data import Utterances
+    from experiments.probes import embed_utterances
+    from experiments.representation import log_mel_statistics
+    from ravdess_dataset.splits import load_all
+
+    dataset_dir, model_dir = tiny_model
+    model = evaluate.load_model(str(model_dir))
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    args = Namespace(seed=0, num_audio=0)
+
+    def convert(u):
+        return evaluate.conversion(model, u, embed_utterances(model, u), log_mel_statistics(u.log_mel), tmp_path, args)
+
+    first = convert(utterances)
+    assert first["strength"] in evaluate.CONVERSION_STRENGTHS
+    assert set(first["strength_rates_on_training_actors"]) == {str(s) for s in evaluate.CONVERSION_STRENGTHS}
+    assert first["conversions"] == 2 * 3  # the neutral utterances of actors 21 and 23, to the 3 other emotions present
+    rng = np.random.default_rng(0)
+    held = np.isin(utterances.actor, evaluate.HELD_OUT)
+    scrambled = replace(utterances, log_mel=[rng.normal(-40, 20, m.shape).astype(np.float32) if h else m
+                                             for m, h in zip(utterances.log_mel, held)])
+    second = convert(scrambled)
+    assert second["strength_rates_on_training_actors"] == first["strength_rates_on_training_actors"]
+    assert second["strength"] == first["strength"]
+    model.config.pooling = "mean_std"  # a wider embedding: the shift still lives in the latent space
+    assert convert(utterances)["conversions"] == 6
+
+
+def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prepared, tmp_path):
+    from experiments import select_recipe
+
+    config, _ = prepared
+    tiny = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--probe", "false", "--report_to", "none"]
+    recipes = ["configs/semisupervised_vae_speaker_inputs.yaml", "configs/semisupervised_vae_specaugment.yaml"]
+    result = select_recipe.main([*recipes, "--dataset", str(config.output_dir), "--output", str(tmp_path), "--folds", "0", "5",
+                                 "--speaker-norm", "--train-args", *tiny])
+    # fold 0's validation actors (5, 10, 15, 20) are not in the synthetic corpus: skipped before any training
+    assert list(result["validation_uar"]) == [5] and not (tmp_path / "fold_0").exists()
+    assert set(result["mean_validation_uar"]) == {f"{r}, hop {h}" for r in ("semisupervised_vae_speaker_inputs", "semisupervised_vae_specaugment")
+                                                  for h in select_recipe.SEGMENT_HOPS}
+    assert result["choice"] in result["mean_validation_uar"] and (tmp_path / "recipe_selection.json").is_file()
+    trained = json.loads((tmp_path / "fold_5" / "semisupervised_vae_specaugment" / "metrics.json").read_text())
+    assert trained["eval_actors"] == [1, 6, 11, 16] and not set(trained["train_actors"]) & {1, 6, 11, 16, 21, 22, 23, 24}
+    with pytest.raises(SystemExit, match="distinct file names"):
+        select_recipe.main([recipes[0], recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path)])

@@ -152,6 +152,7 @@ def test_semisupervised_classifies_utterances():
     (lambda: SpeechVAEConfig(speaker_conditioning="encoder"), "speaker_conditioning"),
     (lambda: FHVAEConfig(input_normalization="utterance"), "input_normalization"),
     (lambda: SpeechVAEConfig(pooling="max"), "pooling"),
+    (lambda: SemiSupervisedVAEConfig(mask_time_count=-1), "mask_time_count"),
 ])
 def test_invalid_configs_raise(make_config, match):
     with pytest.raises(ValueError, match=match):
@@ -193,3 +194,55 @@ def test_mean_std_pooling_adds_the_spread_of_the_segments():
     segments, _ = segment_utterance(log_mel, 16, 8, model.config.pad_value)
     means = model.encode(segments).mean.detach()
     torch.testing.assert_close(both[4:], means.std(0, unbiased=False), rtol=1e-4, atol=1e-5)  # full segments: equal weights
+
+
+def test_semisupervised_objective_pairs_a_labelled_segment_with_its_label_only():
+    model = make("semisupervised_vae", speaker_conditioning="decoder").eval()
+    x, kwargs = batch(model)
+    lengths = torch.tensor([16, 16, 5, 16, 8, 16])
+    out = model(x, lengths=lengths, **kwargs)
+    mask = (torch.arange(16)[None, :] < lengths[:, None]).float()[..., None]
+    normalised = model.norm(x)
+
+    def nll(row: int, label: int) -> torch.Tensor:  # -log p(x | y = label, z = posterior mode), as the objective writes it
+        rows, y = slice(row, row + 1), torch.tensor([label])
+        z = model.encode(x[rows], y).mode()
+        recon = model._decode_normalized(z, model._one_hot(y), kwargs["speaker_embedding"][rows])
+        return 0.5 * (((recon - normalised[rows]) ** 2) * mask[rows]).sum()
+
+    labels = kwargs["labels"]
+    for row in (labels >= 0).nonzero().flatten().tolist():
+        torch.testing.assert_close(out.example_reconstruction_loss[row], nll(row, int(labels[row])), rtol=1e-4, atol=1e-4)
+    q_y = out.logits.softmax(-1)
+    for row in (labels < 0).nonzero().flatten().tolist():  # unlabelled: the expectation over q(y | x) of every class
+        expected = sum(q_y[row, k] * nll(row, k) for k in range(model.config.num_labels))
+        torch.testing.assert_close(out.example_reconstruction_loss[row], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_spec_augment_masks_spans_and_only_in_training():
+    from modeling.layers import mask_spans
+
+    x = torch.randn(50, 16, 12) + 5  # no zeros of its own
+    g = torch.Generator().manual_seed(0)
+    masked = mask_spans(x, count=1, length=4, dim=1, generator=g)
+    zero_frames = (masked == 0).all(2)  # (batch, frames): whole frames masked
+    assert ((masked == 0) == zero_frames[..., None]).all()  # nothing else touched
+    assert (masked[~zero_frames] == x[~zero_frames]).all()
+    widths = zero_frames.sum(1)
+    assert widths.max() <= 4 and widths.float().mean() > 1  # up to 4 frames, usually some
+    for row in zero_frames:  # one contiguous span
+        where = row.nonzero().flatten()
+        assert len(where) == 0 or where[-1] - where[0] + 1 == len(where)
+    bands = mask_spans(x, count=2, length=3, dim=2, generator=g)
+    assert ((bands == 0).all(1).sum(1) <= 6).all() and (bands == 0).any()
+    assert torch.equal(mask_spans(x, 0, 4, 1), x)
+
+    model = make("semisupervised_vae", mask_time_count=2, mask_time_length=8, mask_feature_count=2, mask_feature_length=8)
+    x, kwargs = batch(model)
+    model.train()
+    trained = model(x, **kwargs, generator=torch.Generator().manual_seed(1)).logits
+    model.eval()
+    plain = model(x, **kwargs).logits
+    torch.testing.assert_close(plain, model.classify(x))  # evaluation: no masks
+    model.train()
+    assert not torch.allclose(trained, model.classifier(model.classifier_encoder(model.norm(x))))

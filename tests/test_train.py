@@ -149,3 +149,18 @@ def test_non_finite_loss_stops_with_the_step(prepared, tmp_path, monkeypatch):
     monkeypatch.setattr(SpeechVAEModel, "forward", poisoned)
     with pytest.raises(SystemExit, match="at step 2"):
         run_train(config.output_dir, tmp_path / "nan", "--max_steps", "4")
+
+
+def test_validation_group_holds_out_training_actors_and_never_reads_the_fold(prepared, tmp_path):
+    from ravdess_dataset.splits import fold_actors, fold_train_actors, validation_actors
+
+    for fold in range(6):
+        groups = [validation_actors(fold, g) for g in range(5)]
+        assert sorted(sum(groups, ())) == sorted(fold_train_actors(fold)) and {len(g) for g in groups} == {4}
+    config, _ = prepared
+    run_train(config.output_dir, tmp_path / "run", "--max_steps", "2", "--fold", "5", "--validation_group", "0")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["eval_actors"] == [1, 6, 11, 16]
+    assert not set(metrics["train_actors"]) & ({1, 6, 11, 16} | set(fold_actors(5))) and len(metrics["train_actors"]) == 16
+    with pytest.raises(SystemExit, match="needs --fold"):
+        run_train(config.output_dir, tmp_path / "bad", "--max_steps", "1", "--validation_group", "0")
