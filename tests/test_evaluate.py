@@ -242,3 +242,18 @@ def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prep
     assert trained["eval_actors"] == [1, 6, 11, 16] and not set(trained["train_actors"]) & {1, 6, 11, 16, 21, 22, 23, 24}
     with pytest.raises(SystemExit, match="distinct file names"):
         select_recipe.main([recipes[0], recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path)])
+
+
+def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
+    from experiments import per_fold_choice
+
+    selection = {"validation_uar": {"0": {"a": 0.6, "b": 0.5}, "5": {"a": 0.4, "b": 0.7}}}
+    (tmp_path / "sel.json").write_text(json.dumps(selection))
+    for run, scores in (("a", (0.8, 0.1)), ("b", (0.2, 0.6))):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "cv_metrics.json").write_text(json.dumps({"folds": [{"fold": 0, "uar": scores[0]}, {"fold": 5, "uar": scores[1]}]}))
+    result = per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
+    assert [f["choice"] for f in result["folds"]] == ["a", "b"]
+    assert result["uar"]["mean"] == pytest.approx((0.8 + 0.6) / 2)
+    with pytest.raises(SystemExit, match="chose 'b'"):
+        per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
