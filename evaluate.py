@@ -36,9 +36,9 @@ from experiments.plots import confusion_figure, projection_figure, reconstructio
 from experiments.synthesis import griffin_lim
 from modeling.utterance import join_segments, leave_one_out, pool_segments, utterance_segments
 from ravdess_dataset.naming import EMOTIONS
-from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
+from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all, validation_actors
 
-HELD_OUT = (21, 22, 23, 24)  # never trained on by a research-split model (train.py: 1-20)
+HELD_OUT = fold_actors(NUM_FOLDS - 1)  # 21-24: never trained on by a research-split model (train.py: 1-20)
 
 
 def load_model(name: str):
@@ -99,11 +99,12 @@ def conversion_latent(model, log_mel: np.ndarray, speaker, label: int) -> np.nda
 
 def emotion_means(model, utterances: Utterances, rows: np.ndarray) -> np.ndarray:
     """(emotions, d): the mean `conversion_latent` of each emotion over the utterances ``rows`` (0 where absent)."""
-    latents = {i: conversion_latent(model, utterances.log_mel[i], speaker_of(model, utterances, i), int(utterances.emotion[i]))
-               for i in np.flatnonzero(rows)}
-    means = np.zeros((len(EMOTIONS), len(next(iter(latents.values())))), dtype=np.float32)
-    for e in np.unique(utterances.emotion[rows]):
-        means[e] = np.mean([v for i, v in latents.items() if utterances.emotion[i] == e], axis=0)
+    chosen = np.flatnonzero(rows)
+    latents = np.stack([conversion_latent(model, utterances.log_mel[i], speaker_of(model, utterances, i), int(utterances.emotion[i]))
+                        for i in chosen])
+    means = np.zeros((len(EMOTIONS), latents.shape[1]), dtype=np.float32)
+    for e in np.unique(utterances.emotion[chosen]):
+        means[e] = latents[utterances.emotion[chosen] == e].mean(0)
     return means
 
 
@@ -169,7 +170,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
     to_statistics = lambda i, log_mel: log_mel_statistics([utterances.to_db(i, log_mel)])[0]  # noqa: E731
 
-    validation = np.isin(utterances.actor, sorted(set(utterances.actor[fit].tolist()))[::5])
+    validation = np.isin(utterances.actor, validation_actors(NUM_FOLDS - 1, 0))  # 1, 6, 11, 16
     inner = fit & ~validation
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):

@@ -76,7 +76,10 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
 
     def classify(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Logits of q(y | x), (batch, num_labels)."""
-        return self.classifier(self.classifier_encoder(self.norm(log_mel)))
+        return self._classify_normalized(self.norm(log_mel))
+
+    def _classify_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.classifier_encoder(x))
 
     def _augment(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
         """The classifier's training view of standardised segments: SpecAugment masks over frames and bands."""
@@ -122,7 +125,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         labels = torch.full((batch,), -1, dtype=torch.long, device=log_mel.device) if labels is None else labels
         labeled = labels >= 0
         x = self.norm(log_mel)
-        logits = self.classifier(self.classifier_encoder(self._augment(x, generator) if self.training else x))
+        logits = self._classify_normalized(self._augment(x, generator) if self.training else x)
         q_y = logits.softmax(-1)
         # Unlabelled segments are paired with every class, labelled ones only with their own (the other
         # pairs would carry weight 0): pairs (row, class), ordered by row.
