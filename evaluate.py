@@ -110,22 +110,30 @@ def emotion_means(model, utterances: Utterances, rows: np.ndarray) -> np.ndarray
 
 @torch.no_grad()
 def convert_emotion(model, log_mel: np.ndarray, speaker, source: int, target: int, shift: np.ndarray) -> np.ndarray:
-    """Move an utterance from emotion ``source`` to ``target`` and decode it: add ``shift`` (a multiple of
-    the target's mean `conversion_latent` minus the source's) to every segment's latent. speech_vae: its z;
-    fhvae: the sequence-level z2, z1 kept; semisupervised_vae: z inferred with the source label, then
-    decoded with the target label."""
+    """Move an utterance from emotion ``source`` to ``target``: add ``shift`` (a multiple of the target's mean
+    `conversion_latent` minus the source's) to every segment's latent, and add what that changes in the
+    decoder's output to the utterance itself, so that the detail the VAE does not reconstruct is kept.
+    speech_vae: its z moves; fhvae: the sequence-level z2, z1 kept; semisupervised_vae: z inferred with the
+    source label moves and is decoded with the target label."""
     c = model.config
     segments, _, speaker = utterance_segments(model, log_mel, speaker)
-    shift = torch.as_tensor(shift, dtype=torch.float32)
+    labels = lambda label: torch.full((len(segments),), label)  # noqa: E731
     if c.model_type == "semisupervised_vae":
-        z = model.encode(segments, torch.full((len(segments),), source), speaker).mean
-        decoded = model.decode(z + shift, torch.full((len(segments),), target), speaker)
+        z = model.encode(segments, labels(source), speaker).mean
     elif c.model_type == "fhvae":
-        z1, z2 = (q.mean for q in model.encode_factors(segments, speaker))
-        decoded = model.decode(torch.cat([z1, z2 + shift], -1), speaker)
+        z1, z = (q.mean for q in model.encode_factors(segments, speaker))
     else:
-        decoded = model.decode(model.encode(segments, speaker).mean + shift, speaker)
-    return join_segments(decoded, len(log_mel), c.segment_hop).numpy()
+        z = model.encode(segments, speaker).mean
+
+    def decode(latent: torch.Tensor, label: int) -> torch.Tensor:
+        if c.model_type == "semisupervised_vae":
+            return model.decode(latent, labels(label), speaker)
+        if c.model_type == "fhvae":
+            return model.decode(torch.cat([z1, latent], -1), speaker)
+        return model.decode(latent, speaker)
+
+    change = decode(z + torch.as_tensor(shift, dtype=torch.float32), target) - decode(z, source)
+    return log_mel + join_segments(change, len(log_mel), c.segment_hop).numpy()
 
 
 @dataclass

@@ -70,6 +70,8 @@ class ModelArguments:
     mask_time_length: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: widest time mask, frames"})
     mask_feature_count: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: SpecAugment mel-band masks"})
     mask_feature_length: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: widest band mask, bands"})
+    perturb_speed: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: classifier's training segments stretched in time by up to this fraction"})
+    perturb_mel_shift: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: ... and shifted by up to this many mel bands (pitch)"})
 
     def config(self, dataset_params: dict, num_sequences: int, pad_value: Optional[float] = None):
         """The family's config from the set fields plus what the dataset dictates (``pad_value``:

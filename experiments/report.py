@@ -56,7 +56,8 @@ Actor-ID: fit on repetition 1, test on repetition 2 (lower = less speaker inform
 {conv['conversions']} conversions (each held-out neutral utterance to the 7 other emotions), its latent moved by
 {conv.get('strength', 1.0):g} x (mean latent of the target emotion - that of neutral) over actors 1-20 (the strength
 chosen among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'} on conversions of actors 1, 6, 11 and 16, judged by the
-log-mel probe of the other training actors), decoded and re-scored by probes fitted on actors 1-20:
+log-mel probe of the other training actors); the change this makes to the decoder's output is added to the
+utterance, and the result re-scored by probes fitted on actors 1-20:
 
 | probe | converted utterances given the target emotion | real utterances of those emotions, same held-out actors |
 |---|---|---|

@@ -96,6 +96,23 @@ def mask_spans(x: torch.Tensor, count: int, length: int, dim: int, generator: Op
     return x * (keep[:, :, None] if dim == 1 else keep[:, None, :])
 
 
+def warp(x: torch.Tensor, speed: float, mel_shift: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Speed and pitch perturbation of log-mel segments ``x`` (batch, frames, n_mels): each row's time axis is
+    stretched about its centre by a random factor in [1 - ``speed``, 1 + ``speed``] and its mel axis moved by a
+    random ``-mel_shift``..``mel_shift`` bands (on the mel scale a pitch shift moves harmonics by roughly
+    a constant number of bands), linearly interpolated; positions past an edge repeat the edge."""
+    batch, frames, n_mels = x.shape
+    if speed == 0 and mel_shift == 0:
+        return x
+    scale = 1 + speed * (2 * torch.rand(batch, 1, 1, generator=generator) - 1)
+    shift = mel_shift * (2 * torch.rand(batch, 1, 1, generator=generator) - 1) * 2 / max(n_mels - 1, 1)
+    time = torch.linspace(-1, 1, frames)[None, :, None] * scale  # (batch, frames, 1), align_corners grid
+    mel = torch.linspace(-1, 1, n_mels)[None, None, :] + shift  # (batch, 1, n_mels)
+    grid = torch.stack(torch.broadcast_tensors(mel, time), -1).to(x.device, x.dtype)  # (batch, frames, n_mels, [mel, time])
+    warped = nn.functional.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return warped[:, 0]
+
+
 def speaker_input(speaker_embedding: Optional[torch.Tensor], used: bool) -> Optional[torch.Tensor]:
     """The speaker embedding where the model is conditioned on it (an error if it is missing), else None."""
     if not used:

@@ -4,8 +4,8 @@
     q(z | x, y)  ConvEncoder features + one-hot y -> N(mu, sigma)
     p(x | y, z)  ConvDecoder over [z, one-hot y (, speaker)]
 Labelled segments: -ELBO(x, y) + alpha * -log q(y | x). Unlabelled: the ELBO summed over y weighted by
-q(y | x), plus the entropy of q(y | x). In training the classifier may see SpecAugment-masked inputs
-(``mask_*`` options); the VAE always sees them whole.
+q(y | x), plus the entropy of q(y | x). In training the classifier may see speed/pitch-perturbed (``perturb_*`` options) and
+SpecAugment-masked inputs (``mask_*``); the VAE always sees them as they are.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import ConvDecoder, ConvEncoder, FeatureNorm, mask_spans, speaker_input
+from .layers import ConvDecoder, ConvEncoder, FeatureNorm, mask_spans, speaker_input, warp
 from .objectives import kl_penalty
 from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
 
@@ -82,8 +82,10 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         return self.classifier(self.classifier_encoder(x))
 
     def _augment(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-        """The classifier's training view of standardised segments: SpecAugment masks over frames and bands."""
+        """The classifier's training view of standardised segments: speed and pitch perturbation, then
+        SpecAugment masks over frames and bands."""
         c = self.config
+        x = warp(x, c.perturb_speed, c.perturb_mel_shift, generator)
         x = mask_spans(x, c.mask_time_count, c.mask_time_length, 1, generator)
         return mask_spans(x, c.mask_feature_count, c.mask_feature_length, 2, generator)
 

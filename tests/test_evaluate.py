@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import evaluate
 from experiments.representation import fold_masks, speaker_normalise
@@ -191,6 +192,28 @@ def test_embedding_selection_reads_only_the_listed_actors():
     assert inner_uar(scrambled, u, listed) == score
     scrambled[actors == 7] = rng.normal(size=(16, 8)) * 100  # one of the listed ones
     assert inner_uar(scrambled, u, listed) < score
+
+
+@pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])
+def test_conversion_keeps_the_utterance_and_adds_the_decoders_change(family):
+    from modeling.utterance import join_segments, utterance_segments
+    from tests.test_modeling import make
+
+    model = make(family, speaker_conditioning="decoder").eval()
+    c, g = model.config, torch.Generator().manual_seed(0)
+    log_mel = (torch.randn(3 * c.segment_frames + 5, c.n_mels, generator=g) * 8 - 40).numpy()
+    speaker = torch.randn(c.speaker_dim, generator=g)
+    dim = c.z2_dim if family == "fhvae" else c.latent_dim
+    same = evaluate.convert_emotion(model, log_mel, speaker, 0, 0, np.zeros(dim, dtype=np.float32))
+    np.testing.assert_allclose(same, log_mel, atol=1e-4)  # no move: the utterance itself, not its reconstruction
+    shift = np.full(dim, 10.0, dtype=np.float32)
+    moved = evaluate.convert_emotion(model, log_mel, speaker, 0, 3, shift)
+    segments, _, spk = utterance_segments(model, log_mel, speaker)
+    if family == "semisupervised_vae":  # the change by hand: decode(z + shift, target) - decode(z, source)
+        z = model.encode(segments, torch.zeros(len(segments), dtype=torch.long), spk).mean
+        change = model.decode(z + 10, torch.full((len(segments),), 3), spk) - model.decode(z, torch.zeros(len(segments), dtype=torch.long), spk)
+        np.testing.assert_allclose(moved - log_mel, join_segments(change.detach(), len(log_mel), c.segment_hop).numpy(), atol=1e-4)
+    assert np.abs(moved - log_mel).max() > 1e-3  # and the move changes it
 
 
 def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, tmp_path):

@@ -153,6 +153,8 @@ def test_semisupervised_classifies_utterances():
     (lambda: FHVAEConfig(input_normalization="utterance"), "input_normalization"),
     (lambda: SpeechVAEConfig(pooling="max"), "pooling"),
     (lambda: SemiSupervisedVAEConfig(mask_time_count=-1), "mask_time_count"),
+    (lambda: SemiSupervisedVAEConfig(perturb_speed=1.0), "perturb_speed"),
+    (lambda: SemiSupervisedVAEConfig(perturb_mel_shift=-1.0), "perturb_mel_shift"),
 ])
 def test_invalid_configs_raise(make_config, match):
     with pytest.raises(ValueError, match=match):
@@ -217,6 +219,35 @@ def test_semisupervised_objective_pairs_a_labelled_segment_with_its_label_only()
     for row in (labels < 0).nonzero().flatten().tolist():  # unlabelled: the expectation over q(y | x) of every class
         expected = sum(q_y[row, k] * nll(row, k) for k in range(model.config.num_labels))
         torch.testing.assert_close(out.example_reconstruction_loss[row], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_warp_stretches_time_and_shifts_mel_bands_within_bounds():
+    from modeling.layers import warp
+
+    g = torch.Generator().manual_seed(0)
+    frames, n_mels = 32, 40
+    mel_ramp = torch.arange(n_mels, dtype=torch.float32).expand(64, frames, n_mels)
+    shifted = warp(mel_ramp, speed=0.0, mel_shift=3.0, generator=g)
+    offsets = (shifted - mel_ramp)[:, :, 3:-3]  # away from the edges, which repeat
+    assert torch.allclose(offsets, offsets[:, :1, :1].expand_as(offsets), atol=1e-4)  # one shift per row
+    assert offsets.abs().max() <= 3 + 1e-4 and offsets[:, 0, 0].std() > 1  # bounded, and it varies
+    assert shifted.min() >= 0 and shifted.max() <= n_mels - 1  # edges repeat, no zeros come in
+
+    time_ramp = torch.arange(frames, dtype=torch.float32)[:, None].expand(64, frames, n_mels)
+    stretched = warp(time_ramp, speed=0.2, mel_shift=0.0, generator=g)
+    centre = (frames - 1) / 2
+    slopes = (stretched[:, centre.__ceil__() + 2] - stretched[:, centre.__floor__() - 2, :]).mean(1) / 5  # frames per frame
+    assert ((slopes > 0.8 - 1e-4) & (slopes < 1.2 + 1e-4)).all() and slopes.std() > 0.05
+    torch.testing.assert_close(stretched[:, :, 0], stretched[:, :, -1])  # the bands untouched
+    assert torch.equal(warp(time_ramp, 0.0, 0.0), time_ramp)
+
+    model = make("semisupervised_vae", perturb_speed=0.1, perturb_mel_shift=2.0)
+    x, kwargs = batch(model)
+    model.train()
+    perturbed = model(x, **kwargs, generator=torch.Generator().manual_seed(1)).logits
+    assert not torch.allclose(perturbed, model.classifier(model.classifier_encoder(model.norm(x))))
+    model.eval()
+    torch.testing.assert_close(model(x, **kwargs).logits, model.classify(x))  # evaluation sees the input as it is
 
 
 def test_spec_augment_masks_spans_and_only_in_training():
