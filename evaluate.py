@@ -41,11 +41,16 @@ from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all, validation_
 HELD_OUT = fold_actors(NUM_FOLDS - 1)  # 21-24: never trained on by a research-split model (train.py: 1-20)
 
 
-def load_model(name: str):
-    """A model folder or hub id; this project's families load with or without remote code."""
+def load_model(name: str, segment_hop: Optional[int] = None):
+    """A model folder or hub id; this project's families load with or without remote code. ``segment_hop``:
+    embed utterances from a segment every that many frames instead of the saved config's."""
     model = AutoModel.from_pretrained(name, trust_remote_code=True).eval()
     if not hasattr(model, "embed_utterance"):
         raise SystemExit(f"error: {name} is a {type(model).__name__}, not one of this project's VAE families")
+    if segment_hop is not None:
+        if segment_hop <= 0:
+            raise SystemExit(f"error: --segment-hop must be positive, got {segment_hop}")
+        model.config.segment_hop = segment_hop
     return model
 
 
@@ -291,7 +296,7 @@ def protocol(model_dir: str) -> dict:
 
 def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterances: Optional[Utterances] = None) -> dict:
     """Everything for one trained model, next to the baselines; writes figures, audio and the report."""
-    model = load_model(model_dir)
+    model = load_model(model_dir, args.segment_hop)
     params = dataset_params(dataset_dir, ["mel"])
     if model.config.n_mels != params["mel"]["n_mels"]:
         raise SystemExit(f"error: {model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
@@ -343,7 +348,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
         if not (args.reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
             train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
                         "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
-        model = load_model(str(fold_dir / "model"))
+        model = load_model(str(fold_dir / "model"), args.segment_hop)
         view = utterances.model_view(model.config.input_normalization)
         x = probed(next(iter(model_representations(model, view).values())), utterances, args)
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
@@ -352,8 +357,9 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
                for k in ("uar", "accuracy", "macro_f1", "actor_id_accuracy", "gender_accuracy")}
     result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors",
-              "speaker_norm": args.speaker_norm, "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
-    (out / ("cv_metrics_speaker_norm.json" if args.speaker_norm else "cv_metrics.json")).write_text(json.dumps(result, indent=2))
+              "speaker_norm": args.speaker_norm, "segment_hop": model.config.segment_hop, "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
+    name = "cv_metrics" + ("_speaker_norm" if args.speaker_norm else "") + (f"_hop{args.segment_hop}" if args.segment_hop else "")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
     return result
@@ -372,6 +378,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--speaker-norm", action="store_true",
                         help="standardise every representation per speaker (leave-one-out statistics of the same actor's other utterances; no labels)")
     parser.add_argument("--reuse-fold-models", action="store_true", help="with --cv-train: probe fold models already trained in --output")
+    parser.add_argument("--segment-hop", type=int, default=None,
+                        help="embed utterances from a segment every H frames instead of the model's segment_hop (with --cv-train: cv_metrics*_hopH.json)")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options for --cv-train (last)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -383,7 +391,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not args.model:
         parser.error("--model is required (or --cv-train RECIPE)")
     if args.audio:
-        x, files = embed_audio_files(load_model(args.model), args.audio)
+        x, files = embed_audio_files(load_model(args.model, args.segment_hop), args.audio)
         target = args.export_embeddings or Path("embeddings.npz")
         np.savez(target, X=x, files=np.array(files))
         print(f"{len(files)} embeddings of size {x.shape[1]} in {target}")

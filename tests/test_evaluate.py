@@ -108,6 +108,13 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     assert weights.stat().st_mtime_ns == trained_at  # probed again, not trained again
     normalised = json.loads((tmp_path / "cv_metrics_speaker_norm.json").read_text())
     assert normalised["speaker_norm"] and [f["fold"] for f in normalised["folds"]] == [0, 5]
+    saved_hop = json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"]
+    evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
+                   "--reuse-fold-models", "--speaker-norm", "--segment-hop", str(saved_hop // 2)])
+    assert weights.stat().st_mtime_ns == trained_at
+    dense = json.loads((tmp_path / f"cv_metrics_speaker_norm_hop{saved_hop // 2}.json").read_text())
+    assert dense["segment_hop"] == saved_hop // 2 and normalised["segment_hop"] == saved_hop  # a file of its own
+    assert json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"] == saved_hop  # not saved
     from experiments import select_embedding
     selection = select_embedding.main([str(tmp_path), "--dataset", str(config.output_dir)])
     assert set(selection["inner_uar"]) == {0, 5} and selection["choice"] in selection["mean_inner_uar"]
@@ -278,5 +285,7 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
     result = per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
     assert [f["choice"] for f in result["folds"]] == ["a", "b"]
     assert result["uar"]["mean"] == pytest.approx((0.8 + 0.6) / 2)
+    (tmp_path / "b" / "cv_metrics.json").rename(tmp_path / "b_hop16.json")  # a file instead of a folder
+    assert per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"]) == result
     with pytest.raises(SystemExit, match="chose 'b'"):
         per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
