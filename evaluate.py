@@ -171,19 +171,22 @@ def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: li
             yield i, target, convert_emotion(model, utterances.log_mel[i], speaker_of(model, utterances, i), 0, target, shift)
 
 
-def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, args) -> dict:
-    """Convert every held-out neutral utterance to the 7 other emotions and score the results with probes
-    fitted on the training actors: on the model's embedding, on log-mel statistics in dB (independent of
-    the model), and on those statistics standardised per speaker. The shift's strength is the one of
-    `CONVERSION_STRENGTHS` whose conversions of a fifth of the training actors (1, 6, 11, 16) the log-mel
-    probe of the other training actors recognises best; the held-out actors play no part in the choice.
-    For scale, each probe's hit rate on the real utterances of those emotions by the held-out actors.
-    ``utterances``: as the model sees them (`Utterances.model_view`)."""
-    fit = ~np.isin(utterances.actor, HELD_OUT)
+def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, args,
+               fold: int = NUM_FOLDS - 1) -> dict:
+    """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
+    emotions and score the results with probes fitted on the other actors: on the model's embedding, on
+    log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
+    The shift's strength is the one of `CONVERSION_STRENGTHS` whose conversions of a fifth of the training
+    actors (validation group 0 of the fold, 1, 6, 11, 16 by default) the log-mel probe of the other training
+    actors recognises best; the held-out actors play no part in the choice. For scale, each probe's hit rate
+    on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
+    (`Utterances.model_view`)."""
+    held = np.isin(utterances.actor, fold_actors(fold))
+    fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
     to_statistics = lambda i, log_mel: log_mel_statistics([utterances.to_db(i, log_mel)])[0]  # noqa: E731
 
-    validation = np.isin(utterances.actor, validation_actors(NUM_FOLDS - 1, 0))  # 1, 6, 11, 16
+    validation = np.isin(utterances.actor, validation_actors(fold, 0))
     inner = fit & ~validation
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
@@ -198,7 +201,6 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     judges = {"model_probe": Judge.fit(embedding, utterances, fit, False, args.seed),
               "log_mel_probe": Judge.fit(baseline, utterances, fit, False, args.seed),
               "log_mel_probe_speaker_norm": Judge.fit(baseline, utterances, fit, True, args.seed)}
-    held = np.isin(utterances.actor, HELD_OUT)
     items = list(convert_neutral(model, utterances, held, targets, means, strength))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     for n, (i, target, converted) in enumerate(items):
@@ -338,6 +340,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     import train
 
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    baseline = log_mel_statistics(utterances.log_mel) if args.conversion else None
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
@@ -350,19 +353,32 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
                         "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
         model = load_model(str(fold_dir / "model"), args.segment_hop)
         view = utterances.model_view(model.config.input_normalization)
-        x = probed(next(iter(model_representations(model, view).values())), utterances, args)
+        embedding = next(iter(model_representations(model, view).values()))
+        x = probed(embedding, utterances, args)
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
         folds.append({"fold": fold, "held_out": list(fold_actors(fold)), **scores, **speaker_leakage(x, utterances, args.seed)})
         print(f"fold {fold} (actors {fold_actors(fold)}): UAR {scores['uar']:.3f}, actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
+        if args.conversion:
+            folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, args, fold)
+            print(f"fold {fold} conversion: " + ", ".join(f"{k} {v:.3f}" for k, v in conversion_rates([folds[-1]]).items()), flush=True)
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
                for k in ("uar", "accuracy", "macro_f1", "actor_id_accuracy", "gender_accuracy")}
     result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors",
               "speaker_norm": args.speaker_norm, "segment_hop": model.config.segment_hop, "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
     name = "cv_metrics" + ("_speaker_norm" if args.speaker_norm else "") + (f"_hop{args.segment_hop}" if args.segment_hop else "")
+    if args.conversion:
+        result["conversion"] = conversion_rates(folds)
+        print("conversion, mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["conversion"].items()))
     (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
     return result
+
+
+def conversion_rates(folds: list[dict]) -> dict[str, float]:
+    """Each judge's hit rate on converted and on real utterances (`conversion`), averaged over ``folds``."""
+    keys = [k for k in folds[0]["conversion"] if k.startswith("target_rate_") or k.endswith("_rate_on_real_utterances")]
+    return {k: float(np.mean([f["conversion"][k] for f in folds if f["conversion"][k] is not None])) for k in keys}
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -380,6 +396,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--reuse-fold-models", action="store_true", help="with --cv-train: probe fold models already trained in --output")
     parser.add_argument("--segment-hop", type=int, default=None,
                         help="embed utterances from a segment every H frames instead of the model's segment_hop (with --cv-train: cv_metrics*_hopH.json)")
+    parser.add_argument("--conversion", action="store_true",
+                        help="with --cv-train: also convert each fold's held-out neutral utterances with that fold's model (strict conversion rates)")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options for --cv-train (last)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)

@@ -108,12 +108,19 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     assert weights.stat().st_mtime_ns == trained_at  # probed again, not trained again
     normalised = json.loads((tmp_path / "cv_metrics_speaker_norm.json").read_text())
     assert normalised["speaker_norm"] and [f["fold"] for f in normalised["folds"]] == [0, 5]
+    assert "conversion" not in normalised
     saved_hop = json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"]
     evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
-                   "--reuse-fold-models", "--speaker-norm", "--segment-hop", str(saved_hop // 2)])
+                   "--reuse-fold-models", "--speaker-norm", "--segment-hop", str(saved_hop // 2), "--conversion", "--num-audio", "1"])
     assert weights.stat().st_mtime_ns == trained_at
     dense = json.loads((tmp_path / f"cv_metrics_speaker_norm_hop{saved_hop // 2}.json").read_text())
     assert dense["segment_hop"] == saved_hop // 2 and normalised["segment_hop"] == saved_hop  # a file of its own
+    for f in dense["folds"]:  # each fold's own held-out neutral utterances, converted by that fold's model
+        audio = sorted((tmp_path / f"fold_{f['fold']}" / "audio").glob("*.wav"))
+        assert f["conversion"]["conversions"] > 0 and audio
+        assert all(int(w.name.split("-")[6][:2]) in f["held_out"] for w in audio)
+    assert dense["conversion"]["target_rate_model_probe"] == pytest.approx(
+        np.mean([f["conversion"]["target_rate_model_probe"] for f in dense["folds"]]))
     assert json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"] == saved_hop  # not saved
     from experiments import select_embedding
     selection = select_embedding.main([str(tmp_path), "--dataset", str(config.output_dir)])
