@@ -102,14 +102,21 @@ def conversion_latent(model, log_mel: np.ndarray, speaker, label: int) -> np.nda
     return pool_segments(posterior.mean, lengths).numpy()
 
 
-def emotion_means(model, utterances: Utterances, rows: np.ndarray) -> np.ndarray:
-    """(emotions, d): the mean `conversion_latent` of each emotion over the utterances ``rows`` (0 where absent)."""
+def conversion_latents(model, utterances: Utterances, rows: np.ndarray) -> np.ndarray:
+    """(n, d): the `conversion_latent` of each utterance of ``rows`` with its own label (0 elsewhere)."""
     chosen = np.flatnonzero(rows)
     latents = np.stack([conversion_latent(model, utterances.log_mel[i], speaker_of(model, utterances, i), int(utterances.emotion[i]))
                         for i in chosen])
+    out = np.zeros((len(utterances.emotion), latents.shape[1]), dtype=latents.dtype)
+    out[chosen] = latents
+    return out
+
+
+def emotion_means(latents: np.ndarray, emotion: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(emotions, d): the mean of ``latents`` (`conversion_latents`) of each emotion over ``rows`` (0 where absent)."""
     means = np.zeros((len(EMOTIONS), latents.shape[1]), dtype=np.float32)
-    for e in np.unique(utterances.emotion[chosen]):
-        means[e] = latents[utterances.emotion[chosen] == e].mean(0)
+    for e in np.unique(emotion[rows]):
+        means[e] = latents[rows & (emotion == e)].mean(0)
     return means
 
 
@@ -186,18 +193,19 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
     to_statistics = lambda i, log_mel: log_mel_statistics([utterances.to_db(i, log_mel)])[0]  # noqa: E731
 
+    latents = conversion_latents(model, utterances, fit)  # the training actors', each computed once
     validation = np.isin(utterances.actor, validation_actors(fold, 0))
     inner = fit & ~validation
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
-        means, judge = emotion_means(model, utterances, inner), Judge.fit(baseline, utterances, inner, False, args.seed)
+        means, judge = emotion_means(latents, utterances.emotion, inner), Judge.fit(baseline, utterances, inner, False, args.seed)
         for strength in CONVERSION_STRENGTHS:
             items = list(convert_neutral(model, utterances, validation, targets, means, strength))
             predicted = judge.predict(np.stack([to_statistics(i, m) for i, _, m in items]), np.array([i for i, _, _ in items]))
             rates[strength] = float(np.mean(predicted == [t for _, t, _ in items]))
     strength = max(rates, key=rates.get) if rates else 1.0
 
-    means = emotion_means(model, utterances, fit)
+    means = emotion_means(latents, utterances.emotion, fit)
     judges = {"model_probe": Judge.fit(embedding, utterances, fit, False, args.seed),
               "log_mel_probe": Judge.fit(baseline, utterances, fit, False, args.seed),
               "log_mel_probe_speaker_norm": Judge.fit(baseline, utterances, fit, True, args.seed)}
@@ -365,14 +373,18 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
                for k in ("uar", "accuracy", "macro_f1", "actor_id_accuracy", "gender_accuracy")}
     result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors",
               "speaker_norm": args.speaker_norm, "segment_hop": model.config.segment_hop, "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
-    name = "cv_metrics" + ("_speaker_norm" if args.speaker_norm else "") + (f"_hop{args.segment_hop}" if args.segment_hop else "")
     if args.conversion:
         result["conversion"] = conversion_rates(folds)
         print("conversion, mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["conversion"].items()))
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    (out / cv_metrics_name(args.speaker_norm, args.segment_hop)).write_text(json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
     return result
+
+
+def cv_metrics_name(speaker_norm: bool, segment_hop: Optional[int] = None) -> str:
+    """The file in which `cross_validate` keeps its scores: cv_metrics[_speaker_norm][_hopH].json."""
+    return "cv_metrics" + ("_speaker_norm" if speaker_norm else "") + (f"_hop{segment_hop}" if segment_hop else "") + ".json"
 
 
 def conversion_rates(folds: list[dict]) -> dict[str, float]:

@@ -18,6 +18,8 @@ import numpy as np
 
 
 def main(argv: Optional[list[str]] = None) -> dict:
+    from evaluate import cv_metrics_name
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("selection", type=Path, help="recipe_selection.json of experiments.select_recipe")
     parser.add_argument("runs", nargs="+", help="CANDIDATE=CV_DIR (or a cv_metrics*.json), one for every candidate some fold chose")
@@ -25,7 +27,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     args = parser.parse_args(argv)
     table = json.loads(args.selection.read_text())["validation_uar"]
     runs = dict(r.split("=", 1) for r in args.runs)
-    name = "cv_metrics_speaker_norm.json" if args.speaker_norm else "cv_metrics.json"
+    name = cv_metrics_name(args.speaker_norm)
     folds = []
     for fold, row in table.items():
         chosen = max(row, key=row.get)
