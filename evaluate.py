@@ -23,9 +23,9 @@ from typing import Optional
 import numpy as np
 import soundfile as sf
 import torch
-from transformers import AutoModel
+from transformers import AutoFeatureExtractor, AutoModel
 
-import modeling  # noqa: F401  (registers the families with AutoModel)
+import modeling  # registers the families with AutoModel and their feature extractor
 from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
 from experiments.report import results_table, write_report
@@ -35,6 +35,7 @@ from experiments.representation import (
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
 from modeling.utterance import join_segments, leave_one_out, pool_segments, utterance_segments
+from ravdess_dataset.console import configure_console
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all, validation_actors
 
@@ -255,28 +256,29 @@ def figures(model, utterances: Utterances, view: Utterances, x: np.ndarray, resu
         write_wav(out / "audio" / f"{utterances.file[i]}_reconstructed.wav", reconstruction, model)
 
 
-def embed_audio_files(model, paths: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Embed arbitrary recordings with the model's own preprocessing (its saved feature parameters).
+def load_feature_extractor(name: str, model):
+    """The model's saved feature extractor; for a local model saved before models carried one, the same
+    extractor built from its config's feature parameters."""
+    folder = Path(name)
+    if folder.is_dir() and not (folder / "preprocessor_config.json").is_file():
+        return modeling.RavdessFeatureExtractor.from_model_config(model.config)
+    return AutoFeatureExtractor.from_pretrained(name, trust_remote_code=True)
+
+
+def embed_audio_files(model, extractor, paths: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Embed arbitrary recordings with the model's own front end (its feature extractor).
 
     A model with ``input_normalization="speaker"`` takes the recordings of one folder to be one
     speaker and standardises each with the folder's other recordings."""
-    from ravdess_dataset.audio import AudioConfig
-    from ravdess_dataset.embedding import BatchedVoiceEncoder
-    from ravdess_dataset.features import MelConfig
-    from ravdess_dataset.prepare import front_end
+    from ravdess_dataset.audio import AudioReadError
     from ravdess_dataset.sources import find_audio
 
-    params = model.config.feature_params
-    audio, mel = AudioConfig(**params["audio"]), MelConfig(**params["mel"])
     files = [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
-    encoder = BatchedVoiceEncoder("cpu") if model.config.speaker_conditioning != "none" else None
-    log_mels, speakers = [], []
-    for f in files:
-        _, features, windows, _, error = front_end(f, audio, mel)  # exactly prepare's preprocessing
-        if error is not None:
-            raise SystemExit(f"error: {error}")
-        log_mels.append(features)
-        speakers.append(encoder.embed_utterances([windows])[0][0] if encoder else None)
+    try:
+        inputs = extractor([str(f) for f in files])
+    except AudioReadError as err:
+        raise SystemExit(f"error: {err}") from None
+    log_mels, speakers = inputs["log_mel"], inputs.get("speaker_embedding", [None] * len(files))
     if model.config.input_normalization == "speaker":
         folders = Counter(f.parent for f in files)
         lone = next((f for f in files if folders[f.parent] == 1), None)
@@ -358,7 +360,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
             continue
         if not (args.reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
             train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
-                        "--fold", str(fold), "--seed", str(args.seed), *args.train_args])
+                        "--fold", str(fold), "--seed", str(args.seed), *(["--verbose"] if args.verbose else []), *args.train_args])
         model = load_model(str(fold_dir / "model"), args.segment_hop)
         view = utterances.model_view(model.config.input_normalization)
         embedding = next(iter(model_representations(model, view).values()))
@@ -410,8 +412,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="embed utterances from a segment every H frames instead of the model's segment_hop (with --cv-train: cv_metrics*_hopH.json)")
     parser.add_argument("--conversion", action="store_true",
                         help="with --cv-train: also convert each fold's held-out neutral utterances with that fold's model (strict conversion rates)")
+    parser.add_argument("--verbose", action="store_true", help="print every INFO line and the libraries' progress bars")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options for --cv-train (last)")
     args = parser.parse_args(argv)
+    configure_console(args.verbose)
     torch.manual_seed(args.seed)
     if args.cv_train:
         out = args.output or Path("eval") / Path(args.cv_train).stem
@@ -421,7 +425,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not args.model:
         parser.error("--model is required (or --cv-train RECIPE)")
     if args.audio:
-        x, files = embed_audio_files(load_model(args.model, args.segment_hop), args.audio)
+        model = load_model(args.model, args.segment_hop)
+        x, files = embed_audio_files(model, load_feature_extractor(args.model, model), args.audio)
         target = args.export_embeddings or Path("embeddings.npz")
         np.savez(target, X=x, files=np.array(files))
         print(f"{len(files)} embeddings of size {x.shape[1]} in {target}")

@@ -26,7 +26,7 @@ except ImportError:
     from httpx import TransportError
 
 from experiments.report import protocol_text, results_table
-from ravdess_dataset.card import CITATION
+from ravdess_dataset.card import CITATION, LOCAL_ID
 from ravdess_dataset.export_h5 import INFO_FILE
 
 FAMILY_PAPERS = {
@@ -40,7 +40,7 @@ FAMILY_PAPERS = {
                            "emotion labels of part of the training utterances",
                            "Kingma, Rezende, Mohamed and Welling (2014), Semi-Supervised Learning with Deep Generative Models, NIPS"),
 }
-MODEL_FILES = ("config.json", "*.safetensors", "*.py", "training_args.json")
+MODEL_FILES = ("config.json", "*.safetensors", "preprocessor_config.json", "*.py", "training_args.json")
 
 
 class PushError(RuntimeError):
@@ -91,9 +91,7 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     speaker_inputs = config.get("input_normalization") == "speaker"
     inputs_text = ("each utterance standardised per band with the mean and std of its speaker's other recordings, then "
                    if speaker_inputs else "")
-    standardise_code = ("\n# this model reads log-mels standardised with the frames of other recordings of the same speaker\n"
-                        "others = np.concatenate(other_log_mels_of_this_speaker)  # each (frames, n_mels), computed as above\n"
-                        "log_mel = (log_mel - others.mean(0)) / others.std(0)" if speaker_inputs else "")
+    usage_text = usage(repo_id, config.get("feature_params") or {}, speaker_inputs)
     final_text = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float))) or "not recorded"
     mel = (config.get("feature_params") or {}).get("mel", {})
     return f"""---
@@ -120,28 +118,7 @@ hop {mel.get('hop_length')}), {inputs_text}normalised with statistics stored in 
 
 ## Usage
 
-```python
-import librosa
-import numpy as np
-from transformers import AutoModel
-
-model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
-p = model.config.feature_params["mel"]
-wav, sr = librosa.load("speech.wav", sr=p["sample_rate"])
-power = librosa.feature.melspectrogram(y=wav, sr=sr, n_fft=p["n_fft"], hop_length=p["hop_length"],
-                                       win_length=p["win_length"], n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"])
-log_mel = librosa.power_to_db(power, ref=1.0, amin=p["amin"], top_db=None).T  # (frames, n_mels){standardise_code}
-speaker = None
-if model.config.speaker_conditioning != "none":  # this model also reads the speaker's Resemblyzer embedding
-    from resemblyzer import VoiceEncoder, preprocess_wav
-    speaker = VoiceEncoder("cpu").embed_utterance(preprocess_wav("speech.wav"))
-embedding = model.embed_utterance(log_mel, speaker)  # one vector per utterance
-print(embedding.shape)
-```
-
-The training pipeline also trimmed silence (WebRTC VAD) and normalised loudness to
-{(config.get('feature_params') or {}).get('audio', {}).get('target_dbfs')} dBFS before the log-mel
-(`python -m ravdess_dataset` in the project repository does the same for your own audio).
+{usage_text}
 
 ## Limitations
 
@@ -156,6 +133,40 @@ no commercial use.
 {CITATION}
 ```
 """
+
+
+def usage(repo_id: str, feature_params: dict, speaker_inputs: bool) -> str:
+    """The card's usage section: the feature extractor saved with the model, then the model."""
+    audio = feature_params.get("audio", {})
+    text = f"""```python
+from transformers import AutoFeatureExtractor, AutoModel
+
+extractor = AutoFeatureExtractor.from_pretrained("{repo_id}", trust_remote_code=True)
+model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()
+embedding = model.embed_utterance(**extractor("speech.wav"))  # one vector per utterance
+```
+
+The feature extractor (`preprocessor_config.json` and its code) is the training pipeline's front end: it reads
+WAV/FLAC files (or mono waveforms with `sampling_rate=`), resamples to {audio.get("sample_rate", 16000)} Hz, raises quiet recordings to
+{audio.get("target_dbfs", -30.0):g} dBFS, trims long silences (WebRTC VAD) and computes the log-mel with this model's parameters,
+plus the Resemblyzer speaker embedding where the model reads one. Besides `transformers` and `torch` it needs
+`librosa`, `soxr`, `soundfile`, `webrtcvad` and `resemblyzer`."""
+    if speaker_inputs:
+        text += """
+
+This model reads each log-mel standardised per band with the mean and std of *other* recordings of the same
+speaker (at least two), so the three lines above become:
+
+```python
+import numpy as np
+
+inputs = extractor(["speech.wav", "other_1.wav", "other_2.wav"])  # recordings of one speaker
+others = np.concatenate(inputs["log_mel"][1:])
+log_mel = (inputs["log_mel"][0] - others.mean(0)) / others.std(0)
+speaker = inputs["speaker_embedding"][0] if "speaker_embedding" in inputs else None
+embedding = model.embed_utterance(log_mel, speaker)
+```"""
+    return text
 
 
 def _actors(train_metrics: Optional[dict]) -> str:
@@ -190,12 +201,13 @@ def stage_model(model_dir: Path, out: Path, repo_id: str, dataset_id: Optional[s
     return out
 
 
-def stage_dataset(dataset_dir: Path, out: Path) -> Path:
-    """The prepared dataset as a hub dataset repository: its card (YAML configs) and Parquet shards."""
+def stage_dataset(dataset_dir: Path, out: Path, repo_id: str) -> Path:
+    """The prepared dataset as a hub dataset repository: its card (YAML configs; its code loads ``repo_id``) and
+    Parquet shards."""
     if not (dataset_dir / INFO_FILE).is_file() or not (dataset_dir / "README.md").is_file():
         raise PushError(f"{dataset_dir} is not a prepared dataset; run python -m ravdess_dataset prepare first")
     _empty_folder(out)
-    shutil.copy2(dataset_dir / "README.md", out / "README.md")
+    (out / "README.md").write_text((dataset_dir / "README.md").read_text().replace(f'"{LOCAL_ID}"', f'"{repo_id}"'))
     shutil.copytree(dataset_dir / "data", out / "data", ignore=shutil.ignore_patterns(".*"))
     return out
 
@@ -243,7 +255,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.model:
             folder, repo_type = stage_model(args.model, stage, args.repo_id, args.dataset_id), "model"
         else:
-            folder, repo_type = stage_dataset(args.dataset, stage), "dataset"
+            folder, repo_type = stage_dataset(args.dataset, stage, args.repo_id), "dataset"
         if args.dry_run:
             print(f"dry run: the {repo_type} repository {args.repo_id} would receive {folder} "
                   f"({sum(1 for f in folder.rglob('*') if f.is_file())} files)")

@@ -31,6 +31,7 @@ import modeling
 from experiments.data import TrainingData, load_training_data
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
+from ravdess_dataset.console import configure_console
 from ravdess_dataset.features import MelConfig
 from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors, fold_train_actors, validation_actors
 from ravdess_dataset.torch_loader import batch_loader
@@ -125,6 +126,7 @@ class TrainArguments:
     probe: bool = field(default=True, metadata={"help": "emotion probe on utterance embeddings at each evaluation"})
     early_stopping_metric: Optional[str] = field(default=None, metadata={"help": "eval_loss (lower is better) or probe_uar (higher); not with --fold"})
     early_stopping_patience: int = field(default=3, metadata={"help": "evaluations without improvement before stopping"})
+    verbose: bool = field(default=False, metadata={"help": "print every INFO line (evaluations, checkpoints) and the libraries' progress bars; by default one progress bar and a summary"})
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainArguments]:
@@ -239,8 +241,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_console(args.verbose and accelerator.is_main_process)
     set_seed(args.seed)
 
     # data
@@ -294,12 +295,13 @@ def main(argv: Optional[list[str]] = None) -> dict:
         loop = json.loads((checkpoint / "loop_state.json").read_text())
         step, history, best, best_step, stale = loop["step"], loop["history"], loop["best"], loop["best_step"], loop["stale"]
         start_epoch, skip_batches = divmod(step * args.gradient_accumulation_steps, len(train_loader))
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", checkpoint, step, start_epoch, skip_batches)
+        accelerator.print(f"resumed from {checkpoint} at step {step} (epoch {start_epoch}, batch {skip_batches})")
 
     logger.info("%s: %d parameters; %d training rows, %d evaluation rows; %d steps of %d per epoch on %d process(es)",
                 config.model_type, sum(p.numel() for p in model.parameters()), len(data.train["log_mel"]), len(data.eval["log_mel"]),
                 max_steps, steps_per_epoch, accelerator.num_processes)
     progress = tqdm(total=max_steps, initial=step, disable=not accelerator.is_main_process, desc="train", unit="step")
+    postfix: dict[str, str] = {}  # the latest training loss and evaluation, shown beside the bar
     model.train()
     stop = False
     for epoch in range(start_epoch, epochs):
@@ -331,7 +333,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                 logs["learning_rate"] = scheduler.get_last_lr()[0]
                 history["train"].append({"step": step, **logs})
                 accelerator.log({f"train/{k}": v for k, v in logs.items()}, step=step)
-                progress.set_postfix(loss=f"{logs['loss']:.1f}", kl=f"{logs['kl']:.1f}")
+                postfix.update(loss=f"{logs['loss']:.1f}", kl=f"{logs['kl']:.1f}")
+                progress.set_postfix(postfix)
             if args.checkpointing_steps and step % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, output_dir, step, loop_state(), args.save_total_limit)
             if step >= max_steps:
@@ -343,6 +346,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
             history["eval"].append({"step": step, "epoch": epoch + 1, **metrics})
             accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
             logger.info("epoch %d step %d: %s", epoch + 1, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            postfix.update({k: f"{metrics[k]:.3g}" for k in ("eval_loss", "probe_uar") if k in metrics})
+            progress.set_postfix(postfix)
             if accelerator.is_main_process and args.report_to == "tensorboard":
                 batch = next(iter(eval_loader))
                 with torch.no_grad():
@@ -376,12 +381,15 @@ def main(argv: Optional[list[str]] = None) -> dict:
             unwrapped = type(unwrapped).from_pretrained(output_dir / "best")
             final_metrics = next(e for e in history["eval"] if e["step"] == best_step)
         unwrapped.save_pretrained(output_dir)
+        modeling.RavdessFeatureExtractor.from_model_config(unwrapped.config).save_pretrained(output_dir)  # its input pipeline
         summary = {"model_type": config.model_type, "steps": step, "final": final_metrics, "best_step": best_step,
                    "train_actors": list(train_actors), "eval_actors": list(eval_actors), "history": history, "num_processes": accelerator.num_processes,
                    "rank_weight_checksums": rank_checksums}
         (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         plot_curves(history, output_dir / "loss_curves.png")
-        logger.info("model, metrics.json and loss_curves.png in %s", output_dir)
+        scores = ", ".join(f"{k} {final_metrics[k]:.4g}" for k in ("eval_loss", "eval_mse", "probe_uar") if k in final_metrics)
+        print(f"trained {config.model_type} for {step} steps{'; ' + scores if scores else ''}\n"
+              f"model, feature extractor, metrics.json and loss_curves.png in {output_dir}")
     # gloo's process group must die from Python's handle on it, which releases the GIL while gloo's worker threads
     # finish freeing the tensors of the last collectives; dying with the DDP reducer, it would hold the GIL: a deadlock
     group = torch.distributed.group.WORLD if torch.distributed.is_initialized() else None

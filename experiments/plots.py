@@ -115,5 +115,7 @@ def traversal_figure(model, log_mel, speaker, dims: int = 4, steps: int = 5):
                 axes[row][col].set_xticks([])
                 axes[row][col].set_yticks([])
                 axes[row][col].set_title(f"z[{d}] = {value:+.1f}", fontsize=7)
+    fig.suptitle("Latent traversals: the decoded first segment (frames across, mel bands up) as one dimension moves;\n"
+                 "the other dimensions stay at the utterance's posterior mean", fontsize=8)
     fig.tight_layout()
     return fig

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .audio import AudioConfig, AudioReadError
 from .builder import CONFIG_NAMES
+from .console import configure_console
 from .export_h5 import export_h5
 from .features import MEL_PRESETS, SegmentConfig
 from .naming import RavdessNameError
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("out", type=Path, help="the .h5 file to write")
     e.add_argument("--dataset-dir", type=Path, default=DATASET_DIR, help="prepared dataset folder (default: %(default)s)")
     for q in (p, e):
-        q.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+        q.add_argument("-v", "--verbose", action="store_true", help="also every INFO line and the libraries' progress bars")
     return parser
 
 
@@ -77,7 +77,7 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_console(args.verbose)
     try:
         if args.command == "prepare":
             report = prepare(_prepare_config(args))

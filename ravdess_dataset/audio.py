@@ -7,6 +7,7 @@ each a field of `AudioConfig` so it can be switched off.
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -117,14 +118,30 @@ def preprocess(wav: np.ndarray, rate: int, config: AudioConfig) -> np.ndarray:
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
+def preprocess_nonempty(wav: np.ndarray, rate: int, config: AudioConfig, source: str) -> np.ndarray:
+    """`preprocess`, raising `AudioReadError` (naming ``source``) if nothing is left after trimming."""
+    out = preprocess(wav, rate, config)
+    if len(out) == 0:
+        raise AudioReadError(f"{source}: no audio left after silence trimming ({len(wav) / rate:.2f} s decoded)")
+    return out
+
+
 def load_and_preprocess(path: Path, config: Optional[AudioConfig] = None) -> tuple[np.ndarray, float]:
     """Read ``path`` and run the front end. Returns (waveform, decoded duration in seconds).
 
     Raises `AudioReadError` if the file cannot be decoded or nothing is left after trimming.
     """
-    config = config or AudioConfig()
     wav, rate = read_audio(path)
-    out = preprocess(wav, rate, config)
-    if len(out) == 0:
-        raise AudioReadError(f"{path}: no audio left after silence trimming ({len(wav) / rate:.2f} s decoded)")
-    return out, len(wav) / rate
+    return preprocess_nonempty(wav, rate, config or AudioConfig(), str(path)), len(wav) / rate
+
+
+FLAC_SUBTYPE = "PCM_24"  # 24-bit samples: the float32 waveform to within 2**-24 of full scale
+
+
+def flac_bytes(wav: np.ndarray, rate: int) -> bytes:
+    """A mono float waveform as a 24-bit FLAC file in memory. FLAC itself is lossless: what differs from
+    ``wav`` is the rounding to the nearest 24-bit step (at most 2**-24) and samples beyond full scale,
+    which are clipped to it (resampling and the loudness gain can overshoot)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wav, -1.0, 1.0), rate, format="FLAC", subtype=FLAC_SUBTYPE)
+    return buffer.getvalue()

@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 
 import datasets
 
+from .audio import flac_bytes
 from .cache import FeatureCache
 from .embedding import EMBEDDING_DIM
 from .features import SegmentConfig, segments
@@ -18,11 +19,9 @@ from .naming import EMOTIONS, GENDERS, INTENSITIES, MODALITIES, NUM_ACTORS, STAT
 from .splits import SPLIT_ACTORS, split_of
 
 CONFIG_NAMES = ("mel", "embeddings", "segments", "audio")
-
-# Rows per Arrow write. A waveform reaches Arrow as a list of Python floats (the fast path `datasets`
-# offers for a variable-length float column inside a struct); 1000 of them at once take ~2 GB and
-# spend more time faulting in memory than converting.
-WRITER_BATCH_SIZE = {"audio": 100}
+# Raised when the layout of a config changes, so that `prepare` rewrites folders published by an older version
+# (2: the audio config became a datasets.Audio column of FLAC files instead of a struct of float lists).
+FORMAT_VERSION = 2
 
 # The cached arrays each config reads.
 _ARRAYS = {
@@ -36,8 +35,20 @@ _DESCRIPTIONS = {
     "mel": "One row per utterance: log-mel spectrogram (frames x n_mels) and Resemblyzer embedding.",
     "embeddings": "One row per utterance: Resemblyzer utterance embedding and its per-window partial embeddings.",
     "segments": "One row per fixed-length log-mel segment, with the utterance's labels, id and embedding.",
-    "audio": "One row per utterance: the preprocessed 16 kHz mono waveform as {'array', 'sampling_rate'}.",
+    "audio": "One row per utterance: the preprocessed 16 kHz mono waveform, a datasets.Audio column of 24-bit FLAC files.",
 }
+
+
+class FlacAudio(datasets.Audio):
+    """A `datasets.Audio` column whose values arrive already encoded, as ``{"bytes": FLAC, "path": name}``.
+
+    `datasets` imports torchcodec to encode any `Audio` value, even bytes that it stores unchanged, and
+    torchcodec does not load beside a CPU build of torch. This feature stores such values as they are;
+    the Parquet schema still says `Audio`, so readers get the ordinary feature.
+    """
+
+    def encode_example(self, value: dict) -> dict:
+        return {"bytes": value["bytes"], "path": value["path"]}
 
 
 def label_features() -> dict[str, datasets.features.FeatureType]:
@@ -102,7 +113,7 @@ class Ravdess(datasets.GeneratorBasedBuilder):
             columns["log_mel"] = datasets.Array2D(shape=(c.segment_frames, c.n_mels), dtype="float32")
             columns["embedding"] = embedding
         elif c.name == "audio":
-            columns["audio"] = {"array": datasets.List(datasets.Value("float32")), "sampling_rate": datasets.Value("int32")}
+            columns["audio"] = FlacAudio(sampling_rate=c.sample_rate)
         else:
             raise ValueError(f"unknown config {c.name!r}; choose one of {CONFIG_NAMES}")
         return datasets.DatasetInfo(description=c.description, features=datasets.Features(columns))
@@ -133,8 +144,7 @@ class Ravdess(datasets.GeneratorBasedBuilder):
                 elif c.name == "embeddings":
                     yield rid.stem, {**labels, "embedding": feats.embedding, "partial_embeddings": feats.partial_embeddings}
                 elif c.name == "audio":
-                    # datasets turns a numpy array into a list of numpy scalars; a list of floats is ~2x faster.
-                    yield rid.stem, {**labels, "audio": {"array": feats.wav.tolist(), "sampling_rate": c.sample_rate}}
+                    yield rid.stem, {**labels, "audio": {"bytes": flac_bytes(feats.wav, c.sample_rate), "path": f"{rid.stem}.flac"}}
                 else:
                     segs, starts, lengths = segments(feats.log_mel, seg_config, c.floor_db)
                     for i, (seg, start, length) in enumerate(zip(segs, starts, lengths)):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .naming import EMOTIONS, RavdessId
+from .sources import describe_source
 from .splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors, split_of
 
 if TYPE_CHECKING:
@@ -43,17 +44,19 @@ FIELDS = """| column | type | meaning |
 | `embedding` | 256 x float32 | Resemblyzer utterance embedding (L2-normalised) |
 | `partial_embeddings` | Array2D float32 | `embeddings`: (windows, 256), one per 1.6 s window |
 | `utterance_id`, `segment_index`, `start_frame`, `length` | `segments` | which utterance, which segment, where it starts, real (unpadded) frames |
-| `audio` | struct | `audio`: `{"array": float32 list, "sampling_rate": int}` |"""
+| `audio` | Audio | `audio`: the preprocessed 16 kHz mono waveform, a 24-bit FLAC file per row (`{"bytes", "path"}` in Parquet) |"""
+
+LOCAL_ID = "./ravdess_dataset"  # how the card loads the folder; push_to_hub.py --dataset puts the hub id in its place
 
 
-def _yaml_header(rows: dict[str, dict[str, int]], tag: str) -> str:
+def _yaml_header(rows: dict[str, dict[str, int]], tag: str, utterances: int) -> str:
     meta = {
         "pretty_name": "RAVDESS speech (audio-only): log-mels, voice embeddings, segments",
         "license": "cc-by-nc-sa-4.0",
         "language": ["en"],
         "task_categories": ["audio-classification"],
         "tags": ["speech", "emotion", "speech-emotion-recognition", "ravdess"],
-        "size_categories": ["1K<n<10K"],
+        "size_categories": ["n<1K" if utterances < 1000 else "1K<n<10K"],
         "configs": [
             {
                 "config_name": name,
@@ -77,23 +80,23 @@ def render_card(config: "PrepareConfig", report: "PrepareReport", ids: list[Ravd
     rows_table += "\n".join(
         f"| `{name}` | " + " | ".join(str(r.get(s, 0)) for s in SPLIT_ACTORS) + " |" for name, r in report.rows.items()
     )
-    folds = ", ".join(f"{k}: {fold_actors(k)[0]}-{fold_actors(k)[-1]}" for k in range(NUM_FOLDS))
+    folds = "\n".join(f"| {k} | {', '.join(f'{a:02d}' for a in fold_actors(k))} |" for k in range(NUM_FOLDS))
     params = yaml.safe_dump(
         {"audio": dataclasses.asdict(config.audio), "mel": dataclasses.asdict(config.mel),
          "segment": dataclasses.asdict(config.segment)}, sort_keys=False,
     )
-    return f"""{_yaml_header(report.rows, report.tag)}
+    return f"""{_yaml_header(report.rows, report.tag, len(ids))}
 # RAVDESS speech: log-mel spectrograms and voice embeddings
 
 The audio-only speech part of the Ryerson Audio-Visual Database of Emotional Speech and Song
 (RAVDESS): 24 professional actors (12 male, 12 female) speak two neutral statements in eight
 emotions (neutral, calm, happy, sad, angry, fearful, disgust, surprised), at two intensities
-(neutral: one), twice each. This folder holds {len(ids)} utterances, prepared by
-`python -m ravdess_dataset prepare` from `{config.source}`.
+(neutral: one), twice each. This dataset holds {len(ids)} utterances, prepared by
+`python -m ravdess_dataset prepare` (the ravdess-emotion-vae project) from {describe_source(config.source)}.
 
 ```python
 from datasets import load_dataset
-ds = load_dataset("./ravdess_dataset", "mel")   # or "embeddings", "segments", "audio"
+ds = load_dataset("{LOCAL_ID}", "mel")   # or "embeddings", "segments", "audio"
 ```
 
 ## Configs and splits
@@ -107,15 +110,49 @@ of the original research code). Rows:
 - `segments`: one row per {config.segment.frames}-frame log-mel segment (hop {config.segment.hop}
   frames) for VAE training; clips shorter than a segment are padded with the silence value
   ({config.mel.floor_db:.0f} dB) and `length` gives their real frames.
-- `audio`: the preprocessed 16 kHz mono waveform as a plain struct `{{"array", "sampling_rate"}}`
-  (the same access pattern as `datasets.Audio`, without needing torchcodec to decode).
+- `audio`: the preprocessed {config.audio.sample_rate} Hz mono waveform (the one the features were computed from) as
+  a `datasets.Audio` column of 24-bit FLAC files: lossless but for the rounding to 24 bits (at most 2^-24) and
+  samples beyond full scale, clipped (a few dozen in the whole corpus).
 
-Speaker-independent 6-fold cross-validation (4 held-out actors per fold; {folds}):
+Reading the `audio` config. Where `torchcodec` works, `datasets` decodes it:
 
 ```python
-from ravdess_dataset.splits import load_fold
-fold = load_fold(0, "mel")   # DatasetDict(train=20 actors, test=actors 1-4)
+row = load_dataset("{LOCAL_ID}", "audio", split="train")[0]
+samples = row["audio"].get_all_samples()   # samples.data: (1, n) float32 tensor, samples.sample_rate
 ```
+
+Without `torchcodec` (for example beside a CPU-only build of torch, which its wheel does not load with), read the
+FLAC bytes with soundfile:
+
+```python
+import io
+import soundfile as sf
+from datasets import Audio, load_dataset
+
+ds = load_dataset("{LOCAL_ID}", "audio", split="train").cast_column("audio", Audio(decode=False))
+wav, rate = sf.read(io.BytesIO(ds[0]["audio"]["bytes"]), dtype="float32")
+```
+
+## Speaker-independent folds
+Six folds of four held-out actors each; a model is trained on the other 20 actors and tested on the fold's four:
+
+| fold | held-out actors |
+|---|---|
+{folds}
+
+With plain `datasets` calls (the `actor` column is a ClassLabel whose id is the actor number minus one):
+
+```python
+from datasets import concatenate_datasets, load_dataset
+
+ds = load_dataset("{LOCAL_ID}", "mel")
+utterances = concatenate_datasets(list(ds.values()))
+held_out = {{0, 1, 2, 3}}   # fold 0: actors 01-04
+test = utterances.filter(lambda actor: actor in held_out, input_columns="actor")
+train = utterances.filter(lambda actor: actor not in held_out, input_columns="actor")
+```
+
+In the project, `ravdess_dataset.load_fold(0, "mel")` gives the same `DatasetDict(train=..., test=...)`.
 
 ## Fields
 {FIELDS}
@@ -135,9 +172,11 @@ second, minimum coverage 0.75), averaged and L2-normalised. Parameters of this b
 {params}```
 
 ## License and citation
-RAVDESS is released under the Creative Commons Attribution-NonCommercial-ShareAlike 4.0
-license (CC BY-NC-SA 4.0); so are these derived features. Original data: Zenodo record
-1188976. Please cite:
+RAVDESS is released under the Creative Commons Attribution-NonCommercial-ShareAlike 4.0 International
+license (CC BY-NC-SA 4.0), and so are these derived features and recordings: you may share and adapt them
+for **non-commercial purposes only**, must give appropriate credit (cite the paper below), and must distribute
+what you build from them under the same license. Commercial licenses are offered by the RAVDESS authors.
+Original data: Zenodo record 1188976. Please cite:
 
 ```bibtex
 {CITATION}

@@ -15,6 +15,8 @@ import torch
 from .features import MelConfig, mel_power
 
 EMBEDDING_DIM = 256
+# How utterances are cut into encoder windows (Resemblyzer's defaults); part of the cached features' key.
+ENCODER_PARAMS = {"model": "resemblyzer-pretrained", "rate": 1.3, "min_coverage": 0.75}
 
 
 # Resemblyzer's encoder input (its hparams): 40 mel bands of 25 ms windows every 10 ms at 16 kHz.

@@ -27,20 +27,19 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from .audio import AudioConfig, AudioReadError, load_and_preprocess, resample
-from .builder import CONFIG_NAMES, WRITER_BATCH_SIZE, Ravdess
+from .audio import AudioConfig, AudioReadError, read_audio
+from .builder import CONFIG_NAMES, FORMAT_VERSION, Ravdess
 from .cache import FeatureCache, UtteranceFeatures, content_key, params_key
 from .card import write_card
-from .embedding import BatchedVoiceEncoder, partial_windows
+from .embedding import ENCODER_PARAMS, BatchedVoiceEncoder, partial_windows
 from .export_h5 import INFO_FILE
 from .features import MEL_PRESETS, MelConfig, SegmentConfig, log_mel
+from .front_end import analyse_waveform
 from .naming import RavdessId, RavdessNameError
-from .sources import default_cache_dir, find_audio, resolve_source
+from .sources import default_cache_dir, describe_source, find_audio, resolve_source
 from .splits import DATASET_DIR
 
 logger = logging.getLogger(__name__)
-
-ENCODER_PARAMS = {"model": "resemblyzer-pretrained", "rate": 1.3, "min_coverage": 0.75}
 
 
 class PrepareError(RuntimeError):
@@ -140,11 +139,9 @@ class PrepareReport:
 def front_end(path: Path, audio: AudioConfig, mel: MelConfig) -> tuple:
     """Worker: everything but the LSTM. Returns (wav, log_mel, windows, duration, error text)."""
     try:
-        wav, duration = load_and_preprocess(path, audio)
-        # The log-mel is taken from the preprocessed waveform, resampled to the preset's rate.
-        mel_wav = resample(wav, audio.sample_rate, mel.sample_rate, audio.resample_quality)
-        windows = partial_windows(wav, ENCODER_PARAMS["rate"], ENCODER_PARAMS["min_coverage"])
-        return wav, log_mel(mel_wav, mel), windows, duration, None
+        decoded, rate = read_audio(path)
+        wav, features, windows = analyse_waveform(decoded, rate, audio, mel, str(path))
+        return wav, features, windows, len(decoded) / rate, None
     except AudioReadError as err:
         return None, None, None, None, str(err)
     except Exception as err:  # an unexpected library failure still names the file
@@ -310,7 +307,6 @@ def build_config(
         floor_db=config.mel.floor_db,
         segment_frames=config.segment.frames,
         segment_hop=config.segment.hop,
-        writer_batch_size=WRITER_BATCH_SIZE.get(name),
     )
     out = work / name
     builder.download_and_prepare(
@@ -423,6 +419,7 @@ def prepare(config: PrepareConfig) -> PrepareReport:
 def dataset_fingerprint(config: PrepareConfig, manifest_records: list[dict]) -> str:
     """Hash of everything the published configs depend on: files (by content), parameters, configs."""
     state = {
+        "format": FORMAT_VERSION,
         "source": config.source,
         "files": manifest_records,
         "params": config.feature_params(),
@@ -447,7 +444,7 @@ def published_rows(output_dir: Path, fingerprint: str, configs: Sequence[str]) -
 def write_info(config: PrepareConfig, rows: dict[str, dict[str, int]], fingerprint: str) -> None:
     """``data/prepare_info.json``: source, parameters, rows of the published configs, fingerprint."""
     info = {
-        "source": config.source,
+        "source": describe_source(config.source),
         "configs": rows,
         "feature_params": {**config.feature_params(), "segment": dataclasses.asdict(config.segment)},
         "fingerprint": fingerprint,

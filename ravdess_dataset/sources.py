@@ -139,6 +139,16 @@ def resolve_source(source: str, cache_dir: Optional[Path] = None, md5: Optional[
     raise SourceError(f"{source}: neither a folder nor a zip file")
 
 
+def describe_source(source: str) -> str:
+    """What a published card or info file says about ``source``: a URL as it is, the bundled sample by name, and
+    for a local folder or zip only its name (a path of this machine means nothing elsewhere)."""
+    if source == "sample":
+        return "the 2-actor sample bundled with ravdess-emotion-vae"
+    if source.startswith(("http://", "https://")):
+        return source
+    return f"a local copy of the RAVDESS speech files (`{Path(source).expanduser().resolve().name}`)"
+
+
 def find_audio(folder: Path) -> list[Path]:
     """All ``.wav``/``.flac`` files below ``folder``, sorted by name (hidden files ignored)."""
     files = [

@@ -296,3 +296,31 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
     assert per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"]) == result
     with pytest.raises(SystemExit, match="chose 'b'"):
         per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
+
+
+@pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])
+def test_traversal_figure_draws_a_row_per_latent_direction(family):
+    """The report's traversals.png: for each of the most active latent dimensions a row of decoded log-mels
+    as that dimension moves from -2 to +2, the others kept at the utterance's posterior mean."""
+    from experiments.plots import traversal_figure
+    from tests.test_modeling import make
+
+    model = make(family, speaker_conditioning="decoder").eval()
+    c, g = model.config, torch.Generator().manual_seed(0)
+    log_mel = (torch.randn(2 * c.segment_frames, c.n_mels, generator=g) * 8 - 40).numpy()
+    figure = traversal_figure(model, log_mel, torch.randn(c.speaker_dim, generator=g), dims=3, steps=4)
+    images = [ax.images[0].get_array() for ax in figure.axes]
+    assert len(images) == 3 * 4 and all(image.shape == (c.n_mels, c.segment_frames) for image in images)
+    for row in range(3):
+        first, last = images[4 * row], images[4 * row + 3]
+        assert np.abs(np.asarray(last) - np.asarray(first)).max() > 1e-4  # moving the dimension changes the decoding
+    assert [ax.get_title() for ax in figure.axes[:4]][0].endswith("-2.0")
+
+
+def test_every_figure_the_report_links_is_written(evaluated):
+    import re
+
+    _, _, out = evaluated
+    links = re.findall(r"\]\((figures/[^)]+)\)", (out / "report.md").read_text())
+    assert "figures/traversals.png" in links
+    assert all((out / link).stat().st_size > 0 for link in links)

@@ -1,13 +1,17 @@
 import dataclasses
+import io
 import json
 import shutil
 import subprocess
 import sys
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
-from datasets import load_dataset
+import soundfile as sf
+from datasets import Audio, load_dataset
 
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.features import segment_starts
@@ -49,8 +53,51 @@ def test_schemas(prepared):
     padded = np.asarray(short[0]["log_mel"])[short[0]["length"]:]
     assert np.all(padded == pytest.approx(config.mel.floor_db))
 
-    audio = load_dataset(str(config.output_dir), "audio")["test"][0]["audio"]
-    assert audio["sampling_rate"] == 16000 and len(audio["array"]) > 8000
+    audio = load_dataset(str(config.output_dir), "audio")["test"]
+    assert isinstance(audio.features["audio"], Audio) and audio.features["audio"].sampling_rate == 16000
+
+
+def cached_waveforms(config) -> dict[str, np.ndarray]:
+    """The preprocessed waveform of every file, from prepare's feature cache."""
+    from ravdess_dataset.cache import FeatureCache, content_key, params_key
+
+    cache_file = config.cache_dir / "features" / f"{params_key(config.feature_params())}.h5"
+    cache = FeatureCache(cache_file, params={})
+    try:
+        return {p.stem: cache.get(content_key(p), ("wav",)).wav for p in sorted(Path(config.source).rglob("*.wav"))}
+    finally:
+        cache.close()
+
+
+def test_audio_column_is_flac_read_without_torchcodec(prepared):
+    """The recipe of the README and the card for machines where torchcodec does not load: FLAC bytes through
+    soundfile, equal to the cached waveform up to the 24-bit step and clipping at full scale."""
+    config, _ = prepared
+    expected = cached_waveforms(config)
+    seen = 0
+    for split in load_dataset(str(config.output_dir), "audio").values():
+        for row in split.cast_column("audio", Audio(decode=False)):
+            assert row["audio"]["path"] == f"{row['file']}.flac" and row["audio"]["bytes"][:4] == b"fLaC"
+            wav, rate = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float64")
+            info = sf.info(io.BytesIO(row["audio"]["bytes"]))
+            assert rate == 16000 and info.subtype == "PCM_24" and info.channels == 1
+            quantised = np.clip(np.round(expected[row["file"]].astype(np.float64) * 2**23), -(2**23), 2**23 - 1) / 2**23
+            np.testing.assert_array_equal(wav, quantised)  # FLAC itself loses nothing
+            seen += 1
+    assert seen == len(expected)
+
+
+def test_audio_column_decodes_natively_where_torchcodec_loads(prepared):
+    try:
+        from torchcodec.decoders import AudioDecoder  # noqa: F401
+    except Exception as err:  # ImportError, or OSError: its wheel links the CUDA build of torch
+        pytest.skip(f"torchcodec does not load here ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+    config, _ = prepared
+    expected = cached_waveforms(config)
+    row = load_dataset(str(config.output_dir), "audio")["test"][0]
+    samples = row["audio"].get_all_samples()
+    assert samples.sample_rate == 16000
+    np.testing.assert_allclose(samples.data.numpy()[0], np.clip(expected[row["file"]], -1, 1), atol=2**-23)
 
 
 def test_labels_and_split_membership(prepared):
@@ -104,6 +151,16 @@ def test_unchanged_rerun_leaves_the_dataset_alone(corpus, tmp_path):
     assert not third.up_to_date and third.computed == 0 and third.rows == first.rows
     fourth = prepare(dataclasses.replace(config, segment=dataclasses.replace(config.segment, hop=32)))
     assert not fourth.up_to_date  # other parameters: rebuilt
+
+
+def test_a_folder_of_an_older_layout_is_rewritten(corpus, tmp_path, monkeypatch):
+    config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "ds", cache_dir=tmp_path / "cache",
+                           configs=("mel",), num_proc=1)
+    prepare(config)
+    assert prepare(config).up_to_date
+    monkeypatch.setattr(prepare_module, "FORMAT_VERSION", prepare_module.FORMAT_VERSION + 1)  # as after an upgrade
+    upgraded = prepare(config)
+    assert not upgraded.up_to_date and upgraded.computed == 0  # rewritten from the feature cache
 
 
 def test_reprepared_folder_is_not_served_from_a_stale_cache(corpus, tmp_path):

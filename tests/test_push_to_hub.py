@@ -24,33 +24,53 @@ def run_push(args, env_extra=None):
     return subprocess.run([sys.executable, "push_to_hub.py", *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_dry_run_folder_loads_without_the_project(model_dir, prepared, tmp_path):
-    result = run_push(["--model", str(model_dir), "--repo-id", "tester/emo-vae", "--dry-run", str(tmp_path / "staged")])
-    assert result.returncode == 0, result.stderr
+BLOCK_PROJECT = "import sys\nfor name in ('ravdess_dataset', 'modeling', 'experiments', 'evaluate', 'train'):\n    sys.modules[name] = None\n"
+
+
+def card_code(card: str, repo_id: str, staged, recordings) -> str:
+    """The card's Python blocks as a user runs them, with the staged folder for the repo and local recordings."""
+    blocks = [block.split("```", 1)[0] for block in card.split("```python\n")[1:]]
+    code = "\n".join(blocks).replace(f'"{repo_id}"', repr(str(staged)))
+    for name, path in zip(("speech.wav", "other_1.wav", "other_2.wav"), recordings):
+        code = code.replace(f'"{name}"', repr(str(path)))
+    return code
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "speaker_input_model"])
+def test_dry_run_folder_and_card_code_work_without_the_project(fixture, request, corpus, tmp_path):
+    """The staged folder loads in a process that cannot import this project, and the card's usage code, run
+    there as written, gives the embedding that the project computes."""
+    model_dir = request.getfixturevalue(fixture)[1]
     staged = tmp_path / "staged"
+    result = run_push(["--model", str(model_dir), "--repo-id", "tester/emo-vae", "--dry-run", str(staged)])
+    assert result.returncode == 0, result.stderr
     card = ModelCard.load(staged / "README.md")
     assert card.data.library_name == "transformers" and card.data.license == "cc-by-nc-sa-4.0"
     assert "has not been evaluated" in card.text and "model-index" not in (staged / "README.md").read_text()
-    from datasets import load_dataset
-    mel = load_dataset(str(prepared[0].output_dir), "mel")["validation"].with_format("numpy")[0]
-    np.save(tmp_path / "log_mel.npy", mel["log_mel"])
-    np.save(tmp_path / "speaker.npy", mel["embedding"])
-    from transformers import AutoModel
+    assert (staged / "preprocessor_config.json").is_file() and (staged / "feature_extraction.py").is_file()
+
+    recordings = sorted((corpus / "Actor_01").glob("*.wav"))[:3]
+    from transformers import AutoFeatureExtractor, AutoModel
     import modeling  # noqa: F401
-    expected = AutoModel.from_pretrained(model_dir).eval().embed_utterance(mel["log_mel"], mel["embedding"]).numpy()
-    script = textwrap.dedent(f"""
-        import numpy as np
-        from transformers import AutoModel
-        model = AutoModel.from_pretrained({str(staged)!r}, trust_remote_code=True).eval()
+    model, extractor = AutoModel.from_pretrained(model_dir).eval(), AutoFeatureExtractor.from_pretrained(model_dir)
+    inputs = extractor([str(r) for r in recordings])
+    log_mel = inputs["log_mel"][0]
+    if model.config.input_normalization == "speaker":
+        others = np.concatenate(inputs["log_mel"][1:])
+        log_mel = (log_mel - others.mean(0)) / others.std(0)
+    expected = model.embed_utterance(log_mel, inputs["speaker_embedding"][0]).numpy()
+
+    script = BLOCK_PROJECT + card_code(card.text, "tester/emo-vae", staged, recordings) + textwrap.dedent(f"""
         assert type(model).__module__.startswith("transformers_modules")
-        x = model.embed_utterance(np.load({str(tmp_path / 'log_mel.npy')!r}), np.load({str(tmp_path / 'speaker.npy')!r}))
-        np.save({str(tmp_path / 'remote.npy')!r}, x.numpy())
+        assert type(extractor).__module__.startswith("transformers_modules")
+        import numpy
+        numpy.save({str(tmp_path / 'remote.npy')!r}, embedding.numpy())
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_array_equal(np.load(tmp_path / "remote.npy"), expected)
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "remote.npy"), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_upload_over_http_arrives_byte_identical(model_dir, prepared, tmp_path):
@@ -91,7 +111,40 @@ def test_error_paths_give_one_clear_message(model_dir, tmp_path):
 def test_card_of_a_speaker_input_model_says_how_to_standardise(speaker_input_model, model_dir):
     from push_to_hub import render_model_card
 
-    step = "log_mel = (log_mel - others.mean(0)) / others.std(0)"
+    step = 'log_mel = (inputs["log_mel"][0] - others.mean(0)) / others.std(0)'
     card = render_model_card(speaker_input_model[1], "tester/emo-vae", None, None)
     assert "standardised per band with the mean and std of its speaker's other recordings" in card and step in card
     assert step not in render_model_card(model_dir, "tester/emo-vae", None, None)
+
+
+def test_pushed_dataset_loads_from_the_hub_as_it_does_locally(prepared, corpus, tmp_path):
+    """push_to_hub.py --dataset to the stand-in, then load_dataset("tester/ravdess", config) over HTTP in a fresh
+    process: the same rows, features and splits as the local folder, for the audio config and the default one."""
+    config, _ = prepared
+    with HubStandIn() as hub:
+        env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_good"}
+        pushed = run_push(["--dataset", str(config.output_dir), "--repo-id", "tester/ravdess"], env)
+        assert pushed.returncode == 0, pushed.stderr[-2000:]
+        files = hub.repos["datasets/tester/ravdess"]
+        card = files["README.md"].decode()
+        assert 'load_dataset("tester/ravdess", "audio", split="train")' in card and "./ravdess_dataset" not in card
+        for name, data in files.items():  # nothing of this machine is published
+            for local in (str(config.output_dir), str(config.cache_dir), str(corpus), str(tmp_path.parent)):
+                assert local.encode() not in data, f"{name} holds the local path {local}"
+        script = textwrap.dedent(f"""
+            from datasets import Audio, load_dataset
+            for name in ("audio", "mel"):
+                remote, local = load_dataset("tester/ravdess", name), load_dataset({str(config.output_dir)!r}, name)
+                assert list(remote) == list(local), (list(remote), list(local))
+                for split in local:
+                    r, l = remote[split], local[split]
+                    assert r.features == l.features, (r.features, l.features)
+                    if name == "audio":
+                        r, l = r.cast_column("audio", Audio(decode=False)), l.cast_column("audio", Audio(decode=False))
+                    assert r.to_dict() == l.to_dict(), (name, split)
+            print("same")
+        """)
+        process_env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_ENDPOINT")}
+        process_env.update(env, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
+        loaded = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=process_env, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0 and "same" in loaded.stdout, loaded.stderr[-3000:] + f"\nunanswered: {hub.unanswered}"

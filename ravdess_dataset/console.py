@@ -1,0 +1,29 @@
+"""What the commands print: by default one progress bar per stage, warnings, and a summary of where things went.
+
+``--verbose`` adds every INFO line (ours, accelerate's checkpointing, transformers', datasets') and the libraries'
+own progress bars. ``TRANSFORMERS_VERBOSITY`` and ``DATASETS_VERBOSITY`` keep their usual meaning: where one is set,
+that library's level is left as it says.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+
+def configure_console(verbose: bool = False) -> None:
+    """Set the log level of every logger and the libraries' progress bars for a command-line run."""
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s %(name)s: %(message)s",
+                        force=True)
+    import datasets
+    import transformers
+
+    for variable, library in (("DATASETS_VERBOSITY", datasets.logging), ("TRANSFORMERS_VERBOSITY", transformers.logging)):
+        if variable not in os.environ:
+            library.set_verbosity(level)
+    if verbose:
+        datasets.enable_progress_bars()
+        transformers.logging.enable_progress_bar()
+    else:  # "Generating train split", "Loading weights", "Writing model shards": not stages of ours
+        datasets.disable_progress_bars()
+        transformers.logging.disable_progress_bar()

@@ -1,0 +1,103 @@
+"""The front end as a `transformers` feature extractor, saved beside every trained model.
+
+``AutoFeatureExtractor.from_pretrained(model_folder_or_repo, trust_remote_code=True)`` gives an object that turns a
+recording into exactly what the model was trained on: resampling, loudness normalisation, silence trimming, the
+log-mel with the model's parameters, and the Resemblyzer embedding where the family reads one. Its code travels with
+the model (this file and the modules it imports relatively), so it loads where this project is not installed.
+
+    extractor = AutoFeatureExtractor.from_pretrained("USER/NAME", trust_remote_code=True)
+    model = AutoModel.from_pretrained("USER/NAME", trust_remote_code=True).eval()
+    embedding = model.embed_utterance(**extractor("speech.wav"))
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Optional, Union
+
+import numpy as np
+from transformers import BatchFeature, SequenceFeatureExtractor
+
+from .audio import AudioConfig, read_audio
+from .embedding import BatchedVoiceEncoder
+from .features import MelConfig
+from .front_end import analyse_waveform
+
+Recording = Union[str, os.PathLike, np.ndarray]
+
+
+@functools.lru_cache(maxsize=1)
+def _voice_encoder() -> BatchedVoiceEncoder:
+    """Resemblyzer's pretrained encoder on CPU, loaded on first use (its weights ship with the package)."""
+    return BatchedVoiceEncoder("cpu")
+
+
+class RavdessFeatureExtractor(SequenceFeatureExtractor):
+    """Recordings -> ``log_mel`` (frames, n_mels) in dB and, with ``speaker_embedding=True``, the 256-d
+    Resemblyzer ``speaker_embedding``: the same arrays `python -m ravdess_dataset prepare` stores.
+
+    Args:
+        audio: `AudioConfig` fields (rate of the processed waveform, loudness target, silence trimming).
+        mel: `MelConfig` fields (rate, n_mels, n_fft, hop and window length, fmin, fmax, amin).
+        speaker_embedding: also return the Resemblyzer embedding (for speaker-conditioned models).
+
+    A model trained with ``input_normalization="speaker"`` reads log-mels standardised with other recordings
+    of the same speaker; that step needs those recordings and is left to the caller (see the model card).
+    """
+
+    model_input_names = ["log_mel", "speaker_embedding"]
+
+    def __init__(self, audio: Optional[dict] = None, mel: Optional[dict] = None, speaker_embedding: bool = False, **kwargs) -> None:
+        audio_config, mel_config = AudioConfig(**(audio or {})), MelConfig(**(mel or {}))
+        for derived in ("feature_size", "sampling_rate", "padding_value"):  # written by to_dict, set from the configs
+            kwargs.pop(derived, None)
+        super().__init__(feature_size=mel_config.n_mels, sampling_rate=audio_config.sample_rate,
+                         padding_value=mel_config.floor_db, **kwargs)
+        self.audio = dataclasses.asdict(audio_config)
+        self.mel = dataclasses.asdict(mel_config)
+        self.speaker_embedding = speaker_embedding
+
+    @classmethod
+    def from_model_config(cls, config) -> "RavdessFeatureExtractor":
+        """The extractor of a model of this project: its saved ``feature_params``, and the speaker embedding
+        where ``speaker_conditioning`` is not "none"."""
+        params = config.feature_params or {}
+        return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none")
+
+    def __call__(
+        self,
+        raw_speech: Union[Recording, list[Recording]],
+        sampling_rate: Optional[int] = None,
+        return_tensors: Optional[str] = None,
+    ) -> BatchFeature:
+        """One recording or a list of them: file paths (WAV, FLAC, ...; channels are averaged) or mono waveforms
+        (samples,) at ``sampling_rate``. One recording gives ``log_mel`` (frames, n_mels) and ``speaker_embedding``
+        (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
+        (for a list only when every log-mel has the same length)."""
+        single = not isinstance(raw_speech, (list, tuple))
+        recordings = [raw_speech] if single else list(raw_speech)
+        audio, mel = AudioConfig(**self.audio), MelConfig(**self.mel)
+        log_mels, windows = [], []
+        for recording in recordings:
+            wav, rate, source = self._waveform(recording, sampling_rate)
+            _, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, source)
+            log_mels.append(log_mel)
+            windows.append(encoder_windows)
+        data = {"log_mel": log_mels[0] if single else log_mels}
+        if self.speaker_embedding:
+            embeddings = np.stack([embedding for embedding, _ in _voice_encoder().embed_utterances(windows)])
+            data["speaker_embedding"] = embeddings[0] if single else embeddings
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _waveform(self, recording: Recording, sampling_rate: Optional[int]) -> tuple[np.ndarray, int, str]:
+        """(mono float32 waveform, its rate, a name for error messages)."""
+        if isinstance(recording, (str, os.PathLike)):
+            wav, rate = read_audio(recording)
+            return wav, rate, str(recording)
+        wav = np.asarray(recording, dtype=np.float32)
+        if wav.ndim != 1:
+            raise ValueError(f"a waveform must be mono, shape (samples,), got shape {wav.shape}; average the channels first")
+        if sampling_rate is None:
+            raise ValueError(f"pass sampling_rate= with a waveform (the front end resamples it to {self.sampling_rate} Hz)")
+        return wav, int(sampling_rate), "waveform"

@@ -1,0 +1,22 @@
+"""One recording to what the models and the voice encoder read: the processed waveform, its log-mel and the
+encoder's windows. `prepare` and the feature extractor that travels with every model both run this."""
+from __future__ import annotations
+
+import numpy as np
+
+from .audio import AudioConfig, preprocess_nonempty, resample
+from .embedding import ENCODER_PARAMS, partial_windows
+from .features import MelConfig, log_mel
+
+
+def analyse_waveform(
+    wav: np.ndarray, rate: int, audio: AudioConfig, mel: MelConfig, source: str = "waveform"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A mono waveform (samples,) at ``rate`` -> (processed waveform at ``audio.sample_rate``, log-mel
+    (frames, n_mels) in dB, encoder windows (n, 160, 40)). Raises `AudioReadError` naming ``source`` when
+    nothing is left after silence trimming."""
+    processed = preprocess_nonempty(wav, rate, audio, source)
+    # The log-mel is taken from the preprocessed waveform, resampled to the mel rate when it differs.
+    mel_wav = resample(processed, audio.sample_rate, mel.sample_rate, audio.resample_quality)
+    windows = partial_windows(processed, ENCODER_PARAMS["rate"], ENCODER_PARAMS["min_coverage"])
+    return processed, log_mel(mel_wav, mel), windows
