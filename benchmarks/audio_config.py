@@ -38,8 +38,11 @@ def main() -> None:
     manifest = {r["file"]: r["key"] for r in _manifest(config)}
     cache = FeatureCache(config.cache_dir / "features" / f"{params_key(config.feature_params())}.h5", params={})
     step = 2.0**-23
-    result = {"bytes_per_split": {f.name.split("-")[0]: f.stat().st_size for f in sorted((args.output_dir / "data" / "audio").glob("*.parquet"))},
-              "files": 0, "samples": 0, "clipped_samples": 0, "files_with_clipping": 0, "max_error_unclipped": 0.0}
+    sizes: dict[str, int] = {}
+    for shard in sorted((args.output_dir / "data" / "audio").glob("*.parquet")):
+        split = shard.name.split("-")[0]
+        sizes[split] = sizes.get(split, 0) + shard.stat().st_size
+    result = {"bytes_per_split": sizes, "files": 0, "samples": 0, "clipped_samples": 0, "files_with_clipping": 0, "max_error_unclipped": 0.0}
     try:
         for split in load_dataset(str(args.output_dir), "audio").values():
             for row in split.cast_column("audio", Audio(decode=False)):
