@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser, get_scheduler
 
 import modeling
-from experiments.data import TrainingData, load_training_data
+from experiments.data import TrainingData, dataset_params, load_training_data
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
 from ravdess_dataset.console import configure_console
@@ -128,12 +128,40 @@ class TrainArguments:
     early_stopping_patience: int = field(default=3, metadata={"help": "evaluations without improvement before stopping"})
     verbose: bool = field(default=False, metadata={"help": "print every INFO line (evaluations, checkpoints) and the libraries' progress bars; by default one progress bar and a summary"})
 
+    def __post_init__(self) -> None:
+        positive = ("learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                    "max_grad_norm", "logging_steps", "eval_every_epochs", "save_total_limit")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "warmup_steps", "checkpointing_steps", "num_train_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must not be negative, got {getattr(self, name)}")
+
+
+def read_recipe(path: Path) -> dict:
+    """A YAML/JSON recipe as a dict; a missing, unreadable or malformed file is a one-line `ValueError`."""
+    try:
+        recipe = yaml.safe_load(path.read_text())  # JSON is YAML
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the recipe ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        raise ValueError(f"{path}: not valid YAML{f' (line {where.line + 1})' if where else ''}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: a recipe is a mapping of option: value, got {type(recipe).__name__}")
+    return recipe
+
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainArguments]:
-    """Dataclasses from an optional YAML/JSON recipe (first argument) overridden by the command line."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments), description=__doc__)
+    """Dataclasses from an optional YAML/JSON recipe (first argument) overridden by the command line.
+    Options must be spelt out (no prefixes); bad values and recipes exit with one line."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments), description=__doc__, allow_abbrev=False)
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        recipe = yaml.safe_load(Path(argv[0]).read_text())  # JSON is YAML
+        try:
+            recipe = read_recipe(Path(argv[0]))
+        except ValueError as err:
+            parser.exit(2, f"error: {err}\n")
         known = {f.name for group in (ModelArguments, DataArguments, TrainArguments) for f in dataclasses.fields(group)}
         unknown = sorted(set(recipe) - known)
         if unknown:
@@ -143,7 +171,96 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Tra
             if action.dest in recipe:
                 action.required = False
         argv = argv[1:]
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:  # a value a dataclass refuses, or options no dataclass has
+        unknown = str(err).partition("not used by the HfArgumentParser: ")[2]
+        parser.exit(2, f"error: {f'unknown options {unknown} (spell options out in full; see --help)' if unknown else err}\n")
+
+
+# ----------------------------------------------------------------------------- loop state
+
+DIVERGENCE_FACTOR = 10.0  # a loss this many times the lowest so far means the last update broke the weights
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint holds besides accelerate's state, to continue the loop exactly where it was.
+
+    ``epoch`` and ``batches_done`` say where in the data the loop is (counted in batches, since with gradient
+    accumulation an epoch's last optimiser step may take fewer). A checkpoint is *trusted* when its weights' norm
+    is finite and within `DIVERGENCE_FACTOR` times their norm at the start, and the training loss of the step after
+    it is finite and within that factor of the lowest loss so far: a checkpoint saved after a diverging update is
+    never offered as the place to resume from (batch normalisation can keep the training loss of blown-up weights
+    finite; their norm cannot hide it).
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0
+    history: dict = field(default_factory=lambda: {"train": [], "eval": []})
+    best: Optional[float] = None
+    best_step: Optional[int] = None
+    stale: int = 0
+    lowest_loss: Optional[float] = None
+    initial_weight_norm: Optional[float] = None
+    pending_checkpoint: Optional[int] = None
+    trusted_checkpoint: Optional[int] = None
+
+    @classmethod
+    def read(cls, checkpoint: Path, batches_per_epoch: int, accumulation: int) -> "LoopState":
+        """The state saved in ``checkpoint`` (one written before ``epoch`` was saved: derived from the step)."""
+        saved = json.loads((checkpoint / "loop_state.json").read_text())
+        saved.pop("files", None)
+        if "epoch" not in saved:
+            saved["epoch"], saved["batches_done"] = divmod(saved["step"] * accumulation, batches_per_epoch)
+        return cls(**saved)
+
+    def note_checkpoint(self, weight_norm: float) -> None:
+        """A checkpoint of this step is being saved; its weights have this norm."""
+        sound = math.isfinite(weight_norm) and weight_norm <= DIVERGENCE_FACTOR * self.initial_weight_norm
+        self.pending_checkpoint = self.step if sound else None
+
+    def judge_loss(self, loss: float, completes_step: bool) -> None:
+        """Trust the pending checkpoint if this loss, the first computed from its weights, is sound."""
+        sound = math.isfinite(loss) and (self.lowest_loss is None or loss <= DIVERGENCE_FACTOR * max(self.lowest_loss, 1e-8))
+        if self.pending_checkpoint is not None:
+            if sound:
+                self.trusted_checkpoint = self.pending_checkpoint
+            self.pending_checkpoint = None
+        if math.isfinite(loss) and completes_step:
+            self.lowest_loss = loss if self.lowest_loss is None else min(self.lowest_loss, loss)
+
+    def advice(self, output_dir: Path, learning_rate: float) -> str:
+        """What to do after a non-finite loss: resume from the newest trusted checkpoint still on disk with a lower
+        learning rate, or start again with one."""
+        trusted = output_dir / "checkpoints" / f"step_{self.trusted_checkpoint}"
+        if self.trusted_checkpoint is not None and checkpoint_problem(trusted) is None:
+            return (f"resume with --resume_from_checkpoint {trusted} (the last checkpoint before the loss diverged) "
+                    f"and a --learning_rate below {learning_rate:g}")
+        return (f"no checkpoint from before the loss diverged: start again with a --learning_rate below "
+                f"{learning_rate:g} (or a larger --kl_warmup_steps), without --resume_from_checkpoint")
+
+
+@torch.no_grad()
+def weight_norm(model) -> float:
+    """The L2 norm of all parameters."""
+    return float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters())))
+
+
+def peak_learning_rate(scheduler) -> float:
+    """The base (peak) learning rate of a schedule, as a resumed scheduler state holds it."""
+    return getattr(scheduler, "scheduler", scheduler).base_lrs[0]  # accelerate wraps the scheduler
+
+
+def set_peak_learning_rate(scheduler, learning_rate: float) -> None:
+    """Make a (resumed) schedule follow ``learning_rate`` from its current step on: the scheduler's base rates and
+    the optimizer's current rates are rescaled (every transformers schedule is a multiple of the base rate)."""
+    inner = getattr(scheduler, "scheduler", scheduler)
+    for group, base in zip(inner.optimizer.param_groups, inner.base_lrs):
+        group["lr"] = group["lr"] * learning_rate / base
+        group["initial_lr"] = learning_rate
+    inner.base_lrs = [learning_rate] * len(inner.base_lrs)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -153,13 +270,13 @@ def checkpoint_dirs(output_dir: Path) -> list[Path]:
     return sorted((output_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state: dict, keep: int) -> None:
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: "LoopState", keep: int) -> None:
     """``save_state`` plus the loop state, keeping the last ``keep``; every process waits for the writer.
 
     The state is written to a hidden folder that is renamed to ``step_N`` once complete, so an interrupted
     save never leaves a checkpoint that ``--resume_from_checkpoint latest`` would pick.
     """
-    folder = output_dir / "checkpoints" / f"step_{step}"
+    folder = output_dir / "checkpoints" / f"step_{state.step}"
     partial, replaced = (folder.with_name(f".{folder.name}.{kind}") for kind in ("partial", "replaced"))
     if accelerator.is_main_process:  # what an interrupted save left
         for leftover in (partial, replaced):
@@ -168,7 +285,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (partial / "loop_state.json").write_text(json.dumps(state))
+        files = {f.name: f.stat().st_size for f in partial.iterdir() if f.is_file()}  # what a complete checkpoint holds
+        (partial / "loop_state.json").write_text(json.dumps({**dataclasses.asdict(state), "files": files}))
         if folder.exists():  # the same step saved again after its evaluation
             folder.rename(replaced)
         partial.rename(folder)
@@ -178,16 +296,35 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, state
     accelerator.wait_for_everyone()
 
 
+def checkpoint_problem(folder: Path) -> Optional[str]:
+    """Why ``folder`` cannot be resumed from (a file missing or cut short), or None when it is complete."""
+    try:
+        files = json.loads((folder / "loop_state.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return "no readable loop_state.json"
+    for name, size in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} were written"
+    return None
+
+
 def find_checkpoint(output_dir: Path, which: str) -> Path:
+    """``latest``: the newest complete checkpoint (damaged newer ones are named and passed over); else the
+    folder ``which``, which must be complete."""
     if which == "latest":
-        found = checkpoint_dirs(output_dir)
-        if not found:
-            raise SystemExit(f"error: --resume_from_checkpoint latest: no checkpoint in {output_dir / 'checkpoints'}")
-        return found[-1]
-    path = Path(which)
-    if not (path / "loop_state.json").is_file():
-        raise SystemExit(f"error: {path} is not a checkpoint folder of train.py (no loop_state.json)")
-    return path
+        for folder in reversed(checkpoint_dirs(output_dir)):
+            problem = checkpoint_problem(folder)
+            if problem is None:
+                return folder
+            print(f"warning: checkpoint {folder} is damaged ({problem}); trying the one before it", file=sys.stderr)
+        raise SystemExit(f"error: --resume_from_checkpoint latest: no complete checkpoint in {output_dir / 'checkpoints'}")
+    problem = checkpoint_problem(Path(which))
+    if problem is not None:
+        raise SystemExit(f"error: {which} is not a complete checkpoint of train.py: {problem}")
+    return Path(which)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -213,7 +350,7 @@ def evaluate(model, accelerator: Accelerator, loader, data: TrainingData, args: 
         "eval_mse": (2 * recon.sum() / values.sum()).item(),  # the likelihood has unit variance
         "eval_examples": len(recon),
     }
-    if args.probe and accelerator.is_main_process:
+    if args.probe and accelerator.is_main_process and math.isfinite(metrics["eval_loss"]):
         metrics.update(probe_accuracy(accelerator.unwrap_model(model), data.probe_train, data.probe_eval))
     model.train()
     return metrics
@@ -255,6 +392,11 @@ def main(argv: Optional[list[str]] = None) -> dict:
         train_actors, eval_actors = fold_train_actors(data_args.fold), fold_actors(data_args.fold)
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
+    try:  # the recipe against the dataset's parameters, before any data is read
+        model_args.config(dataset_params(Path(data_args.dataset_dir), ["mel", "segments"]), num_sequences=1)
+    except ValueError as err:
+        raise SystemExit(f"error: {err} (the recipe does not fit the dataset in {data_args.dataset_dir}; change the recipe "
+                         "or prepare the dataset with other --n-mels / --segment-frames)") from None
     data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)
     config = model_args.config(data.dataset_params, data.num_sequences, data.pad_value)
     data.check_model_input(config)
@@ -282,42 +424,35 @@ def main(argv: Optional[list[str]] = None) -> dict:
         accelerator.init_trackers("train", config={k: v for k, v in dataclasses.asdict(args).items() if isinstance(v, (int, float, str, bool))})
 
     # resume: the normal loop from a later starting point
-    step, start_epoch, skip_batches = 0, 0, 0
-    history: dict[str, list] = {"train": [], "eval": []}
-    best, best_step, stale = None, None, 0
-
-    def loop_state() -> dict:
-        """What a checkpoint needs besides accelerate's state to continue the loop."""
-        return dict(step=step, history=history, best=best, best_step=best_step, stale=stale)
+    state = LoopState(initial_weight_norm=weight_norm(model))
     if args.resume_from_checkpoint:
         checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint)
         accelerator.load_state(str(checkpoint))
-        loop = json.loads((checkpoint / "loop_state.json").read_text())
-        step, history, best, best_step, stale = loop["step"], loop["history"], loop["best"], loop["best_step"], loop["stale"]
-        start_epoch, skip_batches = divmod(step * args.gradient_accumulation_steps, len(train_loader))
-        accelerator.print(f"resumed from {checkpoint} at step {step} (epoch {start_epoch}, batch {skip_batches})")
+        state = LoopState.read(checkpoint, len(train_loader), args.gradient_accumulation_steps)
+        accelerator.print(f"resumed from {checkpoint} at step {state.step} (epoch {state.epoch}, batch {state.batches_done})")
+        saved_rate = peak_learning_rate(scheduler)
+        if saved_rate != args.learning_rate:  # the loaded optimizer and scheduler states would keep the old one
+            set_peak_learning_rate(scheduler, args.learning_rate)
+            accelerator.print(f"learning rate {saved_rate:g} -> {args.learning_rate:g} (--learning_rate)")
 
     logger.info("%s: %d parameters; %d training rows, %d evaluation rows; %d steps of %d per epoch on %d process(es)",
                 config.model_type, sum(p.numel() for p in model.parameters()), len(data.train["log_mel"]), len(data.eval["log_mel"]),
                 max_steps, steps_per_epoch, accelerator.num_processes)
-    progress = tqdm(total=max_steps, initial=step, disable=not accelerator.is_main_process, desc="train", unit="step")
+    progress = tqdm(total=max_steps, initial=state.step, disable=not accelerator.is_main_process, desc="train", unit="step")
     postfix: dict[str, str] = {}  # the latest training loss and evaluation, shown beside the bar
     model.train()
     stop = False
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(state.epoch, epochs):
         train_loader.set_epoch(epoch)
-        loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
-        skip_batches = 0
+        loader = accelerator.skip_first_batches(train_loader, state.batches_done) if state.batches_done else train_loader
+        state.epoch = epoch
         for batch in loader:
+            state.batches_done += 1
             with accelerator.accumulate(model):
-                out = model(**data.model_inputs(batch, with_targets=True), step=step)
+                out = model(**data.model_inputs(batch, with_targets=True), step=state.step)
+                state.judge_loss(out.loss.item(), accelerator.sync_gradients)
                 if not torch.isfinite(out.loss):
-                    last = checkpoint_dirs(output_dir)
-                    raise SystemExit(
-                        f"error: loss is {out.loss.item()} at step {step}; "
-                        + (f"resume with --resume_from_checkpoint {last[-1]} and a lower --learning_rate" if last
-                           else "no checkpoint yet: lower --learning_rate or raise --kl_warmup_steps")
-                    )
+                    raise SystemExit(f"error: loss is {out.loss.item()} at step {state.step}; " + state.advice(output_dir, args.learning_rate))
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -326,26 +461,32 @@ def main(argv: Optional[list[str]] = None) -> dict:
                 optimizer.zero_grad()
             if not accelerator.sync_gradients:
                 continue
-            step += 1
+            state.step += 1
             progress.update(1)
-            if step % args.logging_steps == 0 or step == max_steps:
+            if state.step % args.logging_steps == 0 or state.step == max_steps:
                 logs = {k: out[k].item() for k in ("loss", "reconstruction_loss", "kl", "kl_penalty", "mse") if out.get(k) is not None}
                 logs["learning_rate"] = scheduler.get_last_lr()[0]
-                history["train"].append({"step": step, **logs})
-                accelerator.log({f"train/{k}": v for k, v in logs.items()}, step=step)
+                state.history["train"].append({"step": state.step, **logs})
+                accelerator.log({f"train/{k}": v for k, v in logs.items()}, step=state.step)
                 postfix.update(loss=f"{logs['loss']:.1f}", kl=f"{logs['kl']:.1f}")
                 progress.set_postfix(postfix)
-            if args.checkpointing_steps and step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, step, loop_state(), args.save_total_limit)
-            if step >= max_steps:
+            if args.checkpointing_steps and state.step % args.checkpointing_steps == 0:
+                state.note_checkpoint(weight_norm(model))
+                save_checkpoint(accelerator, output_dir, state, args.save_total_limit)
+            if state.step >= max_steps:
                 stop = True
                 break
+        else:  # the epoch ran out: the next one starts from its first batch
+            state.epoch, state.batches_done = epoch + 1, 0
 
         if (epoch + 1) % args.eval_every_epochs == 0 or stop or epoch == epochs - 1:
             metrics = evaluate(model, accelerator, eval_loader, data, args)
-            history["eval"].append({"step": step, "epoch": epoch + 1, **metrics})
-            accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
-            logger.info("epoch %d step %d: %s", epoch + 1, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            if not math.isfinite(metrics["eval_loss"]):
+                raise SystemExit(f"error: evaluation loss is {metrics['eval_loss']} after step {state.step}; "
+                                 + state.advice(output_dir, args.learning_rate))
+            state.history["eval"].append({"step": state.step, "epoch": epoch + 1, **metrics})
+            accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=state.step)
+            logger.info("epoch %d step %d: %s", epoch + 1, state.step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             postfix.update({k: f"{metrics[k]:.3g}" for k in ("eval_loss", "probe_uar") if k in metrics})
             progress.set_postfix(postfix)
             if accelerator.is_main_process and args.report_to == "tensorboard":
@@ -354,17 +495,18 @@ def main(argv: Optional[list[str]] = None) -> dict:
                     recon = accelerator.unwrap_model(model).eval()(**data.model_inputs(batch, with_targets=False)).reconstruction
                 model.train()
                 writer = accelerator.get_tracker("tensorboard", unwrap=True)  # a SummaryWriter
-                writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), step)
+                writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), state.step)
             if args.early_stopping_metric:
                 value = metrics.get(args.early_stopping_metric)
-                if value is not None and is_better(value, best, args.early_stopping_metric):
-                    best, best_step, stale = value, step, 0
+                if value is not None and is_better(value, state.best, args.early_stopping_metric):
+                    state.best, state.best_step, state.stale = value, state.step, 0
                     if accelerator.is_main_process:
                         accelerator.unwrap_model(model).save_pretrained(output_dir / "best")
                 else:
-                    stale += 1
-                    stop = stop or stale >= args.early_stopping_patience
-        save_checkpoint(accelerator, output_dir, step, loop_state(), args.save_total_limit)
+                    state.stale += 1
+                    stop = stop or state.stale >= args.early_stopping_patience
+        state.note_checkpoint(weight_norm(model))
+        save_checkpoint(accelerator, output_dir, state, args.save_total_limit)
         if stop:
             break
     progress.close()
@@ -374,6 +516,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     # one number per process: equal when every rank holds the same weights (as DDP promises)
     checksum = torch.stack([p.detach().double().sum() for p in accelerator.unwrap_model(model).parameters()]).sum()
     rank_checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device)).tolist()
+    history, step, best_step = state.history, state.step, state.best_step
     final_metrics = history["eval"][-1] if history["eval"] else {}
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)

@@ -34,8 +34,9 @@ def plot_curves(history: dict, path: Path) -> None:
     axes[0].set_yscale("log")
     axes[1].plot([r["step"] for r in train], [r["kl"] for r in train], label="train KL")
     axes[1].plot([r["step"] for r in evaluation], [r["eval_kl"] for r in evaluation], "o-", label="eval KL")
-    if evaluation and "probe_uar" in evaluation[0]:
-        axes[2].plot([r["step"] for r in evaluation], [r["probe_uar"] for r in evaluation], "o-", label="probe UAR")
+    probed = [r for r in evaluation if "probe_uar" in r]  # a run resumed with --probe false has evaluations without it
+    if probed:
+        axes[2].plot([r["step"] for r in probed], [r["probe_uar"] for r in probed], "o-", label="probe UAR")
         axes[2].axhline(0.125, color="grey", linestyle=":", label="chance")
     for ax in axes:
         ax.set_xlabel("step")

@@ -1,5 +1,6 @@
 """train.py: recipes, a short run, exact resume, two-process DDP on CPU, worker seeding, failures."""
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -164,3 +165,113 @@ def test_validation_group_holds_out_training_actors_and_never_reads_the_fold(pre
     assert not set(metrics["train_actors"]) & ({1, 6, 11, 16} | set(fold_actors(5))) and len(metrics["train_actors"]) == 16
     with pytest.raises(SystemExit, match="needs --fold"):
         run_train(config.output_dir, tmp_path / "bad", "--max_steps", "1", "--validation_group", "0")
+
+
+def weights(folder: Path) -> dict:
+    from safetensors.numpy import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_nan_advice_when_followed_finishes(prepared, tmp_path):
+    """A learning rate that blows the weights up: the advice must not name a checkpoint saved after the blow-up,
+    and doing what it says finishes with finite numbers."""
+    config, _ = prepared
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stopped:
+        run_train(config.output_dir, out, "--max_steps", "6", "--checkpointing_steps", "1", "--learning_rate", "1e12")
+    advice = str(stopped.value)
+    assert "loss is" in advice and "--learning_rate below 1e+12" in advice
+    resume = [w for w in advice.split() if w.startswith(str(out))]
+    for named in resume:  # a checkpoint from before the blow-up (the warm-up's first update has rate 0)
+        assert all(np.abs(w).max() < 1e3 for w in weights(Path(named)).values())
+    assert len(train.checkpoint_dirs(out)) > len(resume)  # and later ones, saved after it, were not named
+    again = run_train(config.output_dir, out, "--max_steps", "6", "--checkpointing_steps", "1", "--learning_rate", "1e-3",
+                      *(["--resume_from_checkpoint", resume[0]] if resume else []))
+    assert np.isfinite(again["eval_loss"]) and json.loads((out / "metrics.json").read_text())["steps"] == 6
+
+
+def test_resume_with_a_new_learning_rate_uses_it(prepared, tmp_path):
+    config, _ = prepared
+    out = tmp_path / "run"
+    common = ["--checkpointing_steps", "2", "--lr_scheduler_type", "constant", "--logging_steps", "1"]
+    run_train(config.output_dir, out, "--max_steps", "2", "--learning_rate", "1e-3", *common)
+    run_train(config.output_dir, out, "--max_steps", "4", "--learning_rate", "1e-5", "--resume_from_checkpoint", "latest", *common)
+    rates = {r["step"]: r["learning_rate"] for r in json.loads((out / "metrics.json").read_text())["history"]["train"]}
+    assert rates[2] == pytest.approx(1e-3) and rates[3] == pytest.approx(1e-5) and rates[4] == pytest.approx(1e-5)
+
+
+def test_resume_after_an_epoch_with_gradient_accumulation_is_exact(prepared, tmp_path):
+    """With accumulation 3, an epoch whose batch count is no multiple of 3 ends with a short optimiser step; a run
+    resumed from the end of its first epoch must start the second epoch at its first batch."""
+    config, _ = prepared
+    from datasets import load_dataset
+    rows = load_dataset(str(config.output_dir), "segments")["train"].num_rows
+    batch = next(b for b in range(1, rows) if math.ceil(rows / b) % 3 and math.ceil(rows / b) >= 4)
+    steps_per_epoch = math.ceil(math.ceil(rows / batch) / 3)
+    common = ["--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps", "3", "--num_train_epochs", "2",
+              "--lr_scheduler_type", "constant", "--save_total_limit", "20", "--probe", "false"]
+    run_train(config.output_dir, tmp_path / "full", *common)
+    run_train(config.output_dir, tmp_path / "cut", *common)
+    cut = tmp_path / "cut"
+    for later in train.checkpoint_dirs(cut):
+        if later.name != f"step_{steps_per_epoch}":
+            shutil.rmtree(later)
+    (cut / "model.safetensors").unlink()
+    run_train(config.output_dir, cut, *common, "--resume_from_checkpoint", "latest")
+    full, resumed = weights(tmp_path / "full"), weights(cut)
+    for name in full:
+        np.testing.assert_array_equal(resumed[name], full[name], err_msg=name)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(prepared, tmp_path, capsys):
+    config, _ = prepared
+    out = tmp_path / "run"
+    run_train(config.output_dir, out, "--max_steps", "4", "--checkpointing_steps", "2", "--probe", "false")
+    latest = train.checkpoint_dirs(out)[-1]
+    (latest / "optimizer.bin").unlink()
+    with pytest.raises(SystemExit, match="optimizer.bin is missing"):
+        run_train(config.output_dir, out, "--max_steps", "6", "--resume_from_checkpoint", str(latest))
+    run_train(config.output_dir, out, "--max_steps", "6", "--resume_from_checkpoint", "latest", "--probe", "false")
+    said = capsys.readouterr()
+    assert f"checkpoint {latest} is damaged (optimizer.bin is missing)" in said.err and "resumed from" in said.out
+    assert "step_2" in said.out.split("resumed from")[1].split("\n")[0]
+
+
+def test_resume_without_the_probe_after_a_run_with_it(prepared, tmp_path):
+    config, _ = prepared
+    out = tmp_path / "run"
+    run_train(config.output_dir, out, "--max_steps", "2", "--checkpointing_steps", "2")
+    run_train(config.output_dir, out, "--max_steps", "4", "--resume_from_checkpoint", "latest", "--probe", "false")
+    assert (out / "loss_curves.png").stat().st_size > 0
+
+
+def train_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_options_and_recipes_fail_in_one_line(prepared, tmp_path):
+    config, _ = prepared
+    malformed = tmp_path / "bad.yaml"
+    malformed.write_text("model_type: speech_vae\nlatent_dim: [32\n")
+    cases = {
+        "must be positive": ["configs/speech_vae.yaml", "--learning_rate", "-1", "--output_dir", str(tmp_path / "o")],
+        "not valid YAML (line 3)": [str(malformed)],
+        "cannot read the recipe": [str(tmp_path / "missing.yaml")],
+        "unknown options ['--learning_rat', '0.1']": ["configs/speech_vae.yaml", "--learning_rat", "0.1"],
+    }
+    for message, args in cases.items():
+        done = train_cli(*args, "--dataset_dir", str(config.output_dir))
+        assert done.returncode == 2 and message in done.stderr, (message, done.stderr[-1500:])
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_recipe_that_does_not_fit_the_dataset_fails_before_loading_it(corpus, tmp_path, monkeypatch):
+    from ravdess_dataset.features import MEL_PRESETS
+    from ravdess_dataset.prepare import PrepareConfig, prepare
+
+    forty = PrepareConfig(source=str(corpus), output_dir=tmp_path / "forty", cache_dir=tmp_path / "cache",
+                          mel=MEL_PRESETS["research-40"], configs=("mel", "segments"), num_proc=1)
+    prepare(forty)
+    monkeypatch.setattr(train, "load_training_data", lambda *a, **k: pytest.fail("the data was loaded"))
+    with pytest.raises(SystemExit, match="n_mels=40 .* multiple of 16.*does not fit the dataset"):
+        run_train(forty.output_dir, tmp_path / "o", "--max_steps", "1", "--conv_channels", "8", "16", "32", "64")
