@@ -36,7 +36,7 @@ def main() -> None:
     config = PrepareConfig(source=args.source, output_dir=args.output_dir, cache_dir=args.cache_dir, configs=("audio",))
     prepare(config)
     manifest = {r["file"]: r["key"] for r in _manifest(config)}
-    cache = FeatureCache(config.cache_dir / "features" / f"{params_key(config.feature_params())}.h5", params={})
+    cache = FeatureCache(config.cache_dir / "features" / params_key(config.feature_params()), params={})
     step = 2.0**-23
     sizes: dict[str, int] = {}
     for shard in sorted((args.output_dir / "data" / "audio").glob("*.parquet")):

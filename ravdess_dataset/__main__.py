@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -75,9 +76,15 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
     )
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends the run as Ctrl-C would: staging folders are removed on the way out, finished cache shards kept."""
+    raise SystemExit(f"interrupted by signal {signum}: re-run the same command to continue (finished features are reused)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     configure_console(args.verbose)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "prepare":
             report = prepare(_prepare_config(args))

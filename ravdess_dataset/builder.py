@@ -69,11 +69,11 @@ def label_features() -> dict[str, datasets.features.FeatureType]:
 
 @dataclasses.dataclass
 class RavdessConfig(datasets.BuilderConfig):
-    """Builder options; `prepare` fills ``manifest`` and ``cache_file``.
+    """Builder options; `prepare` fills ``manifest`` and ``cache_folder``.
 
     Args:
         manifest: JSON list of ``{"file", "key"}`` (name stem and content hash) of the files to include.
-        cache_file: HDF5 feature cache holding every key of the manifest.
+        cache_folder: the feature cache (`FeatureCache`) holding every key of the manifest.
         n_mels: mel bands of the cached log-mels.
         sample_rate: rate of the cached waveform.
         floor_db: the log-mel value of silence, used to pad short segments.
@@ -81,7 +81,7 @@ class RavdessConfig(datasets.BuilderConfig):
     """
 
     manifest: Optional[str] = None
-    cache_file: Optional[str] = None
+    cache_folder: Optional[str] = None
     n_mels: int = 80
     sample_rate: int = 16000
     floor_db: float = -100.0
@@ -132,7 +132,7 @@ class Ravdess(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, records: list[dict]) -> Iterator[tuple[str, dict]]:
         c = self.config
-        cache = FeatureCache(c.cache_file, params={})
+        cache = FeatureCache(c.cache_folder, params={})
         seg_config = SegmentConfig(c.segment_frames, c.segment_hop)
         try:
             for record in records:

@@ -1,22 +1,30 @@
 """HDF5 feature cache, keyed by the audio file's content and the feature parameters.
 
-One file per parameter set (``<cache_dir>/features/<params-hash>.h5``), one group per audio
-content hash. A run writes new entries into ``<file>.tmp``, copies over the old entries it
-still needs, and renames the result into place: a killed run leaves the old cache intact.
+One folder per parameter set (``<cache_dir>/features/<params-hash>/``) of shard files, one group per audio
+content hash. Entries are written a few dozen at a time into a new shard (under a temporary name, renamed when
+complete), so a run that is killed keeps every shard it finished and the next run computes only the rest; runs
+that share the cache never write the same file. Every entry carries a CRC-32 of its arrays: an entry whose bytes
+changed on disk, or a shard that no longer opens, is named in a warning and computed again.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
+import logging
 import os
+import uuid
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import h5py
 import numpy as np
 
-CACHE_VERSION = 1
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 2  # 2: a folder of checksummed shards
 ARRAYS = ("wav", "log_mel", "embedding", "partial_embeddings")
 
 
@@ -51,62 +59,166 @@ def params_key(params: dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-class FeatureCache:
-    """Read the entries of one parameter set and stage new ones for an atomic commit."""
+SHARD_ENTRIES = 32  # entries buffered before they are written as one shard
+COMPACT_SHARDS = 64  # more shards than this (or entries no longer needed) are merged by `commit`
 
-    def __init__(self, path: Path, params: dict[str, Any]) -> None:
-        self.path = Path(path)
+
+def checksum(features: UtteranceFeatures) -> int:
+    """CRC-32 of an entry's arrays and duration."""
+    crc = zlib.crc32(repr(float(features.duration)).encode())
+    for name in ARRAYS:
+        crc = zlib.crc32(np.ascontiguousarray(getattr(features, name)).tobytes(), crc)
+    return crc
+
+
+class FeatureCache:
+    """The entries of one parameter set, read from the folder's shards; new entries are written as new shards.
+
+    ``open`` with ``check=True`` reads every entry once and drops (with a warning) those whose checksum does not
+    match, so that they are computed again. A process using the cache holds a shared lock on the folder;
+    `commit` merges shards only under an exclusive one, never under another run's feet.
+    """
+
+    def __init__(self, folder: Path, params: dict[str, Any]) -> None:
+        self.folder = Path(folder)
         self.params = params
-        self._old: Optional[h5py.File] = None
-        if self.path.exists():
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.folder / ".lock", "a+")
+        fcntl.flock(self._lock, fcntl.LOCK_SH)
+        for tmp in self.folder.glob(".*.h5.tmp"):  # shards a killed run was writing
+            if owner_is_gone(tmp):
+                tmp.unlink(missing_ok=True)
+        self._files: dict[Path, h5py.File] = {}
+        self._index: dict[str, Path] = {}
+        self._pending: dict[str, UtteranceFeatures] = {}
+        self.dropped: list[str] = []  # damaged shards the scans removed
+        self._scan()
+
+    def _scan(self) -> None:
+        """Index every complete shard; a damaged one is removed with a warning."""
+        for path in sorted(self.folder.glob("*.h5")):
+            if path in self._files:
+                continue
             try:
-                self._old = h5py.File(self.path, "r")
-            except OSError:  # a corrupt cache is not trusted; it is rebuilt
-                self._old = None
-        self._tmp_path = self.path.with_name(self.path.name + ".tmp")
-        self._new: Optional[h5py.File] = None
+                shard = h5py.File(path, "r", locking=False)
+                keys = list(shard)
+            except (OSError, KeyError) as err:
+                logger.warning("feature cache: %s is damaged (%s); its entries will be computed again", path, err)
+                self.dropped.append(str(path))
+                path.unlink(missing_ok=True)
+                continue
+            self._files[path] = shard
+            self._index.update({key: path for key in keys})
+
+    def check(self, keys: Iterable[str]) -> list[str]:
+        """Verify the checksums of ``keys`` (those present); drop and return the ones that do not match."""
+        bad = []
+        for key in keys:
+            if key not in self._index:
+                continue
+            try:
+                features = self.get(key)
+                good = checksum(features) == int(self._files[self._index[key]][key].attrs["checksum"])
+            except (OSError, KeyError, ValueError, TypeError) as err:  # unreadable bytes or attributes
+                logger.debug("feature cache: %s unreadable: %s", key, err)
+                good = False
+            if not good:
+                logger.warning("feature cache: the entry of %s in %s does not match its checksum; computed again", key, self._index[key])
+                del self._index[key]
+                bad.append(key)
+        return bad
 
     def __contains__(self, key: str) -> bool:
-        return (self._new is not None and key in self._new) or (self._old is not None and key in self._old)
+        return key in self._pending or key in self._index
+
+    def __len__(self) -> int:
+        return len(set(self._index) | set(self._pending))
 
     def get(self, key: str, arrays: Sequence[str] = ARRAYS) -> UtteranceFeatures:
         """The cached features of one content key; only ``arrays`` are read, the others are ``None``."""
-        group = self._new[key] if self._new is not None and key in self._new else self._old[key]
+        if key in self._pending:
+            features = self._pending[key]
+            return UtteranceFeatures(**{n: getattr(features, n) if n in arrays else None for n in ARRAYS}, duration=features.duration)
+        group = self._files[self._index[key]][key]
         values = {name: group[name][()] if name in arrays else None for name in ARRAYS}
         return UtteranceFeatures(**values, duration=float(group.attrs["duration"]))
 
     def put(self, key: str, features: UtteranceFeatures) -> None:
-        """Stage one entry (written to the temporary file now, published by `commit`)."""
-        if self._new is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._new = h5py.File(self._tmp_path, "w")
-        group = self._new.require_group(key)
-        for name in ARRAYS:
-            if name in group:
-                del group[name]
-            group.create_dataset(name, data=getattr(features, name))
-        group.attrs["duration"] = features.duration
+        """Add one entry; every `SHARD_ENTRIES` entries are written out as a shard."""
+        self._pending[key] = features
+        if len(self._pending) >= SHARD_ENTRIES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered entries as a new shard (complete under its final name, or not there at all)."""
+        if self._pending:
+            path = self._write_shard({key: (lambda k=key: self._pending[k]) for key in self._pending})
+            self._pending = {}
+            self._scan()
+            assert path in self._files
+
+    def _write_shard(self, entries: dict) -> Path:
+        """``entries``: key -> a function returning its features. Returns the new shard's path."""
+        name = uuid.uuid4().hex
+        tmp, path = self.folder / f".{os.getpid()}-{name}.h5.tmp", self.folder / f"{name}.h5"
+        try:
+            with h5py.File(tmp, "w", locking=False) as shard:
+                shard.attrs["params"] = json.dumps(self.params, sort_keys=True, default=str)
+                for key, load in entries.items():
+                    features = load()
+                    group = shard.create_group(key)
+                    for array in ARRAYS:
+                        group.create_dataset(array, data=getattr(features, array))
+                    group.attrs["duration"] = features.duration
+                    group.attrs["checksum"] = checksum(features)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
 
     def commit(self, keep: Iterable[str]) -> None:
-        """Publish staged entries plus the old entries listed in ``keep``; no-op if nothing is new."""
-        if self._new is None:
+        """Write what is buffered; then, unless another process uses the cache, merge the shards into one holding
+        only ``keep`` when there are many shards or entries that are no longer needed."""
+        self.flush()
+        keep = [key for key in dict.fromkeys(keep) if key in self._index]
+        if len(self._files) <= COMPACT_SHARDS and len(self._index) == len(keep):
             return
-        if self._old is not None:
-            for key in keep:
-                if key in self._old and key not in self._new:
-                    self._old.copy(self._old[key], self._new, name=key)
-            self._old.close()
-        self._new.attrs["params"] = json.dumps(self.params, sort_keys=True, default=str)
-        self._new.flush()
-        self._new.close()
-        os.replace(self._tmp_path, self.path)
-        self._old, self._new = h5py.File(self.path, "r"), None
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another run reads these shards: merge another time
+            fcntl.flock(self._lock, fcntl.LOCK_SH)
+            return
+        try:
+            merged = self._write_shard({key: (lambda k=key: self.get(k)) for key in keep})
+            old = [path for path in self._files if path != merged]
+            for path in old:
+                self._files.pop(path).close()
+                path.unlink(missing_ok=True)
+            self._index = {}
+            self._scan()
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)
 
     def close(self) -> None:
-        """Close the files; staged entries that were not committed are discarded."""
-        for f in (self._old, self._new):
-            if f is not None:
-                f.close()
-        if self._new is not None:
-            self._tmp_path.unlink(missing_ok=True)
-        self._old = self._new = None
+        """Close the shards and release the lock; entries still buffered are discarded."""
+        for shard in self._files.values():
+            shard.close()
+        self._files, self._index, self._pending = {}, {}, {}
+        if not self._lock.closed:
+            self._lock.close()
+
+
+def owner_is_gone(path: Path) -> bool:
+    """Whether the process that made ``path`` has ended: its name carries the owner's pid as its first number
+    (``.prepare-<pid>-...``, ``.<pid>-<id>.h5.tmp``); a name without one is a leftover of an older version."""
+    pid = next((int(part) for part in path.name.lstrip(".").replace(".", "-").split("-") if part.isdigit()), None)
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

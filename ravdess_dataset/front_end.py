@@ -14,7 +14,12 @@ def analyse_waveform(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A mono waveform (samples,) at ``rate`` -> (processed waveform at ``audio.sample_rate``, log-mel
     (frames, n_mels) in dB, encoder windows (n, 160, 40)). Raises `AudioReadError` naming ``source`` when
-    nothing is left after silence trimming."""
+    nothing is left after silence trimming, or when ``rate`` is too low for the highest band of the log-mel or
+    of the voice encoder's input (an 8 kHz telephone recording has nothing above 4 kHz)."""
+    needed = 2 * max(mel.fmax or mel.sample_rate / 2, audio.sample_rate / 2)
+    if rate < needed:
+        raise AudioReadError(f"{source}: sampled at {rate} Hz, below the {needed:.0f} Hz its features need (resampling up "
+                             f"would leave every band above {rate / 2:.0f} Hz empty)")
     processed = preprocess_nonempty(wav, rate, audio, source)
     # The log-mel is taken from the preprocessed waveform, resampled to the mel rate when it differs.
     mel_wav = resample(processed, audio.sample_rate, mel.sample_rate, audio.resample_quality)

@@ -7,6 +7,7 @@ CPU, in the main process on a GPU.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -15,6 +16,8 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -29,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .audio import AudioConfig, AudioReadError, read_audio
 from .builder import CONFIG_NAMES, FORMAT_VERSION, Ravdess
-from .cache import FeatureCache, UtteranceFeatures, content_key, params_key
+from .cache import FeatureCache, UtteranceFeatures, content_key, owner_is_gone, params_key
 from .card import write_card
 from .embedding import ENCODER_PARAMS, BatchedVoiceEncoder, partial_windows
 from .export_h5 import INFO_FILE
@@ -119,6 +122,7 @@ class PrepareReport:
     stages: dict[str, float] = dataclasses.field(default_factory=dict)
     up_to_date: bool = False
     fingerprint: str = ""
+    damaged: int = 0  # cache entries or shards that failed their check and were computed again
 
     @property
     def tag(self) -> str:
@@ -133,6 +137,8 @@ class PrepareReport:
             lines.append(f"  {config:<11}" + "  ".join(f"{s}={n}" for s, n in splits.items()))
         if self.skipped:
             lines.append("  skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())))
+        if self.damaged:
+            lines.append(f"  feature cache: {self.damaged} damaged entries or shards were found and computed again")
         return "\n".join(lines)
 
 
@@ -156,8 +162,8 @@ def collect_files(folder: Path, config: PrepareConfig, skipped: Counter) -> list
             rid = RavdessId.parse(path.name)
         except RavdessNameError as err:
             if not config.skip_bad:
-                raise PrepareError(f"{err} (use --skip-bad to skip such files)") from None
-            logger.warning("skipping %s", err)
+                raise PrepareError(f"{path.parent}/{err} (use --skip-bad to skip such files)") from None
+            logger.warning("skipping %s/%s", path.parent, err)
             skipped["invalid name"] += 1
             continue
         if not (rid.is_audio_speech or config.include_all):
@@ -173,11 +179,18 @@ def collect_files(folder: Path, config: PrepareConfig, skipped: Counter) -> list
     return sorted(selected.values())
 
 
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent ends
+
 CHUNK_FILES = 16  # files per worker task: ~24 encoder windows, a batch size one LSTM thread runs well
 
 
-def _single_threaded() -> None:
-    """Worker initialiser: one BLAS/OpenMP/torch thread per worker (more oversubscribe the cores)."""
+def _worker_init(parent: int) -> None:
+    """Worker initialiser: end with the parent, however it ends (a kill -9 included: Linux's parent-death signal),
+    and run one BLAS/OpenMP/torch thread (more oversubscribe the cores)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
     threadpool_limits(1)
     torch.set_num_threads(1)
 
@@ -194,7 +207,8 @@ def worker_pool(num_proc: int) -> Iterator[Optional[ProcessPoolExecutor]]:
     if num_proc <= 1:
         yield None
         return
-    executor = ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context("fork"), initializer=_single_threaded)
+    executor = ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init,
+                                   initargs=(os.getpid(),))
     try:
         yield executor
     except BaseException:
@@ -294,14 +308,14 @@ def compute_features(
 
 
 def build_config(
-    name: str, manifest: Path, cache_file: Path, config: PrepareConfig, work: Path, num_proc: int
+    name: str, manifest: Path, cache_folder: Path, config: PrepareConfig, work: Path, num_proc: int
 ) -> dict[str, list[Path]]:
     """Run the builder for one config into ``work`` with ``num_proc`` processes; returns the Parquet shards of each split."""
     builder = Ravdess(
         config_name=name,
         cache_dir=str(work / "hf-cache"),
         manifest=str(manifest),
-        cache_file=str(cache_file),
+        cache_folder=str(cache_folder),
         n_mels=config.mel.n_mels,
         sample_rate=config.audio.sample_rate,
         floor_db=config.mel.floor_db,
@@ -320,7 +334,7 @@ def build_config(
 
 
 def build_configs(
-    manifest: Path, cache_file: Path, config: PrepareConfig, work: Path, pool: Optional[ProcessPoolExecutor] = None
+    manifest: Path, cache_folder: Path, config: PrepareConfig, work: Path, pool: Optional[ProcessPoolExecutor] = None
 ) -> dict[str, dict[str, list[Path]]]:
     """Run the builder of every config in ``config.configs``; returns the Parquet shards of each split per config.
 
@@ -329,10 +343,10 @@ def build_configs(
     cores busier than building one config after the other with all of them.
     """
     if pool is None:
-        return {name: build_config(name, manifest, cache_file, config, work, 1) for name in config.configs}
+        return {name: build_config(name, manifest, cache_folder, config, work, 1) for name in config.configs}
     per_config = max(1, config.num_proc // len(config.configs))
     largest_first = sorted(config.configs, key=("audio", "segments", "mel", "embeddings").index)
-    futures = {name: pool.submit(build_config, name, manifest, cache_file, config, work, per_config) for name in largest_first}
+    futures = {name: pool.submit(build_config, name, manifest, cache_folder, config, work, per_config) for name in largest_first}
     return {name: futures[name].result() for name in config.configs}
 
 
@@ -378,10 +392,12 @@ def prepare(config: PrepareConfig) -> PrepareReport:
     lap("scan")
 
     params = config.feature_params()
-    cache_file = config.cache_dir / "features" / f"{params_key(params)}.h5"
+    cache_folder = config.cache_dir / "features" / params_key(params)
+    remove_abandoned_staging(config.output_dir)
     with worker_pool(config.num_proc) as pool:  # no process is forked unless there is work for it
-        cache = FeatureCache(cache_file, params)
+        cache = FeatureCache(cache_folder, params)
         try:
+            damaged = len(cache.dropped) + len(cache.check(key for _, _, key in keyed))
             todo = list({key: (key, path) for _, path, key in keyed if key not in cache}.values())
             failed = compute_features(todo, config, cache, skipped, pool) if todo else set()
             keyed = [item for item in keyed if item[2] not in failed]
@@ -394,16 +410,16 @@ def prepare(config: PrepareConfig) -> PrepareReport:
         computed = len(todo) - len(failed)
         manifest_records = [{"file": rid.stem, "key": key} for rid, _, key in keyed]
         fingerprint = dataset_fingerprint(config, manifest_records)
-        report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint)
+        report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint, damaged=damaged)
         published = published_rows(config.output_dir, fingerprint, config.configs)
         if published is not None:
             report.rows, report.up_to_date = published, True
         else:
             config.output_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=".prepare-") as tmp:
+            with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=f".prepare-{os.getpid()}-") as tmp:
                 manifest = Path(tmp) / "manifest.json"
                 manifest.write_text(json.dumps(manifest_records))
-                for name, shards in build_configs(manifest, cache_file, config, Path(tmp), pool).items():
+                for name, shards in build_configs(manifest, cache_folder, config, Path(tmp), pool).items():
                     publish_config(name, shards, config.output_dir, report.tag)
                     report.rows[name] = count_rows(config.output_dir / "data" / name)
             lap("write configs")
@@ -414,6 +430,14 @@ def prepare(config: PrepareConfig) -> PrepareReport:
             lap("card")
     report.seconds = time.perf_counter() - start
     return report
+
+
+def remove_abandoned_staging(output_dir: Path) -> None:
+    """Staging folders (``.prepare-<pid>-*``) of runs that were killed; those of a run still going are kept."""
+    for folder in Path(output_dir).glob(".prepare-*"):
+        if folder.is_dir() and owner_is_gone(folder):
+            logger.info("removing %s, left by an interrupted run", folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def dataset_fingerprint(config: PrepareConfig, manifest_records: list[dict]) -> str:

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -92,7 +93,8 @@ def download(url: str, target: Path, md5: Optional[str] = None, timeout: float =
 
 
 def extract_zip(archive: Path, target: Path) -> Path:
-    """Extract ``archive`` into ``target`` once; refuse members that would land outside it."""
+    """Extract ``archive`` into ``target`` once (callers name ``target`` after the archive's content); refuse members
+    that would land outside it and damaged archives, leaving nothing half-extracted."""
     done = target / ".extracted"
     if done.exists():
         return target
@@ -109,7 +111,11 @@ def extract_zip(archive: Path, target: Path) -> Path:
             if member.filename.startswith(("/", "\\")) or not dest.is_relative_to(root):
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise SourceError(f"{archive}: member {member.filename!r} would be extracted outside the target")
-        zf.extractall(tmp)
+        try:
+            zf.extractall(tmp)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:  # a bad CRC, a cut-off member
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SourceError(f"{archive}: damaged zip file ({err}); download it again") from None
     (tmp / ".extracted").touch()
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
@@ -126,16 +132,20 @@ def resolve_source(source: str, cache_dir: Optional[Path] = None, md5: Optional[
             md5 = ZENODO_MD5
         name = Path(urllib.parse.urlparse(source).path).name or "download.zip"
         archive = download(source, cache_dir / "downloads" / name, md5=md5)
-        return extract_zip(archive, cache_dir / "extracted" / Path(name).stem)
+        return extract_zip(archive, cache_dir / "extracted" / f"{Path(name).stem}-{md5sum(archive)[:12]}")
     path = Path(source).expanduser()
     if not path.exists():
         raise SourceError(f"{source}: no such file or folder (expected a folder, a .zip, a URL or 'sample')")
     if path.is_dir():
         return path
     if zipfile.is_zipfile(path):
-        if md5 is not None and md5sum(path) != md5:
+        digest = md5sum(path)
+        if md5 is not None and digest != md5:
             raise SourceError(f"{path}: checksum mismatch (expected md5 {md5})")
-        return extract_zip(path, cache_dir / "extracted" / path.stem)
+        return extract_zip(path, cache_dir / "extracted" / f"{path.stem}-{digest[:12]}")  # another zip of that name: its own
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":
+            raise SourceError(f"{path}: a damaged or truncated zip file (its table of contents cannot be read); download it again")
     raise SourceError(f"{source}: neither a folder nor a zip file")
 
 

@@ -61,8 +61,7 @@ def cached_waveforms(config) -> dict[str, np.ndarray]:
     """The preprocessed waveform of every file, from prepare's feature cache."""
     from ravdess_dataset.cache import FeatureCache, content_key, params_key
 
-    cache_file = config.cache_dir / "features" / f"{params_key(config.feature_params())}.h5"
-    cache = FeatureCache(cache_file, params={})
+    cache = FeatureCache(config.cache_dir / "features" / params_key(config.feature_params()), params={})
     try:
         return {p.stem: cache.get(content_key(p), ("wav",)).wav for p in sorted(Path(config.source).rglob("*.wav"))}
     finally:
@@ -127,11 +126,11 @@ def test_folds_hold_out_four_actors(prepared):
 def test_second_run_reuses_the_cache(prepared, tmp_path):
     config, first = prepared
     assert first.computed == 16 and first.reused == 0
-    cache_files = list((config.cache_dir / "features").glob("*.h5"))
-    mtime = cache_files[0].stat().st_mtime_ns
+    shards = {p: p.stat().st_mtime_ns for p in (config.cache_dir / "features").glob("*/*.h5")}
+    assert shards
     again = prepare(dataclasses.replace(config, output_dir=tmp_path / "again", configs=("mel",)))
     assert again.computed == 0 and again.reused == 16
-    assert cache_files[0].stat().st_mtime_ns == mtime
+    assert {p: p.stat().st_mtime_ns for p in (config.cache_dir / "features").glob("*/*.h5")} == shards
     a = load_dataset(str(config.output_dir), "mel")["train"].with_format("numpy")["log_mel"]
     b = load_dataset(str(tmp_path / "again"), "mel")["train"].with_format("numpy")["log_mel"]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -69,11 +69,37 @@ def test_folder_and_sample_sources(tmp_path):
     assert len(sample) == 120 and {p.parent.name for p in sample} == {"Actor_01", "Actor_22"}
 
 
-def test_zip_source_extracts_once(tmp_path):
+def test_zip_source_extracts_once_per_content(tmp_path):
     archive = _zip_corpus(tmp_path)
     folder = resolve_source(str(archive), cache_dir=tmp_path / "cache")
     assert sorted(p.name for p in find_audio(folder)) == ["03-01-01-01-01-01-03.wav", "03-01-02-02-02-02-03.wav"]
-    assert resolve_source(str(archive), cache_dir=tmp_path / "cache") == folder
+    marker = folder / ".extracted"
+    assert resolve_source(str(archive), cache_dir=tmp_path / "cache") == folder  # the same zip: not extracted again
+    assert marker.stat().st_mtime_ns == (folder / ".extracted").stat().st_mtime_ns
+    other = tmp_path / "other" / archive.name  # another zip of the same name: its own files, not the first one's
+    other.parent.mkdir()
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.write(next(find_audio(folder).__iter__()), "Actor_07/03-01-05-01-01-01-07.wav")
+    assert [p.name for p in find_audio(resolve_source(str(other), cache_dir=tmp_path / "cache"))] == ["03-01-05-01-01-01-07.wav"]
+
+
+def test_damaged_zips_are_named_and_leave_nothing(tmp_path):
+    archive = _zip_corpus(tmp_path)
+    data = bytearray(archive.read_bytes())
+    member = zipfile.ZipFile(archive).infolist()[0]
+    start = member.header_offset + 30 + len(member.filename) + len(member.extra) + 100
+    data[start : start + 8] = bytes(8)  # stored bytes changed: the CRC no longer matches
+    bad_crc = tmp_path / "crc" / archive.name
+    bad_crc.parent.mkdir()
+    bad_crc.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match=f"{bad_crc}: damaged zip file .*CRC"):
+        resolve_source(str(bad_crc), cache_dir=tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache" / "extracted").iterdir()]  # no half-extracted folder
+    truncated = tmp_path / "cut" / archive.name
+    truncated.parent.mkdir()
+    truncated.write_bytes(archive.read_bytes()[: len(data) // 2])
+    with pytest.raises(SourceError, match="damaged or truncated zip file"):
+        resolve_source(str(truncated), cache_dir=tmp_path / "cache")
 
 
 def test_zip_with_escaping_member_is_rejected(tmp_path):
