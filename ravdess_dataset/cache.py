@@ -74,8 +74,8 @@ def checksum(features: UtteranceFeatures) -> int:
 class FeatureCache:
     """The entries of one parameter set, read from the folder's shards; new entries are written as new shards.
 
-    ``open`` with ``check=True`` reads every entry once and drops (with a warning) those whose checksum does not
-    match, so that they are computed again. A process using the cache holds a shared lock on the folder;
+    `check` reads every entry once and drops (with a warning) those whose checksum does not match, so that they
+    are computed again. A process using the cache holds a shared lock on the folder;
     `commit` merges shards only under an exclusive one, never under another run's feet.
     """
 
@@ -94,8 +94,12 @@ class FeatureCache:
         self.dropped: list[str] = []  # damaged shards the scans removed
         self._scan()
 
-    def _scan(self) -> None:
-        """Index every complete shard; a damaged one is removed with a warning."""
+    def _scan(self, rebuild_index: bool = False) -> None:
+        """Index every complete shard not yet open (with ``rebuild_index``, every open one again too); a damaged
+        shard is removed with a warning."""
+        if rebuild_index:
+            for path, shard in self._files.items():
+                self._index.update({key: path for key in shard})
         for path in sorted(self.folder.glob("*.h5")):
             if path in self._files:
                 continue
@@ -110,23 +114,31 @@ class FeatureCache:
             self._files[path] = shard
             self._index.update({key: path for key in keys})
 
-    def check(self, keys: Iterable[str]) -> list[str]:
-        """Verify the checksums of ``keys`` (those present); drop and return the ones that do not match."""
-        bad = []
-        for key in keys:
-            if key not in self._index:
-                continue
-            try:
-                features = self.get(key)
-                good = checksum(features) == int(self._files[self._index[key]][key].attrs["checksum"])
-            except (OSError, KeyError, ValueError, TypeError) as err:  # unreadable bytes or attributes
-                logger.debug("feature cache: %s unreadable: %s", key, err)
-                good = False
-            if not good:
-                logger.warning("feature cache: the entry of %s in %s does not match its checksum; computed again", key, self._index[key])
-                del self._index[key]
-                bad.append(key)
-        return bad
+    def check(self) -> int:
+        """Verify every entry's checksum. A shard holding entries that fail is replaced by one holding only its
+        sound entries (so that no later reader meets the bad ones); the bad ones will be computed again.
+        Returns how many entries failed."""
+        bad: dict[Path, list[str]] = {}
+        for path, shard in list(self._files.items()):
+            for key in shard:
+                try:
+                    sound = checksum(self._read(shard[key], ARRAYS)) == int(shard[key].attrs["checksum"])
+                except (OSError, KeyError, ValueError, TypeError):  # unreadable bytes or attributes
+                    sound = False
+                if not sound:
+                    logger.warning("feature cache: the entry %s in %s does not match its checksum; computed again", key, path)
+                    bad.setdefault(path, []).append(key)
+        for path, keys in bad.items():
+            shard = self._files.pop(path)
+            sound = [key for key in shard if key not in keys]
+            if sound:
+                self._write_shard({key: (lambda k=key, f=shard: self._read(f[k], ARRAYS)) for key in sound})
+            shard.close()
+            path.unlink(missing_ok=True)
+        if bad:
+            self._index = {}
+            self._scan(rebuild_index=True)
+        return sum(map(len, bad.values()))
 
     def __contains__(self, key: str) -> bool:
         return key in self._pending or key in self._index
@@ -139,7 +151,10 @@ class FeatureCache:
         if key in self._pending:
             features = self._pending[key]
             return UtteranceFeatures(**{n: getattr(features, n) if n in arrays else None for n in ARRAYS}, duration=features.duration)
-        group = self._files[self._index[key]][key]
+        return self._read(self._files[self._index[key]][key], arrays)
+
+    @staticmethod
+    def _read(group: h5py.Group, arrays: Sequence[str]) -> UtteranceFeatures:
         values = {name: group[name][()] if name in arrays else None for name in ARRAYS}
         return UtteranceFeatures(**values, duration=float(group.attrs["duration"]))
 

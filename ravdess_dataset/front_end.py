@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import AudioConfig, preprocess_nonempty, resample
+from .audio import AudioConfig, AudioReadError, preprocess_nonempty, resample
 from .embedding import ENCODER_PARAMS, partial_windows
 from .features import MelConfig, log_mel
 

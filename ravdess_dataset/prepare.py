@@ -397,7 +397,7 @@ def prepare(config: PrepareConfig) -> PrepareReport:
     with worker_pool(config.num_proc) as pool:  # no process is forked unless there is work for it
         cache = FeatureCache(cache_folder, params)
         try:
-            damaged = len(cache.dropped) + len(cache.check(key for _, _, key in keyed))
+            damaged = len(cache.dropped) + cache.check()
             todo = list({key: (key, path) for _, path, key in keyed if key not in cache}.values())
             failed = compute_features(todo, config, cache, skipped, pool) if todo else set()
             keyed = [item for item in keyed if item[2] not in failed]

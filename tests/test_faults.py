@@ -1,0 +1,207 @@
+"""Faults that must lose nothing: real kills of `prepare` and `train.py`, a damaged feature cache, two runs sharing a
+cache, files that cannot be used. The whole kill matrix is marked ``faults_full``; `.ci/run` runs one case of each
+kind (`python -m pytest -m faults_full` runs the rest)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import signal
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from datasets import load_dataset
+
+from ravdess_dataset.prepare import PrepareConfig, PrepareError, prepare
+from tests.faults import interrupt, start, wait_for
+from tests.synthetic import synth_voice, write_corpus
+
+CODES = tuple((e, i, s, r) for e in (1, 3, 5, 8) for i, s, r in ((1, 1, 1), (1, 2, 2), (1, 1, 2)))  # 12 per actor
+CONFIGS = ("mel", "segments", "audio")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """48 synthetic files: enough that a kill lands inside a stage."""
+    root = tmp_path_factory.mktemp("faults_corpus")
+    write_corpus(root, actors=(1, 2, 21, 23), codes=CODES)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """The corpus prepared without interruption (one process, as the interrupted runs' re-runs are compared with)."""
+    base = tmp_path_factory.mktemp("faults_reference")
+    config = PrepareConfig(source=str(corpus), output_dir=base / "out", cache_dir=base / "cache", configs=CONFIGS, num_proc=2)
+    prepare(config)
+    return config.output_dir
+
+
+def same_dataset(a, b) -> None:
+    for name in CONFIGS:
+        left, right = load_dataset(str(a), name), load_dataset(str(b), name)
+        assert list(left) == list(right)
+        for split in left:
+            x, y = left[split], right[split]
+            if name == "audio":
+                from datasets import Audio
+                x, y = x.cast_column("audio", Audio(decode=False)), y.cast_column("audio", Audio(decode=False))
+            assert x.data.table.equals(y.data.table), (name, split)
+
+
+def prepare_command(corpus, out, cache) -> list[str]:
+    return ["-m", "ravdess_dataset", "prepare", str(corpus), "--output-dir", str(out), "--cache-dir", str(cache),
+            "--configs", *CONFIGS, "--num-proc", "2"]
+
+
+PREPARE_POINTS = {
+    # a first shard of features written, the rest still being computed
+    "features": lambda out, cache: any(cache.glob("features/*/*.h5")) and not any(out.glob(".prepare-*")),
+    # the configs are being written in the staging folder
+    "configs": lambda out, cache: any(out.glob(".prepare-*/*")),
+}
+
+
+def kill_prepare(corpus, tmp_path, point: str, sig: int):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    process = start(prepare_command(corpus, out, cache), tmp_path / "killed.log")
+    reached = wait_for(process, lambda: PREPARE_POINTS[point](out, cache))
+    left = interrupt(process, sig)
+    assert reached, (tmp_path / "killed.log").read_text()[-2000:]
+    return out, cache, left
+
+
+def check_prepare_recovers(corpus, reference, tmp_path, point, sig):
+    out, cache, left = kill_prepare(corpus, tmp_path, point, sig)
+    assert not left, f"processes outlived the killed prepare: {left}"
+    rerun = start(prepare_command(corpus, out, cache), tmp_path / "rerun.log")
+    assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
+    log = (tmp_path / "rerun.log").read_text()
+    computed, reused = map(int, re.search(r"(\d+) files computed, (\d+) reused", log).groups())
+    assert computed + reused == len(CODES) * 4
+    if point == "features":
+        assert reused >= 32  # the shard finished before the kill was not computed again
+    assert not list(out.glob(".prepare-*")) and not list(cache.glob("features/*/.*.tmp"))
+    same_dataset(out, reference)
+
+
+@pytest.mark.parametrize("point, sig", [("features", signal.SIGKILL), ("configs", signal.SIGTERM)])
+def test_killed_prepare_leaves_no_process_and_its_rerun_reuses_the_work(corpus, reference, tmp_path, point, sig):
+    check_prepare_recovers(corpus, reference, tmp_path, point, sig)
+
+
+@pytest.mark.faults_full
+@pytest.mark.parametrize("point, sig", [("features", signal.SIGTERM), ("configs", signal.SIGKILL)])
+def test_killed_prepare_full_matrix(corpus, reference, tmp_path, point, sig):
+    check_prepare_recovers(corpus, reference, tmp_path, point, sig)
+
+
+@pytest.mark.parametrize("damage", ["overwrite", "truncate"])
+def test_a_damaged_feature_cache_is_noticed_and_recomputed(corpus, reference, tmp_path, damage, caplog):
+    config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "out", cache_dir=tmp_path / "cache", configs=CONFIGS,
+                           num_proc=2)
+    prepare(config)
+    shard = max(config.cache_dir.glob("features/*/*.h5"), key=lambda p: p.stat().st_size)
+    data = bytearray(shard.read_bytes())
+    if damage == "overwrite":
+        middle = len(data) // 2
+        data[middle : middle + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    else:
+        data = data[: len(data) // 2]
+    shard.write_bytes(bytes(data))
+    shutil.rmtree(config.output_dir)
+    with caplog.at_level("WARNING"):
+        report = prepare(config)
+    assert report.damaged > 0 and report.computed > 0 and "feature cache" in caplog.text
+    assert "damaged" in report.summary()
+    same_dataset(config.output_dir, reference)
+
+
+def test_two_prepares_sharing_a_cache_both_finish(corpus, tmp_path):
+    other = tmp_path / "other"
+    write_corpus(other, actors=(5, 6), codes=CODES[:6])
+    cache = tmp_path / "cache"
+    first = start(prepare_command(corpus, tmp_path / "a", cache), tmp_path / "a.log")
+    second = start(prepare_command(other, tmp_path / "b", cache), tmp_path / "b.log")
+    assert first.wait(timeout=600) == 0, (tmp_path / "a.log").read_text()[-3000:]
+    assert second.wait(timeout=600) == 0, (tmp_path / "b.log").read_text()[-3000:]
+    assert load_dataset(str(tmp_path / "a"), "mel")["train"].num_rows == 24
+    assert load_dataset(str(tmp_path / "b"), "mel")["train"].num_rows == 12
+
+
+def test_a_file_below_the_features_rate_is_refused_or_skipped(tmp_path):
+    write_corpus(tmp_path / "src", actors=(4,), codes=((1, 1, 1, 1),))
+    low = tmp_path / "src" / "Actor_04" / "03-01-02-01-01-01-04.wav"
+    sf.write(low, synth_voice(8000, seconds=1.5), 8000, subtype="PCM_16")
+    config = PrepareConfig(source=str(tmp_path / "src"), output_dir=tmp_path / "out", cache_dir=tmp_path / "cache",
+                           configs=("mel",), num_proc=1)
+    with pytest.raises(PrepareError, match=f"{low}: sampled at 8000 Hz, below the 16000 Hz"):
+        prepare(config)
+    report = prepare(dataclasses.replace(config, skip_bad=True))
+    assert report.skipped == {"unreadable audio": 1} and report.rows["mel"] == {"train": 1}
+
+
+def test_a_bad_name_is_given_with_its_folder(tmp_path):
+    write_corpus(tmp_path / "src", actors=(4,), codes=((1, 1, 1, 1),))
+    bad = tmp_path / "src" / "Actor_04" / "03-01-09-01-01-01-04.wav"
+    shutil.copy(next((tmp_path / "src" / "Actor_04").glob("*.wav")), bad)
+    with pytest.raises(PrepareError, match=re.escape(f"{bad}: field 'emotion'")):
+        prepare(PrepareConfig(source=str(tmp_path / "src"), output_dir=tmp_path / "o", cache_dir=tmp_path / "c",
+                              configs=("mel",), num_proc=1))
+
+
+# ----------------------------------------------------------------------------- train.py
+
+TRAIN = ["--conv_channels", "8", "16", "--latent_dim", "4", "--per_device_train_batch_size", "4", "--report_to", "none",
+         "--kl_warmup_steps", "0", "--probe", "false", "--max_steps", "14", "--checkpointing_steps", "3",
+         "--save_total_limit", "20", "--lr_scheduler_type", "constant"]
+
+TRAIN_POINTS = {
+    "training": lambda out: (out / "checkpoints" / "step_6").is_dir(),  # between checkpoints, mid-epoch or evaluation
+    # a later checkpoint being written while an earlier one is complete
+    "checkpoint save": lambda out: (out / "checkpoints" / "step_3").is_dir() and any((out / "checkpoints").glob(".step_*.partial")),
+}
+
+
+@pytest.fixture(scope="module")
+def train_reference(reference, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train_reference") / "run"
+    log = out.parent / "log"
+    process = start(["train.py", "configs/speech_vae.yaml", "--dataset_dir", str(reference), "--output_dir", str(out), *TRAIN], log)
+    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
+    return out
+
+
+def weights(folder):
+    from safetensors.numpy import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def check_train_resumes(reference, train_reference, tmp_path, point, sig):
+    out = tmp_path / "run"
+    command = ["train.py", "configs/speech_vae.yaml", "--dataset_dir", str(reference), "--output_dir", str(out), *TRAIN]
+    process = start(command, tmp_path / "killed.log")
+    reached = wait_for(process, lambda: TRAIN_POINTS[point](out))
+    left = interrupt(process, sig)
+    assert reached, (tmp_path / "killed.log").read_text()[-2000:]
+    assert not left and not (out / "model.safetensors").exists()
+    resumed = start([*command, "--resume_from_checkpoint", "latest"], tmp_path / "resumed.log")
+    assert resumed.wait(timeout=600) == 0, (tmp_path / "resumed.log").read_text()[-3000:]
+    assert "resumed from" in (tmp_path / "resumed.log").read_text()
+    expected, got = weights(train_reference), weights(out)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 14
+
+
+@pytest.mark.parametrize("point, sig", [("checkpoint save", signal.SIGKILL)])
+def test_killed_training_resumes_to_the_same_weights(reference, train_reference, tmp_path, point, sig):
+    check_train_resumes(reference, train_reference, tmp_path, point, sig)
+
+
+@pytest.mark.faults_full
+@pytest.mark.parametrize("point, sig", [("training", signal.SIGKILL), ("training", signal.SIGTERM), ("checkpoint save", signal.SIGTERM)])
+def test_killed_training_full_matrix(reference, train_reference, tmp_path, point, sig):
+    check_train_resumes(reference, train_reference, tmp_path, point, sig)
