@@ -52,9 +52,14 @@ def _json(path: Path) -> Optional[dict]:
 
 
 def model_index(name: str, evaluation: dict) -> list[dict]:
-    """``model-index`` results from evaluate.py's metrics.json."""
+    """``model-index`` results from evaluate.py's metrics.json, named for what was measured: how many folds, and
+    whether the model had seen (without labels) the actors they test."""
     r = evaluation["representations"][evaluation["headline"]]
-    metrics = [{"type": "balanced_accuracy", "name": "emotion UAR, 6 speaker-independent folds (linear probe)",
+    folds = len(r["emotion"]["per_fold"])
+    transductive = evaluation.get("protocol", {}).get("transductive_folds")
+    kind = ("transductive: the model saw their actors in training" if transductive
+            else "speaker-independent" if transductive == [] else "the model's training actors unknown")
+    metrics = [{"type": "balanced_accuracy", "name": f"emotion UAR, {folds} folds of held-out actors ({kind}; linear probe)",
                 "value": round(r["emotion"]["folds"]["uar"]["mean"], 4)},
                {"type": "accuracy", "name": "actor-ID accuracy from the embedding (lower is better)",
                 "value": round(r["leakage"]["actor_id_accuracy"], 4)}]
@@ -105,8 +110,8 @@ It turns a log-mel spectrogram of speech into an utterance embedding meant to ca
 
 ## Training data and recipe
 
-RAVDESS audio-only speech (Livingstone & Russo, 2018): 24 professional actors (12 female, 12 male), 8 emotions,
-1440 utterances, split by actor. Trained on actors {_actors(train_metrics)}; validation metrics at the end of training:
+RAVDESS audio-only speech (Livingstone & Russo, 2018): professional actors, 8 emotions, split by actor.
+Trained on {_trained_on(train_metrics)}; validation metrics at the end of training:
 {final_text}. Inputs: {config.get('n_mels')}-band log-mels ({mel.get('sample_rate')} Hz, n_fft {mel.get('n_fft')},
 hop {mel.get('hop_length')}), {inputs_text}normalised with statistics stored in the weights.
 
@@ -169,9 +174,27 @@ embedding = model.embed_utterance(log_mel, speaker)
     return text
 
 
-def _actors(train_metrics: Optional[dict]) -> str:
-    actors = (train_metrics or {}).get("train_actors")
-    return f"{min(actors):02d}-{max(actors):02d} ({len(actors)} actors)" if actors else "(not recorded)"
+def _trained_on(train_metrics: Optional[dict]) -> str:
+    """Which actors and how many utterances the run read, as its metrics.json records them."""
+    seen = (train_metrics or {}).get("trained_on")
+    if not seen:
+        return "actors not recorded (a model trained before train.py recorded them)"
+    actors = ", ".join(f"{a:02d}" for a in seen["actors"])
+    return f"{seen['utterances']} utterances of {len(seen['actors'])} actors ({actors})"
+
+
+def scrub_local_paths(text: str, paths: list[str]) -> str:
+    """``text`` with each of ``paths`` (folders of this machine) replaced by its last component."""
+    for path in sorted({p for p in paths if p}, key=len, reverse=True):
+        text = text.replace(path, Path(path).name)
+    return text
+
+
+def local_paths(model_dir: Path, training: Optional[dict]) -> list[str]:
+    """The folders of this machine that a model's files can name: the model's own, its dataset's, its run's."""
+    named = [model_dir, *(Path(v) for group in (training or {}).values() for k, v in group.items()
+                          if k in ("output_dir", "dataset_dir", "resume_from_checkpoint") and isinstance(v, str))]
+    return [str(p) for path in named for p in (path, path.resolve())]
 
 
 def _empty_folder(out: Path) -> None:
@@ -198,6 +221,9 @@ def stage_model(model_dir: Path, out: Path, repo_id: str, dataset_id: Optional[s
     card = render_model_card(model_dir, repo_id, evaluation, dataset_id)
     ModelCard(card)  # parses the YAML header; raises on a malformed card
     (out / "README.md").write_text(card)
+    paths = local_paths(model_dir, _json(model_dir / "training_args.json"))
+    for f in [*out.glob("*.json"), *out.glob("*.md")]:  # nothing published names a folder of this machine
+        f.write_text(scrub_local_paths(f.read_text(), paths))
     return out
 
 

@@ -429,6 +429,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint)
         accelerator.load_state(str(checkpoint))
         state = LoopState.read(checkpoint, len(train_loader), args.gradient_accumulation_steps)
+        state.initial_weight_norm = state.initial_weight_norm or weight_norm(model)  # a checkpoint that predates it
         accelerator.print(f"resumed from {checkpoint} at step {state.step} (epoch {state.epoch}, batch {state.batches_done})")
         saved_rate = peak_learning_rate(scheduler)
         if saved_rate != args.learning_rate:  # the loaded optimizer and scheduler states would keep the old one
@@ -526,7 +527,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
         unwrapped.save_pretrained(output_dir)
         modeling.RavdessFeatureExtractor.from_model_config(unwrapped.config).save_pretrained(output_dir)  # its input pipeline
         summary = {"model_type": config.model_type, "steps": step, "final": final_metrics, "best_step": best_step,
-                   "train_actors": list(train_actors), "eval_actors": list(eval_actors), "history": history, "num_processes": accelerator.num_processes,
+                   "train_actors": list(train_actors), "eval_actors": list(eval_actors),
+                   "trained_on": {"actors": sorted({int(a) for a in data.probe_train.actor}), "utterances": len(data.probe_train.file),
+                                  "segments": len(data.train["log_mel"])},
+                   "history": history, "num_processes": accelerator.num_processes,
                    "rank_weight_checksums": rank_checksums}
         (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         plot_curves(history, output_dir / "loss_curves.png")

@@ -1,5 +1,6 @@
 """Real interruptions for the fault tests and `benchmarks/faults.py`: start `prepare` or `train.py` as a process,
-wait until it reaches a named point, send SIGKILL or SIGTERM, and report what is left behind."""
+wait until it reaches a named point, send SIGKILL or SIGTERM, report what is left behind; damage a feature cache;
+compare what a recovered run wrote with an uninterrupted one."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +67,63 @@ def interrupt(process: psutil.Popen, sig: int, grace: float = 60.0) -> list[psut
             p.send_signal(signal.SIGKILL)
         process.kill() if process.poll() is None else None
     return left
+
+
+CONFIGS = ("mel", "segments", "audio")
+
+
+def prepare_command(corpus: Path, out: Path, cache: Path, configs=CONFIGS) -> list[str]:
+    return ["-m", "ravdess_dataset", "prepare", str(corpus), "--output-dir", str(out), "--cache-dir", str(cache),
+            "--configs", *configs, "--num-proc", "2"]
+
+
+PREPARE_POINTS = {
+    # a first shard of features written, the rest still being computed
+    "features": lambda out, cache: any(cache.glob("features/*/*.h5")) and not any(out.glob(".prepare-*")),
+    # the configs are being written in the staging folder
+    "configs": lambda out, cache: any(out.glob(".prepare-*/*")),
+}
+
+TRAIN_POINTS = {  # ``every``: the run's --checkpointing_steps
+    # between checkpoints: the second one is complete, training goes on
+    "training": lambda out, every: (out / "checkpoints" / f"step_{2 * every}").is_dir(),
+    # a later checkpoint being written while an earlier one is complete
+    "checkpoint save": lambda out, every: (out / "checkpoints" / f"step_{every}").is_dir()
+    and any((out / "checkpoints").glob(".step_*.partial")),
+}
+
+
+def same_dataset(a: Path, b: Path, configs=CONFIGS) -> bool:
+    """Whether two prepared folders hold the same rows (the audio config compared as FLAC bytes)."""
+    from datasets import Audio, load_dataset
+
+    for name in configs:
+        left, right = load_dataset(str(a), name), load_dataset(str(b), name)
+        if list(left) != list(right):
+            return False
+        for split in left:
+            x, y = left[split], right[split]
+            if name == "audio":
+                x, y = x.cast_column("audio", Audio(decode=False)), y.cast_column("audio", Audio(decode=False))
+            if not x.data.table.equals(y.data.table):
+                return False
+    return True
+
+
+def weights(folder: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def corrupt(cache_dir: Path, damage: str) -> Path:
+    """Damage the largest shard of a feature cache: ``overwrite`` 4 KB in its middle, or ``truncate`` it to half."""
+    shard = max(cache_dir.glob("features/*/*.h5"), key=lambda p: p.stat().st_size)
+    data = bytearray(shard.read_bytes())
+    if damage == "overwrite":
+        middle = len(data) // 2
+        data[middle : middle + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    else:
+        data = data[: len(data) // 2]
+    shard.write_bytes(bytes(data))
+    return shard

@@ -15,11 +15,10 @@ import soundfile as sf
 from datasets import load_dataset
 
 from ravdess_dataset.prepare import PrepareConfig, PrepareError, prepare
-from tests.faults import interrupt, start, wait_for
+from tests.faults import CONFIGS, PREPARE_POINTS, TRAIN_POINTS, corrupt, interrupt, prepare_command, same_dataset, start, wait_for, weights
 from tests.synthetic import synth_voice, write_corpus
 
 CODES = tuple((e, i, s, r) for e in (1, 3, 5, 8) for i, s, r in ((1, 1, 1), (1, 2, 2), (1, 1, 2)))  # 12 per actor
-CONFIGS = ("mel", "segments", "audio")
 
 
 @pytest.fixture(scope="module")
@@ -37,31 +36,6 @@ def reference(corpus, tmp_path_factory):
     config = PrepareConfig(source=str(corpus), output_dir=base / "out", cache_dir=base / "cache", configs=CONFIGS, num_proc=2)
     prepare(config)
     return config.output_dir
-
-
-def same_dataset(a, b) -> None:
-    for name in CONFIGS:
-        left, right = load_dataset(str(a), name), load_dataset(str(b), name)
-        assert list(left) == list(right)
-        for split in left:
-            x, y = left[split], right[split]
-            if name == "audio":
-                from datasets import Audio
-                x, y = x.cast_column("audio", Audio(decode=False)), y.cast_column("audio", Audio(decode=False))
-            assert x.data.table.equals(y.data.table), (name, split)
-
-
-def prepare_command(corpus, out, cache) -> list[str]:
-    return ["-m", "ravdess_dataset", "prepare", str(corpus), "--output-dir", str(out), "--cache-dir", str(cache),
-            "--configs", *CONFIGS, "--num-proc", "2"]
-
-
-PREPARE_POINTS = {
-    # a first shard of features written, the rest still being computed
-    "features": lambda out, cache: any(cache.glob("features/*/*.h5")) and not any(out.glob(".prepare-*")),
-    # the configs are being written in the staging folder
-    "configs": lambda out, cache: any(out.glob(".prepare-*/*")),
-}
 
 
 def kill_prepare(corpus, tmp_path, point: str, sig: int):
@@ -84,7 +58,7 @@ def check_prepare_recovers(corpus, reference, tmp_path, point, sig):
     if point == "features":
         assert reused >= 32  # the shard finished before the kill was not computed again
     assert not list(out.glob(".prepare-*")) and not list(cache.glob("features/*/.*.tmp"))
-    same_dataset(out, reference)
+    assert same_dataset(out, reference)
 
 
 @pytest.mark.parametrize("point, sig", [("features", signal.SIGKILL), ("configs", signal.SIGTERM)])
@@ -103,20 +77,13 @@ def test_a_damaged_feature_cache_is_noticed_and_recomputed(corpus, reference, tm
     config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "out", cache_dir=tmp_path / "cache", configs=CONFIGS,
                            num_proc=2)
     prepare(config)
-    shard = max(config.cache_dir.glob("features/*/*.h5"), key=lambda p: p.stat().st_size)
-    data = bytearray(shard.read_bytes())
-    if damage == "overwrite":
-        middle = len(data) // 2
-        data[middle : middle + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    else:
-        data = data[: len(data) // 2]
-    shard.write_bytes(bytes(data))
+    corrupt(config.cache_dir, damage)
     shutil.rmtree(config.output_dir)
     with caplog.at_level("WARNING"):
         report = prepare(config)
     assert report.damaged > 0 and report.computed > 0 and "feature cache" in caplog.text
     assert "damaged" in report.summary()
-    same_dataset(config.output_dir, reference)
+    assert same_dataset(config.output_dir, reference)
 
 
 def test_two_prepares_sharing_a_cache_both_finish(corpus, tmp_path):
@@ -158,13 +125,6 @@ TRAIN = ["--conv_channels", "8", "16", "--latent_dim", "4", "--per_device_train_
          "--kl_warmup_steps", "0", "--probe", "false", "--max_steps", "14", "--checkpointing_steps", "3",
          "--save_total_limit", "20", "--lr_scheduler_type", "constant"]
 
-TRAIN_POINTS = {
-    "training": lambda out: (out / "checkpoints" / "step_6").is_dir(),  # between checkpoints, mid-epoch or evaluation
-    # a later checkpoint being written while an earlier one is complete
-    "checkpoint save": lambda out: (out / "checkpoints" / "step_3").is_dir() and any((out / "checkpoints").glob(".step_*.partial")),
-}
-
-
 @pytest.fixture(scope="module")
 def train_reference(reference, tmp_path_factory):
     out = tmp_path_factory.mktemp("train_reference") / "run"
@@ -174,16 +134,11 @@ def train_reference(reference, tmp_path_factory):
     return out
 
 
-def weights(folder):
-    from safetensors.numpy import load_file
-    return load_file(str(folder / "model.safetensors"))
-
-
 def check_train_resumes(reference, train_reference, tmp_path, point, sig):
     out = tmp_path / "run"
     command = ["train.py", "configs/speech_vae.yaml", "--dataset_dir", str(reference), "--output_dir", str(out), *TRAIN]
     process = start(command, tmp_path / "killed.log")
-    reached = wait_for(process, lambda: TRAIN_POINTS[point](out))
+    reached = wait_for(process, lambda: TRAIN_POINTS[point](out, 3))
     left = interrupt(process, sig)
     assert reached, (tmp_path / "killed.log").read_text()[-2000:]
     assert not left and not (out / "model.safetensors").exists()

@@ -1,5 +1,6 @@
 """push_to_hub.py without the network: dry run, a real HTTP upload to a local stand-in, error paths."""
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -148,3 +149,25 @@ def test_pushed_dataset_loads_from_the_hub_as_it_does_locally(prepared, corpus, 
         process_env.update(env, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
         loaded = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=process_env, capture_output=True, text=True, timeout=300)
     assert loaded.returncode == 0 and "same" in loaded.stdout, loaded.stderr[-3000:] + f"\nunanswered: {hub.unanswered}"
+
+
+def test_the_card_claims_only_what_the_run_did_and_names_no_local_path(tiny_model, corpus, tmp_path):
+    """A model trained on the 4-actor synthetic corpus, evaluated: the card counts its own utterances and actors,
+    names its folds for what they are (2 of them, transductive), and no staged file holds a path of this machine."""
+    import evaluate
+
+    dataset_dir, trained = tiny_model
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained, model_dir)
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--num-audio", "0"])
+    staged = tmp_path / "staged"
+    assert run_push(["--model", str(model_dir), "--repo-id", "tester/emo-vae", "--dry-run", str(staged)]).returncode == 0
+    card = (staged / "README.md").read_text()
+    assert "8 utterances of 2 actors (01, 02)" in card and "1440" not in card
+    metric = ModelCard(card).data.eval_results[0].metric_name
+    assert metric.startswith("emotion UAR, 2 folds of held-out actors (transductive")
+    for f in staged.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for local in (str(tmp_path), str(trained), str(dataset_dir), str(corpus)):
+                assert local.encode() not in data, f"{f.name} holds the local path {local}"

@@ -35,3 +35,25 @@ def test_full_corpus_counts(real_prepared):
     per_emotion = Counter(emotion_names[e] for split in ds.values() for e in split["emotion"])
     assert per_emotion.pop("neutral") == 96
     assert set(per_emotion.values()) == {192} and len(per_emotion) == 7
+
+
+def test_feature_extractor_matches_prepare_on_real_files(real_prepared):
+    """The extractor saved with every model, on real recordings (a stereo one among them): the log-mels and
+    voice embeddings that prepare stored, to float32 rounding."""
+    import dataclasses
+
+    import numpy as np
+
+    from ravdess_dataset.feature_extraction import RavdessFeatureExtractor
+
+    config, _ = real_prepared
+    files = [REAL_DIR / "Actor_01" / "03-01-02-01-01-02-01.flac", REAL_DIR / "Actor_20" / "03-01-03-01-02-01-20.flac",
+             REAL_DIR / "Actor_24" / "03-01-08-02-02-02-24.flac"]  # the second is stereo
+    extractor = RavdessFeatureExtractor(audio=dataclasses.asdict(config.audio), mel=dataclasses.asdict(config.mel),
+                                        speaker_embedding=True)
+    out = extractor([str(f) for f in files])
+    ds = load_dataset(str(config.output_dir), "mel")
+    rows = {r["file"]: r for split in ds.values() for r in split.filter(lambda f: f in {p.stem for p in files}, input_columns="file").with_format("numpy")}
+    for f, log_mel, embedding in zip(files, out["log_mel"], out["speaker_embedding"]):
+        np.testing.assert_allclose(log_mel, rows[f.stem]["log_mel"], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(embedding, rows[f.stem]["embedding"], atol=1e-5)
