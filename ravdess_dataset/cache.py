@@ -91,7 +91,7 @@ class FeatureCache:
         self._files: dict[Path, h5py.File] = {}
         self._index: dict[str, Path] = {}
         self._pending: dict[str, UtteranceFeatures] = {}
-        self.dropped: list[str] = []  # damaged shards the scans removed
+        self.dropped: list[str] = []  # damaged shards the scans removed (their entries are simply missing now)
         self._scan()
 
     def _scan(self, rebuild_index: bool = False) -> None:
@@ -114,10 +114,9 @@ class FeatureCache:
             self._files[path] = shard
             self._index.update({key: path for key in keys})
 
-    def check(self) -> int:
+    def check(self) -> list[str]:
         """Verify every entry's checksum. A shard holding entries that fail is replaced by one holding only its
-        sound entries (so that no later reader meets the bad ones); the bad ones will be computed again.
-        Returns how many entries failed."""
+        sound entries (so that no later reader meets the bad ones). Returns the keys that failed, to compute again."""
         bad: dict[Path, list[str]] = {}
         for path, shard in list(self._files.items()):
             for key in shard:
@@ -138,7 +137,7 @@ class FeatureCache:
         if bad:
             self._index = {}
             self._scan(rebuild_index=True)
-        return sum(map(len, bad.values()))
+        return [key for keys in bad.values() for key in keys]
 
     def __contains__(self, key: str) -> bool:
         return key in self._pending or key in self._index

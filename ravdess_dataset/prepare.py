@@ -397,21 +397,31 @@ def prepare(config: PrepareConfig) -> PrepareReport:
     with worker_pool(config.num_proc) as pool:  # no process is forked unless there is work for it
         cache = FeatureCache(cache_folder, params)
         try:
-            damaged = len(cache.dropped) + cache.check()
-            todo = list({key: (key, path) for _, path, key in keyed if key not in cache}.values())
+            by_key = {key: (key, path) for _, path, key in keyed}
+            todo = [item for key, item in by_key.items() if key not in cache]
             failed = compute_features(todo, config, cache, skipped, pool) if todo else set()
             keyed = [item for item in keyed if item[2] not in failed]
             if not keyed:
                 raise PrepareError(f"{folder}: every audio file was skipped ({dict(skipped)})")
+            manifest_records = [{"file": rid.stem, "key": key} for rid, _, key in keyed]
+            fingerprint = dataset_fingerprint(config, manifest_records)
+            published = published_rows(config.output_dir, fingerprint, config.configs)
+            damaged = list(cache.dropped)
+            if published is None:  # the configs are built from the cache: every entry they read must be sound
+                damaged += cache.check()
+                redo = [by_key[key] for key in damaged if key in by_key]
+                todo += redo
+                failed |= compute_features(redo, config, cache, skipped, pool) if redo else set()
+                keyed = [item for item in keyed if item[2] not in failed]
+                manifest_records = [{"file": rid.stem, "key": key} for rid, _, key in keyed]
+                fingerprint = dataset_fingerprint(config, manifest_records)
             cache.commit(keep=[key for _, _, key in keyed])
         finally:
             cache.close()
         lap("features")
         computed = len(todo) - len(failed)
-        manifest_records = [{"file": rid.stem, "key": key} for rid, _, key in keyed]
-        fingerprint = dataset_fingerprint(config, manifest_records)
-        report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint, damaged=damaged)
-        published = published_rows(config.output_dir, fingerprint, config.configs)
+        report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint,
+                               damaged=len(damaged))
         if published is not None:
             report.rows, report.up_to_date = published, True
         else:
