@@ -114,11 +114,15 @@ class FeatureCache:
             self._files[path] = shard
             self._index.update({key: path for key in keys})
 
-    def check(self) -> list[str]:
-        """Verify every entry's checksum. A shard holding entries that fail is replaced by one holding only its
-        sound entries (so that no later reader meets the bad ones). Returns the keys that failed, to compute again."""
+    def check(self, keys: Iterable[str]) -> list[str]:
+        """Verify the checksums of the shards that hold any of ``keys``, every entry of them. A shard holding
+        entries that fail is replaced by one holding only its sound entries (so that no later reader meets the bad
+        ones). Returns the keys that failed, to compute again."""
+        wanted = {self._index[key] for key in keys if key in self._index}
         bad: dict[Path, list[str]] = {}
         for path, shard in list(self._files.items()):
+            if path not in wanted:
+                continue
             for key in shard:
                 try:
                     sound = checksum(self._read(shard[key], ARRAYS)) == int(shard[key].attrs["checksum"])

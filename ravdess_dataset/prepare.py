@@ -399,6 +399,7 @@ def prepare(config: PrepareConfig) -> PrepareReport:
         try:
             by_key = {key: (key, path) for _, path, key in keyed}
             todo = [item for key, item in by_key.items() if key not in cache]
+            cached = [key for key in by_key if key in cache]  # written by earlier runs: checked before use
             failed = compute_features(todo, config, cache, skipped, pool) if todo else set()
             keyed = [item for item in keyed if item[2] not in failed]
             if not keyed:
@@ -408,7 +409,7 @@ def prepare(config: PrepareConfig) -> PrepareReport:
             published = published_rows(config.output_dir, fingerprint, config.configs)
             damaged = list(cache.dropped)
             if published is None:  # the configs are built from the cache: every entry they read must be sound
-                damaged += cache.check()
+                damaged += cache.check(cached)
                 redo = [by_key[key] for key in damaged if key in by_key]
                 todo += redo
                 failed |= compute_features(redo, config, cache, skipped, pool) if redo else set()
