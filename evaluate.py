@@ -30,14 +30,14 @@ from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
 from experiments.report import results_table, write_report
 from experiments.representation import (
-    assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_moments, speaker_normalise, usable,
+    assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_moments, speaker_normalise, unseen_sentence_scores, usable,
 )
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
 from modeling.utterance import join_segments, leave_one_out, pool_segments, utterance_segments
 from ravdess_dataset.console import configure_console
 from ravdess_dataset.naming import EMOTIONS
-from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all, validation_actors
+from ravdess_dataset.splits import FOLDS, NUM_FOLDS, fold_actors, load_all, validation_actors
 
 HELD_OUT = fold_actors(NUM_FOLDS - 1)  # 21-24: never trained on by a research-split model (train.py: 1-20)
 
@@ -180,7 +180,7 @@ def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: li
 
 
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, args,
-               fold: int = NUM_FOLDS - 1) -> dict:
+               fold: int = NUM_FOLDS - 1, folds: str = "contiguous") -> dict:
     """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
     emotions and score the results with probes fitted on the other actors: on the model's embedding, on
     log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
@@ -189,13 +189,13 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     actors recognises best; the held-out actors play no part in the choice. For scale, each probe's hit rate
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
     (`Utterances.model_view`)."""
-    held = np.isin(utterances.actor, fold_actors(fold))
+    held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
     to_statistics = lambda i, log_mel: log_mel_statistics([utterances.to_db(i, log_mel)])[0]  # noqa: E731
 
     latents = conversion_latents(model, utterances, fit)  # the training actors', each computed once
-    validation = np.isin(utterances.actor, validation_actors(fold, 0))
+    validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
     inner = fit & ~validation
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
@@ -290,20 +290,20 @@ def embed_audio_files(model, extractor, paths: list[str]) -> tuple[np.ndarray, l
     return np.stack(vectors), [f.stem for f in files]
 
 
-def protocol(model_dir: str) -> dict:
+def protocol(model_dir: str, folds: str = "contiguous") -> dict:
     """Which actors the model trained on, and so which fold numbers are transductive."""
     path = Path(model_dir) / "metrics.json"
     trained = json.loads(path.read_text()).get("train_actors") if path.is_file() else None
     if trained is None:
         return {"train_actors": None, "transductive_folds": None,
                 "note": "training actors unknown (no metrics.json): treat the fold numbers as transductive"}
-    folds = [k for k in range(NUM_FOLDS) if set(fold_actors(k)) & set(trained)]
-    note = (f"the model was trained on actors {min(trained)}-{max(trained)}; folds {folds} test actors it saw in "
-            "training, so the 6-fold numbers are transductive; the strict number comes from --cv-train")
+    transductive = [k for k in range(NUM_FOLDS) if set(fold_actors(k, folds)) & set(trained)]
+    note = (f"the model was trained on actors {min(trained)}-{max(trained)}; folds {transductive} of the {folds} fold set test "
+            "actors it saw in training, so the 6-fold numbers are transductive; the strict number comes from --cv-train")
     if json.loads((Path(model_dir) / "config.json").read_text())["model_type"] == "semisupervised_vae":
         note += (". This model also used the emotion labels of training actors, so on those folds its numbers are "
                  "not speaker-independent at all: only the research-split column (actors 23-24, unseen) is honest")
-    return {"train_actors": trained, "transductive_folds": folds, "note": note}
+    return {"train_actors": trained, "folds": folds, "transductive_folds": transductive, "note": note}
 
 
 def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterances: Optional[Utterances] = None) -> dict:
@@ -317,16 +317,17 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
     start = time.perf_counter()
     representations = model_representations(model, view)
     baselines = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
-    results = {name: assess(probed(x, utterances, args), utterances, args.seed) for name, x in {**representations, **baselines}.items()}
+    results = {name: assess(probed(x, utterances, args), utterances, args.seed, args.folds)
+               for name, x in {**representations, **baselines}.items()}
     headline = next(iter(representations))
     x = representations[headline]
     metrics = {
-        "model": str(model_dir), "model_type": model.config.model_type, "headline": headline, "seed": args.seed,
+        "model": str(model_dir), "model_type": model.config.model_type, "headline": headline, "seed": args.seed, "folds": args.folds,
         "speaker_norm": args.speaker_norm, "input_normalization": model.config.input_normalization,
         "representations": {k: {**v, "kind": "model" if k in representations else "baseline"} for k, v in results.items()},
         "reconstruction": reconstruction_metrics(model, utterances, view, np.isin(utterances.actor, HELD_OUT)),
         "conversion": conversion(model, view, x, baselines["log_mel_mean_std"], out, args),
-        "protocol": protocol(model_dir),
+        "protocol": protocol(model_dir, args.folds),
     }
     figures(model, utterances, view, x, results[headline], out, args)
     metrics["seconds"] = time.perf_counter() - start
@@ -354,39 +355,45 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, args) -> dict:
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
-        fit, test = fold_masks(utterances.actor, fold)
+        fit, test = fold_masks(utterances.actor, fold, args.folds)
         if not test.any():  # a partial corpus such as the sample
-            print(f"fold {fold}: no utterances of actors {fold_actors(fold)}; skipped", flush=True)
+            print(f"fold {fold}: no utterances of actors {fold_actors(fold, args.folds)}; skipped", flush=True)
             continue
         if not (args.reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
             train.main([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"),
-                        "--fold", str(fold), "--seed", str(args.seed), *(["--verbose"] if args.verbose else []), *args.train_args])
+                        "--fold", str(fold), "--folds", args.folds, "--seed", str(args.seed), *(["--verbose"] if args.verbose else []),
+                        *args.train_args])
         model = load_model(str(fold_dir / "model"), args.segment_hop)
         view = utterances.model_view(model.config.input_normalization)
         embedding = next(iter(model_representations(model, view).values()))
         x = probed(embedding, utterances, args)
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], args.seed)
-        folds.append({"fold": fold, "held_out": list(fold_actors(fold)), **scores, **speaker_leakage(x, utterances, args.seed)})
-        print(f"fold {fold} (actors {fold_actors(fold)}): UAR {scores['uar']:.3f}, actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
+        unseen = unseen_sentence_scores(x, utterances, fit, test, args.seed)
+        folds.append({"fold": fold, "held_out": list(fold_actors(fold, args.folds)), **scores,
+                      **({"unseen_sentence_uar": unseen["uar"]} if unseen else {}), **speaker_leakage(x, utterances, args.seed, args.folds)})
+        print(f"fold {fold} (actors {fold_actors(fold, args.folds)}): UAR {scores['uar']:.3f}"
+              + (f", unseen sentence {unseen['uar']:.3f}" if unseen else "") + f", actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
         if args.conversion:
-            folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, args, fold)
+            folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, args, fold, args.folds)
             print(f"fold {fold} conversion: " + ", ".join(f"{k} {v:.3f}" for k, v in conversion_rates([folds[-1]]).items()), flush=True)
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
-               for k in ("uar", "accuracy", "macro_f1", "actor_id_accuracy", "gender_accuracy")}
-    result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors",
+               for k in ("uar", "accuracy", "macro_f1", "unseen_sentence_uar", "actor_id_accuracy", "gender_accuracy")
+               if all(k in f for f in folds)}
+    result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors", "fold_set": args.folds,
               "speaker_norm": args.speaker_norm, "segment_hop": model.config.segment_hop, "folds": folds, "summary": summary, "seconds": time.perf_counter() - start}
     if args.conversion:
         result["conversion"] = conversion_rates(folds)
         print("conversion, mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["conversion"].items()))
-    (out / cv_metrics_name(args.speaker_norm, args.segment_hop)).write_text(json.dumps(result, indent=2))
+    (out / cv_metrics_name(args.speaker_norm, args.segment_hop, args.folds)).write_text(json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
     return result
 
 
-def cv_metrics_name(speaker_norm: bool, segment_hop: Optional[int] = None) -> str:
-    """The file in which `cross_validate` keeps its scores: cv_metrics[_speaker_norm][_hopH].json."""
-    return "cv_metrics" + ("_speaker_norm" if speaker_norm else "") + (f"_hop{segment_hop}" if segment_hop else "") + ".json"
+def cv_metrics_name(speaker_norm: bool, segment_hop: Optional[int] = None, folds: str = "contiguous") -> str:
+    """The file in which `cross_validate` keeps its scores: cv_metrics[_emobox][_speaker_norm][_hopH].json."""
+    return ("cv_metrics" + ("" if folds == "contiguous" else f"_{folds}") + ("_speaker_norm" if speaker_norm else "")
+            + (f"_hop{segment_hop}" if segment_hop else "") + ".json")
 
 
 def conversion_rates(folds: list[dict]) -> dict[str, float]:
@@ -412,6 +419,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="embed utterances from a segment every H frames instead of the model's segment_hop (with --cv-train: cv_metrics*_hopH.json)")
     parser.add_argument("--conversion", action="store_true",
                         help="with --cv-train: also convert each fold's held-out neutral utterances with that fold's model (strict conversion rates)")
+    parser.add_argument("--folds", choices=sorted(FOLDS), default="contiguous",
+                        help="the six speaker-independent folds: contiguous (actors 1-4, 5-8, ...) or emobox (EmoBox's assignment)")
     parser.add_argument("--verbose", action="store_true", help="print every INFO line and the libraries' progress bars")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options for --cv-train (last)")
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
 from ravdess_dataset.console import configure_console
 from ravdess_dataset.features import MelConfig
-from ravdess_dataset.splits import SPLIT_ACTORS, fold_actors, fold_train_actors, validation_actors
+from ravdess_dataset.splits import FOLDS, SPLIT_ACTORS, fold_actors, fold_train_actors, validation_actors
 from ravdess_dataset.torch_loader import batch_loader
 
 logger = logging.getLogger("train")
@@ -97,9 +97,14 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset_dir: str = field(default="ravdess_dataset", metadata={"help": "the prepared dataset folder"})
-    fold: Optional[int] = field(default=None, metadata={"help": "speaker-independent fold 0..5: train on the other 20 actors, evaluate on its 4 (1-4, 5-8, ...)"})
+    fold: Optional[int] = field(default=None, metadata={"help": "speaker-independent fold 0..5: train on the other 20 actors, evaluate on its 4 (of --folds)"})
+    folds: str = field(default="contiguous", metadata={"help": "which six folds --fold counts in: contiguous (actors 1-4, 5-8, ...) or emobox (EmoBox's assignment)"})
     validation_group: Optional[int] = field(default=None, metadata={"help": "with --fold, for choosing settings: train on 16 of the fold's 20 training actors and evaluate on the other 4 (group 0..4, see ravdess_dataset.splits.validation_actors); the fold's own 4 are not read"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+
+    def __post_init__(self) -> None:
+        if self.folds not in FOLDS:
+            raise ValueError(f"--folds must be one of {sorted(FOLDS)}, got {self.folds!r}")
 
 
 @dataclass
@@ -386,10 +391,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if data_args.validation_group is not None:
         if data_args.fold is None:
             raise SystemExit("error: --validation_group needs --fold (it holds out actors from that fold's training actors)")
-        eval_actors = validation_actors(data_args.fold, data_args.validation_group)
-        train_actors = tuple(a for a in fold_train_actors(data_args.fold) if a not in eval_actors)
+        eval_actors = validation_actors(data_args.fold, data_args.validation_group, folds=data_args.folds)
+        train_actors = tuple(a for a in fold_train_actors(data_args.fold, data_args.folds) if a not in eval_actors)
     elif data_args.fold is not None:
-        train_actors, eval_actors = fold_train_actors(data_args.fold), fold_actors(data_args.fold)
+        train_actors, eval_actors = fold_train_actors(data_args.fold, data_args.folds), fold_actors(data_args.fold, data_args.folds)
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
     try:  # the recipe against the dataset's parameters, before any data is read

@@ -48,11 +48,13 @@ class Utterances:
     repetition: np.ndarray
     file: list[str]
     statistics: Optional[list[SpeakerStatistics]] = None  # set when log_mel is speaker-standardised
+    statement: Optional[np.ndarray] = None  # 0: "Kids are talking by the door", 1: "Dogs are sitting by the door"
 
     @classmethod
     def from_dataset(cls, dataset) -> "Utterances":
         d = dataset.with_format("numpy")[:]
-        return cls(list(d["log_mel"]), np.stack(d["embedding"]), d["emotion"], d["actor"] + 1, d["gender"], d["repetition"], list(d["file"]))
+        return cls(list(d["log_mel"]), np.stack(d["embedding"]), d["emotion"], d["actor"] + 1, d["gender"], d["repetition"],
+                   list(d["file"]), statement=d["statement"])
 
     def select(self, rows: np.ndarray) -> "Utterances":
         """The utterances where the boolean mask ``rows`` is true, in their order (in dB: take `model_view` after)."""
@@ -60,7 +62,7 @@ class Utterances:
             raise ValueError("select the utterances before taking a speaker-standardised model_view")
         i = np.flatnonzero(rows)
         return Utterances([self.log_mel[k] for k in i], self.embedding[i], self.emotion[i], self.actor[i], self.gender[i],
-                          self.repetition[i], [self.file[k] for k in i])
+                          self.repetition[i], [self.file[k] for k in i], statement=None if self.statement is None else self.statement[i])
 
     def model_view(self, input_normalization: str) -> "Utterances":
         """The utterances as a model with this ``input_normalization`` sees them: unchanged for

@@ -15,13 +15,15 @@ def protocol_text(metrics: dict) -> str:
 
 def results_table(metrics: dict) -> str:
     """Markdown table: every representation (model and baselines) on the same folds."""
-    rows = ["| representation | kind | dim | UAR, 6 folds (mean ± sd) | WA | macro-F1 | UAR, research split (23-24) | actor-ID acc. | gender acc. |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    fold_set = metrics.get("folds", "contiguous")
+    rows = [f"| representation | kind | dim | UAR, 6 {fold_set} folds (mean ± sd) | WA | macro-F1 | UAR, unseen sentence too | "
+            "UAR, research split (23-24) | actor-ID acc. | gender acc. |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in metrics["representations"].items():
         folds, leak, research = r["emotion"]["folds"], r["leakage"], r["emotion"]["research_split"]
         rows.append(f"| {name} | {r['kind']} | {r['dim']} | {_mean_sd(folds, 'uar')} ({len(r['emotion']['per_fold'])} folds) | "
-                    f"{_mean_sd(folds, 'accuracy')} | {_mean_sd(folds, 'macro_f1')} | {_number(research and research['uar'])} | "
-                    f"{_number(leak['actor_id_accuracy'])} | {_number(leak['gender_accuracy'])} |")
+                    f"{_mean_sd(folds, 'accuracy')} | {_mean_sd(folds, 'macro_f1')} | {_mean_sd(r['emotion'].get('unseen_sentence', {}), 'uar')} | "
+                    f"{_number(research and research['uar'])} | {_number(leak['actor_id_accuracy'])} | {_number(leak['gender_accuracy'])} |")
     return "\n".join(rows)
 
 
@@ -33,14 +35,23 @@ def _mean_sd(folds: dict, key: str) -> str:
     return f"{folds[key]['mean']:.3f} ± {folds[key]['sd']:.3f}" if key in folds else "n/a"
 
 
+def _fold_list(folds: str) -> str:
+    from ravdess_dataset.splits import FOLDS
+
+    return "; ".join(", ".join(str(a) for a in actors) for actors in FOLDS[folds])
+
+
 def write_report(metrics: dict, path: Path) -> None:
     """A readable report of one evaluate.py run."""
     recon, conv = metrics["reconstruction"], metrics["conversion"]
     text = f"""# Evaluation of `{metrics['model']}` ({metrics['model_type']})
 
-Probe: standardised logistic regression, 8 emotions (chance 0.125). Folds: 6 speaker-independent
-folds of 4 held-out actors (1-4, 5-8, ..., 21-24). UAR = unweighted (balanced) accuracy, WA = accuracy.
-Actor-ID: fit on repetition 1, test on repetition 2 (lower = less speaker information).
+Probe: standardised logistic regression, 8 emotions (chance 0.125). Folds: the 6 speaker-independent
+{metrics.get('folds', 'contiguous')} folds of 4 held-out actors ({_fold_list(metrics.get('folds', 'contiguous'))}). UAR = unweighted (balanced) accuracy,
+WA = accuracy. "Unseen sentence too": the probe is fitted on one of the two statements of the training actors and
+tested on the other statement of the held-out actors (both ways, averaged), an in-corpus proxy for speech that
+shares neither speaker nor words with the training data. Actor-ID: fit on repetition 1, test on repetition 2
+(lower = less speaker information).
 
 **Protocol:** {protocol_text(metrics)}
 

@@ -11,9 +11,9 @@ from .data import Utterances
 from .probes import fit_probe, prediction_scores, probe_scores
 
 
-def fold_masks(actors: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, test) boolean masks of fold ``fold``: test = its 4 actors, fit = the other 20."""
-    test = np.isin(actors, fold_actors(fold))
+def fold_masks(actors: np.ndarray, fold: int, folds: str = "contiguous") -> tuple[np.ndarray, np.ndarray]:
+    """(fit, test) boolean masks of fold ``fold`` of the fold set ``folds``: test = its 4 actors, fit = the other 20."""
+    test = np.isin(actors, fold_actors(fold, folds))
     return ~test, test
 
 
@@ -30,41 +30,62 @@ def summarise(per_fold: list[dict]) -> dict:
             for k in per_fold[0] if k != "fold"}
 
 
-def emotion_probe(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
-    """The 6 speaker-independent folds (mean, sd, per fold, summed confusion matrix) and the
-    research split (fit on actors 1-20, test on 23-24). Folds without held-out utterances (a partial
-    corpus such as the bundled sample) are left out and not counted."""
-    per_fold, confusion = [], np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=int)
+def unseen_sentence_scores(x: np.ndarray, utterances: Utterances, fit: np.ndarray, test: np.ndarray, seed: int = 0) -> dict:
+    """Scores of probes fitted on one statement of the ``fit`` rows and tested on the other statement of the
+    ``test`` rows, averaged over the two directions ({} when the utterances carry no statements or cannot be scored)."""
+    if utterances.statement is None:
+        return {}
+    crossed = []
+    for s in (0, 1):
+        train, held = fit & (utterances.statement == s), test & (utterances.statement != s)
+        if usable(utterances.emotion, train, held):
+            crossed.append(probe_scores(x[train], utterances.emotion[train], x[held], utterances.emotion[held], seed))
+    return {k: float(np.mean([c[k] for c in crossed])) for k in crossed[0]} if crossed else {}
+
+
+def emotion_probe(x: np.ndarray, utterances: Utterances, seed: int = 0, folds: str = "contiguous") -> dict:
+    """The 6 speaker-independent folds of the fold set ``folds`` (mean, sd, per fold, summed confusion matrix),
+    the same folds with the sentence held out too (fit on one statement of the training actors, test on the
+    other statement of the held-out actors, both ways: the in-corpus proxy for unseen speech), and the research
+    split (fit on actors 1-20, test on 23-24). Folds without held-out utterances (a partial corpus such as the
+    bundled sample) are left out and not counted."""
+    per_fold, unseen_sentence = [], []
+    confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=int)
     for fold in range(NUM_FOLDS):
-        fit, test = fold_masks(utterances.actor, fold)
+        fit, test = fold_masks(utterances.actor, fold, folds)
         if not usable(utterances.emotion, fit, test):
             continue
         assert not set(utterances.actor[fit]) & set(utterances.actor[test])
         predicted = fit_probe(x[fit], utterances.emotion[fit], seed).predict(x[test])
         confusion += confusion_matrix(utterances.emotion[test], predicted, labels=range(len(EMOTIONS)))
         per_fold.append({"fold": fold, **prediction_scores(utterances.emotion[test], predicted)})
+        crossed = unseen_sentence_scores(x, utterances, fit, test, seed)
+        if crossed:
+            unseen_sentence.append({"fold": fold, **crossed})
     fit = np.isin(utterances.actor, SPLIT_ACTORS["train"])
     test = np.isin(utterances.actor, SPLIT_ACTORS["test"])
     research = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], seed) if usable(utterances.emotion, fit, test) else None
-    return {"folds": summarise(per_fold), "per_fold": per_fold, "research_split": research, "confusion": confusion.tolist()}
+    return {"folds": summarise(per_fold), "per_fold": per_fold, "unseen_sentence": summarise(unseen_sentence),
+            "unseen_sentence_per_fold": unseen_sentence, "research_split": research, "confusion": confusion.tolist()}
 
 
-def speaker_leakage(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
+def speaker_leakage(x: np.ndarray, utterances: Utterances, seed: int = 0, folds: str = "contiguous") -> dict:
     """Actor identification (fit on repetition 1, test on repetition 2) and gender of unseen speakers
-    (the 6 folds). Lower means less speaker information in the representation."""
+    (the 6 folds of ``folds``). Lower means less speaker information in the representation."""
     first, second = utterances.repetition == 0, utterances.repetition == 1
     actor = probe_scores(x[first], utterances.actor[first], x[second], utterances.actor[second], seed)["accuracy"]
     gender = []
     for fold in range(NUM_FOLDS):
-        fit, test = fold_masks(utterances.actor, fold)
+        fit, test = fold_masks(utterances.actor, fold, folds)
         if usable(utterances.gender, fit, test):
             gender.append(probe_scores(x[fit], utterances.gender[fit], x[test], utterances.gender[test], seed)["accuracy"])
     return {"actor_id_accuracy": float(actor), "gender_accuracy": float(np.mean(gender)) if gender else None}
 
 
-def assess(x: np.ndarray, utterances: Utterances, seed: int = 0) -> dict:
-    """Emotion probe and speaker leakage of one representation (n, d)."""
-    return {"dim": int(x.shape[1]), "emotion": emotion_probe(x, utterances, seed), "leakage": speaker_leakage(x, utterances, seed)}
+def assess(x: np.ndarray, utterances: Utterances, seed: int = 0, folds: str = "contiguous") -> dict:
+    """Emotion probe and speaker leakage of one representation (n, d) on the fold set ``folds``."""
+    return {"dim": int(x.shape[1]), "folds": folds, "emotion": emotion_probe(x, utterances, seed, folds),
+            "leakage": speaker_leakage(x, utterances, seed, folds)}
 
 
 def speaker_moments(x: np.ndarray, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -324,3 +324,48 @@ def test_every_figure_the_report_links_is_written(evaluated):
     links = re.findall(r"\]\((figures/[^)]+)\)", (out / "report.md").read_text())
     assert "figures/traversals.png" in links
     assert all((out / link).stat().st_size > 0 for link in links)
+
+
+def test_emobox_folds_partition_the_actors_and_load():
+    from ravdess_dataset.splits import FOLDS, fold_actors, fold_train_actors
+
+    for name, folds in FOLDS.items():
+        assert sorted(a for fold in folds for a in fold) == list(range(1, 25)) and {len(f) for f in folds} == {4}, name
+    assert fold_actors(3, "emobox") == (3, 5, 7, 24) and 24 not in fold_train_actors(3, "emobox")
+    with pytest.raises(ValueError, match="folds must be one of"):
+        fold_actors(0, "random")
+
+
+def test_unseen_sentence_probe_fits_on_one_statement_and_tests_the_other():
+    """Each statement gets its own (permuted) code for the emotions: a probe that meets the test statement in
+    training (the ordinary folds) gets half of them right, one that never does (the unseen-sentence variant) none."""
+    from experiments.data import Utterances
+    from experiments.representation import emotion_probe
+
+    actors, emotion = np.repeat(np.arange(1, 25), 32), np.tile(np.arange(8), 96)
+    statement = np.tile(np.repeat([0, 1], 8), 48)
+    x = np.eye(8)[np.where(statement == 0, emotion, (emotion + 1) % 8)] + np.random.default_rng(0).normal(0, 0.01, (len(actors), 8))
+    u = Utterances([], x, emotion, actors, actors % 2, np.zeros_like(actors), [], statement=statement)
+    result = emotion_probe(x, u, folds="emobox")
+    assert result["unseen_sentence"]["uar"]["mean"] < 0.05 and 0.4 < result["folds"]["uar"]["mean"] < 0.6
+    assert [f["fold"] for f in result["unseen_sentence_per_fold"]] == list(range(6))
+
+
+def test_evaluate_and_cv_train_on_the_emobox_folds(tiny_model, prepared, tmp_path):
+    dataset_dir, model_dir = tiny_model
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "eval"), "--num-audio", "0",
+                   "--folds", "emobox"])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # the synthetic corpus has actors 1, 2, 21 and 23: EmoBox folds 0 (1, 21), 2 (23) and 4 (2) hold some of them
+    assert metrics["folds"] == "emobox" and metrics["protocol"]["folds"] == "emobox"
+    assert [f["fold"] for f in metrics["representations"]["resemblyzer"]["emotion"]["per_fold"]] == [0, 2, 4]
+    assert "UAR, 6 emobox folds" in (tmp_path / "eval" / "report.md").read_text()
+    config, _ = prepared
+    evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path / "cv"),
+                   "--folds", "emobox", "--train-args", "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "1",
+                   "--report_to", "none", "--probe", "false"])
+    result = json.loads((tmp_path / "cv" / "cv_metrics_emobox.json").read_text())
+    assert result["fold_set"] == "emobox" and [f["fold"] for f in result["folds"]] == [0, 2, 4]
+    for f in result["folds"]:
+        trained = json.loads((tmp_path / "cv" / f"fold_{f['fold']}" / "model" / "metrics.json").read_text())["train_actors"]
+        assert not set(trained) & set(f["held_out"]) and len(trained) == 20
