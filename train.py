@@ -23,9 +23,9 @@ from typing import Optional
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, LoggerType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser, get_scheduler
+from transformers import HfArgumentParser, SchedulerType, get_scheduler
 
 import modeling
 from experiments.data import TrainingData, dataset_params, load_training_data
@@ -33,7 +33,7 @@ from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
 from ravdess_dataset.console import configure_console
 from ravdess_dataset.features import MelConfig
-from ravdess_dataset.splits import FOLDS, SPLIT_ACTORS, fold_actors, fold_train_actors, validation_actors
+from ravdess_dataset.splits import FOLDS, SPLIT_ACTORS, VALIDATION_GROUPS, fold_actors, fold_train_actors, validation_actors
 from ravdess_dataset.torch_loader import batch_loader
 
 logger = logging.getLogger("train")
@@ -74,17 +74,19 @@ class ModelArguments:
     perturb_speed: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: classifier's training segments stretched in time by up to this fraction"})
     perturb_mel_shift: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: ... and shifted by up to this many mel bands (pitch)"})
 
+    def __post_init__(self) -> None:
+        if self.model_type not in modeling.FAMILIES:
+            raise ValueError(f"--model_type must be one of {sorted(modeling.FAMILIES)}, got {self.model_type!r}")
+        known = {f.name for f in dataclasses.fields(modeling.FAMILIES[self.model_type][0])}
+        unknown = sorted(k for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type" and k not in known)
+        if unknown:
+            raise ValueError(f"{self.model_type} has no options {unknown}")
+
     def config(self, dataset_params: dict, num_sequences: int, pad_value: Optional[float] = None):
         """The family's config from the set fields plus what the dataset dictates (``pad_value``:
         `TrainingData.pad_value`; default: the dataset's silence floor)."""
-        if self.model_type not in modeling.FAMILIES:
-            raise ValueError(f"model_type must be one of {sorted(modeling.FAMILIES)}, got {self.model_type!r}")
         config_class = modeling.FAMILIES[self.model_type][0]
-        known = {f.name for f in dataclasses.fields(config_class)}
         chosen = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type"}
-        unknown = sorted(set(chosen) - known)
-        if unknown:
-            raise ValueError(f"{self.model_type} has no options {unknown}")
         data = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params,
                 "pad_value": MelConfig(**dataset_params["mel"]).floor_db if pad_value is None else pad_value}
         if self.model_type != "fhvae":
@@ -105,6 +107,12 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.folds not in FOLDS:
             raise ValueError(f"--folds must be one of {sorted(FOLDS)}, got {self.folds!r}")
+        for name, count in (("fold", len(FOLDS[self.folds])), ("validation_group", VALIDATION_GROUPS)):
+            value = getattr(self, name)
+            if value is not None and value not in range(count):
+                raise ValueError(f"--{name} must be one of 0..{count - 1}, got {value!r}")
+        if self.validation_group is not None and self.fold is None:
+            raise ValueError("--validation_group needs --fold (it holds out actors from that fold's training actors)")
 
 
 @dataclass
@@ -136,12 +144,21 @@ class TrainArguments:
     def __post_init__(self) -> None:
         positive = ("learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
                     "max_grad_norm", "logging_steps", "eval_every_epochs", "save_total_limit")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("weight_decay", "warmup_steps", "checkpointing_steps", "num_train_epochs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must not be negative, got {getattr(self, name)}")
+        for name in positive + ("weight_decay", "warmup_steps", "checkpointing_steps", "num_train_epochs", "max_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"--{name} must be a number, got {value!r}")
+            if name in positive and not value > 0:
+                raise ValueError(f"--{name} must be positive, got {value}")
+            if name not in positive and name != "max_steps" and value < 0:
+                raise ValueError(f"--{name} must not be negative, got {value}")
+        choices = {"mixed_precision": ("no", "fp16", "bf16", "fp8"),
+                   "report_to": ("none", "all", *sorted(t.value for t in LoggerType if t.value != "all")),
+                   "lr_scheduler_type": tuple(t.value for t in SchedulerType),
+                   "early_stopping_metric": (None, "eval_loss", "probe_uar")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name} must be one of {', '.join(map(str, allowed))}; got {getattr(self, name)!r}")
 
 
 def read_recipe(path: Path) -> dict:
@@ -301,19 +318,42 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: "LoopStat
     accelerator.wait_for_everyone()
 
 
+ACCELERATE_STATE = ("optimizer.bin", "scheduler.bin", "random_states_0.pkl")  # what every save_state writes besides the weights
+
+
 def checkpoint_problem(folder: Path) -> Optional[str]:
-    """Why ``folder`` cannot be resumed from (a file missing or cut short), or None when it is complete."""
+    """Why ``folder`` cannot be resumed from (a file missing or cut short), or None when it is complete.
+    A checkpoint written before they listed their files is checked for the files every checkpoint holds."""
     try:
-        files = json.loads((folder / "loop_state.json").read_text())["files"]
-    except (OSError, ValueError, KeyError):
+        saved = json.loads((folder / "loop_state.json").read_text())
+        files = saved.get("files") if isinstance(saved, dict) else None
+        if not isinstance(saved, dict) or "step" not in saved:
+            raise ValueError
+    except (OSError, ValueError):
         return "no readable loop_state.json"
+    if files is None:
+        weights = ("model.safetensors", "pytorch_model.bin")
+        if not any((folder / name).is_file() for name in weights):
+            return f"{weights[0]} is missing"
+        files = {name: (folder / name).stat().st_size if (folder / name).is_file() else None for name in ACCELERATE_STATE}
     for name, size in files.items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != size:
+        if size is not None and path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, {size} were written"
     return None
+
+
+def discard_checkpoints_after(output_dir: Path, step: int) -> None:
+    """Remove the checkpoints past ``step``, where this run starts: they belong to the run it replaces (a fresh
+    run in an old folder, or a resume from before a divergence), and ``latest`` must never pick them."""
+    later = [folder for folder in checkpoint_dirs(output_dir) if int(folder.name.split("_")[1]) > step]
+    for folder in later:
+        shutil.rmtree(folder)
+    if later:
+        print(f"removed {len(later)} checkpoint(s) after step {step} of an earlier run in {output_dir / 'checkpoints'} "
+              f"({', '.join(f.name for f in later)})", file=sys.stderr)
 
 
 def find_checkpoint(output_dir: Path, which: str) -> Path:
@@ -368,13 +408,14 @@ def is_better(value: float, best: Optional[float], metric: str) -> bool:
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Optional[list[str]] = None) -> dict:
-    model_args, data_args, args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, args = parse_arguments(argv)
+    # on resume the checkpoint's learning rate holds unless the command line names another
+    learning_rate_given = any(a == "--learning_rate" or a.startswith("--learning_rate=") for a in argv)
     output_dir = Path(args.output_dir)
     if args.early_stopping_metric and data_args.fold is not None and data_args.validation_group is None:
         raise SystemExit("error: early stopping with --fold would choose the model on the held-out actors; drop one of "
                          "them, or add --validation_group to evaluate on actors drawn from the training ones")
-    if args.early_stopping_metric not in (None, "eval_loss", "probe_uar"):
-        raise SystemExit(f"error: --early_stopping_metric must be eval_loss or probe_uar, got {args.early_stopping_metric}")
 
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
@@ -389,8 +430,6 @@ def main(argv: Optional[list[str]] = None) -> dict:
     # data
     # research split: train on actors 1-20, evaluate on 21-22 (23-24 stay unseen); fold k: the other 20 / its 4
     if data_args.validation_group is not None:
-        if data_args.fold is None:
-            raise SystemExit("error: --validation_group needs --fold (it holds out actors from that fold's training actors)")
         eval_actors = validation_actors(data_args.fold, data_args.validation_group, folds=data_args.folds)
         train_actors = tuple(a for a in fold_train_actors(data_args.fold, data_args.folds) if a not in eval_actors)
     elif data_args.fold is not None:
@@ -400,8 +439,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     try:  # the recipe against the dataset's parameters, before any data is read
         model_args.config(dataset_params(Path(data_args.dataset_dir), ["mel", "segments"]), num_sequences=1)
     except ValueError as err:
-        raise SystemExit(f"error: {err} (the recipe does not fit the dataset in {data_args.dataset_dir}; change the recipe "
-                         "or prepare the dataset with other --n-mels / --segment-frames)") from None
+        raise SystemExit(f"error: {err} (the {model_args.model_type} options with the dataset in {data_args.dataset_dir}; "
+                         "change the recipe, or prepare the dataset with other --n-mels / --segment-frames)") from None
     data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)
     config = model_args.config(data.dataset_params, data.num_sequences, data.pad_value)
     data.check_model_input(config)
@@ -420,14 +459,6 @@ def main(argv: Optional[list[str]] = None) -> dict:
     scheduler = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps,
                               num_training_steps=max_steps * accelerator.num_processes)
     model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, eval_loader, scheduler)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_args.json").write_text(json.dumps(
-            {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": dataclasses.asdict(args)},
-            indent=2))
-    if args.report_to != "none":
-        accelerator.init_trackers("train", config={k: v for k, v in dataclasses.asdict(args).items() if isinstance(v, (int, float, str, bool))})
-
     # resume: the normal loop from a later starting point
     state = LoopState(initial_weight_norm=weight_norm(model))
     if args.resume_from_checkpoint:
@@ -437,9 +468,20 @@ def main(argv: Optional[list[str]] = None) -> dict:
         state.initial_weight_norm = state.initial_weight_norm or weight_norm(model)  # a checkpoint that predates it
         accelerator.print(f"resumed from {checkpoint} at step {state.step} (epoch {state.epoch}, batch {state.batches_done})")
         saved_rate = peak_learning_rate(scheduler)
-        if saved_rate != args.learning_rate:  # the loaded optimizer and scheduler states would keep the old one
+        if saved_rate != args.learning_rate and learning_rate_given:  # the loaded states would keep the old one
             set_peak_learning_rate(scheduler, args.learning_rate)
             accelerator.print(f"learning rate {saved_rate:g} -> {args.learning_rate:g} (--learning_rate)")
+        args.learning_rate = peak_learning_rate(scheduler)
+    if accelerator.is_main_process:
+        discard_checkpoints_after(output_dir, state.step)
+
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_args.json").write_text(json.dumps(
+            {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": dataclasses.asdict(args)},
+            indent=2))
+    if args.report_to != "none":
+        accelerator.init_trackers("train", config={k: v for k, v in dataclasses.asdict(args).items() if isinstance(v, (int, float, str, bool))})
 
     logger.info("%s: %d parameters; %d training rows, %d evaluation rows; %d steps of %d per epoch on %d process(es)",
                 config.model_type, sum(p.numel() for p in model.parameters()), len(data.train["log_mel"]), len(data.eval["log_mel"]),

@@ -38,9 +38,12 @@ def plot_curves(history: dict, path: Path) -> None:
     if probed:
         axes[2].plot([r["step"] for r in probed], [r["probe_uar"] for r in probed], "o-", label="probe UAR")
         axes[2].axhline(0.125, color="grey", linestyle=":", label="chance")
+    else:
+        axes[2].text(0.5, 0.5, "no emotion probe in this run", ha="center", va="center", transform=axes[2].transAxes)
     for ax in axes:
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

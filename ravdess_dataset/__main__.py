@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import os
 import signal
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Optional, Sequence
 
 from .audio import AudioConfig, AudioReadError
 from .builder import CONFIG_NAMES
+from .cache import FeatureCacheError
 from .console import configure_console
 from .export_h5 import export_h5
 from .features import MEL_PRESETS, SegmentConfig
@@ -76,15 +79,19 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
     )
 
 
-def _terminate(signum, frame) -> None:
-    """SIGTERM ends the run as Ctrl-C would: staging folders are removed on the way out, finished cache shards kept."""
+def _terminate(main_pid: int, signum: int, frame) -> None:
+    """SIGTERM ends the run as Ctrl-C would: staging folders are removed on the way out, finished cache shards kept.
+    Forked workers inherit this handler; there SIGTERM is how a pool stops its workers, and they end without a word
+    (through SystemExit, so that the locks they hold on their pool's queues are released)."""
+    if os.getpid() != main_pid:
+        raise SystemExit(128 + signum)
     raise SystemExit(f"interrupted by signal {signum}: re-run the same command to continue (finished features are reused)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     configure_console(args.verbose)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, functools.partial(_terminate, os.getpid()))
     try:
         if args.command == "prepare":
             report = prepare(_prepare_config(args))
@@ -93,7 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             n = export_h5(args.dataset_dir, args.out)
             print(f"wrote {n} utterances to {args.out}")
-    except (PrepareError, SourceError, AudioReadError, RavdessNameError, FileNotFoundError, ValueError) as err:
+    except (PrepareError, SourceError, AudioReadError, RavdessNameError, FeatureCacheError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -106,7 +106,11 @@ class FeatureCache:
             try:
                 shard = h5py.File(path, "r", locking=False)
                 keys = list(shard)
+            except FileNotFoundError:  # replaced by another run's `check` since the listing
+                continue
             except (OSError, KeyError) as err:
+                if isinstance(err, OSError) and not is_damage(err):  # the system refused (permissions, open files)
+                    raise FeatureCacheError(f"feature cache: cannot open {path}: {err}") from None
                 logger.warning("feature cache: %s is damaged (%s); its entries will be computed again", path, err)
                 self.dropped.append(str(path))
                 path.unlink(missing_ok=True)
@@ -173,7 +177,8 @@ class FeatureCache:
             path = self._write_shard({key: (lambda k=key: self._pending[k]) for key in self._pending})
             self._pending = {}
             self._scan()
-            assert path in self._files
+            if path not in self._files:
+                raise FeatureCacheError(f"feature cache: {path} was written but does not read back (is the disk full or failing?)")
 
     def _write_shard(self, entries: dict) -> Path:
         """``entries``: key -> a function returning its features. Returns the new shard's path."""
@@ -194,12 +199,11 @@ class FeatureCache:
             tmp.unlink(missing_ok=True)
         return path
 
-    def commit(self, keep: Iterable[str]) -> None:
-        """Write what is buffered; then, unless another process uses the cache, merge the shards into one holding
-        only ``keep`` when there are many shards or entries that are no longer needed."""
+    def commit(self) -> None:
+        """Write what is buffered; then, when there are many shards and no other process uses the cache, merge
+        them into one. Every entry is kept: runs on other recordings share the folder."""
         self.flush()
-        keep = [key for key in dict.fromkeys(keep) if key in self._index]
-        if len(self._files) <= COMPACT_SHARDS and len(self._index) == len(keep):
+        if len(self._files) <= COMPACT_SHARDS:
             return
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         try:
@@ -208,7 +212,7 @@ class FeatureCache:
             fcntl.flock(self._lock, fcntl.LOCK_SH)
             return
         try:
-            merged = self._write_shard({key: (lambda k=key: self.get(k)) for key in keep})
+            merged = self._write_shard({key: (lambda k=key: self.get(k)) for key in self._index})
             old = [path for path in self._files if path != merged]
             for path in old:
                 self._files.pop(path).close()
@@ -225,6 +229,25 @@ class FeatureCache:
         self._files, self._index, self._pending = {}, {}, {}
         if not self._lock.closed:
             self._lock.close()
+
+
+class FeatureCacheError(RuntimeError):
+    """The cache folder cannot be used (the system refuses a file, or what was written does not read back)."""
+
+
+def is_damage(err: OSError) -> bool:
+    """Whether h5py's ``err`` means the file's bytes are not a sound HDF5 file (rather than the system refusing to
+    open it: permissions, too many open files)."""
+    return err.errno is None and not isinstance(err, PermissionError) and "errno =" not in str(err)
+
+
+def remove_earlier_layout(features_dir: Path) -> None:
+    """Remove the single-file caches (``features/<hash>.h5``) of cache version 1, which nothing reads any more."""
+    for old in features_dir.glob("*.h5"):
+        size = old.stat().st_size
+        old.unlink(missing_ok=True)
+        logger.warning("feature cache: removed %s (%.0f MB), a cache of an earlier version; its features are "
+                       "computed again where needed", old, size / 1e6)
 
 
 def owner_is_gone(path: Path) -> bool:

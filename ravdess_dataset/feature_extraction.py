@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import os
 from typing import Optional, Union
 
@@ -28,7 +29,7 @@ Recording = Union[str, os.PathLike, np.ndarray]
 
 
 @functools.lru_cache(maxsize=1)
-def _voice_encoder() -> BatchedVoiceEncoder:
+def voice_encoder() -> BatchedVoiceEncoder:
     """Resemblyzer's pretrained encoder on CPU, loaded on first use (its weights ship with the package)."""
     return BatchedVoiceEncoder("cpu")
 
@@ -72,10 +73,10 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         return_tensors: Optional[str] = None,
     ) -> BatchFeature:
         """One recording or a list of them: file paths (WAV, FLAC, ...; channels are averaged) or mono waveforms
-        (samples,) at ``sampling_rate``. One recording gives ``log_mel`` (frames, n_mels) and ``speaker_embedding``
+        (samples,) at ``sampling_rate`` (an array, or a list of numbers). One recording gives ``log_mel`` (frames, n_mels) and ``speaker_embedding``
         (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
         (for a list only when every log-mel has the same length)."""
-        single = not isinstance(raw_speech, (list, tuple))
+        single = not isinstance(raw_speech, (list, tuple)) or (len(raw_speech) > 0 and isinstance(raw_speech[0], numbers.Number))
         recordings = [raw_speech] if single else list(raw_speech)
         audio, mel = AudioConfig(**self.audio), MelConfig(**self.mel)
         log_mels, windows = [], []
@@ -86,7 +87,7 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
             windows.append(encoder_windows)
         data = {"log_mel": log_mels[0] if single else log_mels}
         if self.speaker_embedding:
-            embeddings = np.stack([embedding for embedding, _ in _voice_encoder().embed_utterances(windows)])
+            embeddings = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
             data["speaker_embedding"] = embeddings[0] if single else embeddings
         return BatchFeature(data, tensor_type=return_tensors)
 

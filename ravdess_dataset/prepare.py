@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .audio import AudioConfig, AudioReadError, read_audio
 from .builder import CONFIG_NAMES, FORMAT_VERSION, Ravdess
-from .cache import FeatureCache, UtteranceFeatures, content_key, owner_is_gone, params_key
+from .cache import FeatureCache, UtteranceFeatures, content_key, owner_is_gone, params_key, remove_earlier_layout
 from .card import write_card
 from .embedding import ENCODER_PARAMS, BatchedVoiceEncoder, partial_windows
 from .export_h5 import INFO_FILE
@@ -307,10 +307,8 @@ def compute_features(
     return failed
 
 
-def build_config(
-    name: str, manifest: Path, cache_folder: Path, config: PrepareConfig, work: Path, num_proc: int
-) -> dict[str, list[Path]]:
-    """Run the builder for one config into ``work`` with ``num_proc`` processes; returns the Parquet shards of each split."""
+def build_config(name: str, manifest: Path, cache_folder: Path, config: PrepareConfig, work: Path) -> dict[str, list[Path]]:
+    """Run the builder for one config into ``work`` in this process; returns the Parquet shards of each split."""
     builder = Ravdess(
         config_name=name,
         cache_dir=str(work / "hf-cache"),
@@ -323,10 +321,7 @@ def build_config(
         segment_hop=config.segment.hop,
     )
     out = work / name
-    builder.download_and_prepare(
-        output_dir=str(out), file_format="parquet", max_shard_size=config.max_shard_size,
-        num_proc=num_proc if num_proc > 1 else None,
-    )
+    builder.download_and_prepare(output_dir=str(out), file_format="parquet", max_shard_size=config.max_shard_size)
     shards: dict[str, list[Path]] = {}
     for split in builder.info.splits:
         shards[split] = sorted(out.glob(f"*-{split}.parquet")) + sorted(out.glob(f"*-{split}-*-of-*.parquet"))
@@ -338,15 +333,15 @@ def build_configs(
 ) -> dict[str, dict[str, list[Path]]]:
     """Run the builder of every config in ``config.configs``; returns the Parquet shards of each split per config.
 
-    With a ``pool`` the configs are built side by side, largest first, each in a worker with its
-    share of the cores: a builder's fixed costs do not shrink with ``num_proc``, so this keeps the
-    cores busier than building one config after the other with all of them.
+    With a ``pool`` the configs are built side by side, largest first, one per worker: a builder's fixed costs
+    do not shrink with more processes, so this keeps the cores busier than building one config after the other with
+    all of them. A writer forks no pool of its own: the workers end with a killed prepare (their parent-death
+    signal), and processes forked by a worker would not.
     """
     if pool is None:
-        return {name: build_config(name, manifest, cache_folder, config, work, 1) for name in config.configs}
-    per_config = max(1, config.num_proc // len(config.configs))
+        return {name: build_config(name, manifest, cache_folder, config, work) for name in config.configs}
     largest_first = sorted(config.configs, key=("audio", "segments", "mel", "embeddings").index)
-    futures = {name: pool.submit(build_config, name, manifest, cache_folder, config, work, per_config) for name in largest_first}
+    futures = {name: pool.submit(build_config, name, manifest, cache_folder, config, work) for name in largest_first}
     return {name: futures[name].result() for name in config.configs}
 
 
@@ -393,6 +388,7 @@ def prepare(config: PrepareConfig) -> PrepareReport:
 
     params = config.feature_params()
     cache_folder = config.cache_dir / "features" / params_key(params)
+    remove_earlier_layout(cache_folder.parent)
     remove_abandoned_staging(config.output_dir)
     with worker_pool(config.num_proc) as pool:  # no process is forked unless there is work for it
         cache = FeatureCache(cache_folder, params)
@@ -416,24 +412,25 @@ def prepare(config: PrepareConfig) -> PrepareReport:
                 keyed = [item for item in keyed if item[2] not in failed]
                 manifest_records = [{"file": rid.stem, "key": key} for rid, _, key in keyed]
                 fingerprint = dataset_fingerprint(config, manifest_records)
-            cache.commit(keep=[key for _, _, key in keyed])
+            cache.commit()
+            lap("features")
+            computed = len(todo) - len(failed)
+            report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint,
+                                   damaged=len(damaged))
+            if published is not None:
+                report.rows, report.up_to_date = published, True
+            else:  # the cache stays open (its shared lock held) while the builders read it: no run merges its shards
+                config.output_dir.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=f".prepare-{os.getpid()}-") as tmp:
+                    manifest = Path(tmp) / "manifest.json"
+                    manifest.write_text(json.dumps(manifest_records))
+                    for name, shards in build_configs(manifest, cache_folder, config, Path(tmp), pool).items():
+                        publish_config(name, shards, config.output_dir, report.tag)
+                        report.rows[name] = count_rows(config.output_dir / "data" / name)
+                lap("write configs")
         finally:
             cache.close()
-        lap("features")
-        computed = len(todo) - len(failed)
-        report = PrepareReport({}, skipped, computed, len(keyed) - computed, stages=stages, fingerprint=fingerprint,
-                               damaged=len(damaged))
-        if published is not None:
-            report.rows, report.up_to_date = published, True
-        else:
-            config.output_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=config.output_dir, prefix=f".prepare-{os.getpid()}-") as tmp:
-                manifest = Path(tmp) / "manifest.json"
-                manifest.write_text(json.dumps(manifest_records))
-                for name, shards in build_configs(manifest, cache_folder, config, Path(tmp), pool).items():
-                    publish_config(name, shards, config.output_dir, report.tag)
-                    report.rows[name] = count_rows(config.output_dir / "data" / name)
-            lap("write configs")
+        if published is None:
             for stale in set(CONFIG_NAMES) - set(config.configs):  # built with other parameters: not kept
                 shutil.rmtree(config.output_dir / "data" / stale, ignore_errors=True)
             write_info(config, report.rows, fingerprint)

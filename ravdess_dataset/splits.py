@@ -15,6 +15,7 @@ SPLIT_ACTORS: dict[str, tuple[int, ...]] = {
     "test": (23, 24),
 }
 NUM_FOLDS = 6
+VALIDATION_GROUPS = 5  # groups of a fold's 20 training actors held out in turn to choose settings
 FOLDS: dict[str, tuple[tuple[int, ...], ...]] = {
     "contiguous": tuple(tuple(range(4 * k + 1, 4 * k + 5)) for k in range(NUM_FOLDS)),
     "emobox": ((1, 11, 20, 21), (4, 10, 12, 14), (8, 9, 19, 23), (3, 5, 7, 24), (2, 15, 16, 18), (6, 13, 17, 22)),
@@ -46,7 +47,7 @@ def fold_train_actors(fold: int, folds: str = "contiguous") -> tuple[int, ...]:
     return tuple(a for a in range(1, NUM_ACTORS + 1) if a not in held_out)
 
 
-def validation_actors(fold: int, group: int, groups: int = 5, folds: str = "contiguous") -> tuple[int, ...]:
+def validation_actors(fold: int, group: int, groups: int = VALIDATION_GROUPS, folds: str = "contiguous") -> tuple[int, ...]:
     """Group ``group`` (0..groups-1) of fold ``fold``'s training actors, every ``groups``-th of them: the
     actors held out to choose settings inside the fold (5 groups of 4 by default)."""
     if not 0 <= group < groups:

@@ -8,8 +8,10 @@ import json
 import re
 import signal
 import shutil
+import time
 
 import numpy as np
+import psutil
 import pytest
 import soundfile as sf
 from datasets import load_dataset
@@ -70,6 +72,24 @@ def test_killed_prepare_leaves_no_process_and_its_rerun_reuses_the_work(corpus, 
 @pytest.mark.parametrize("point, sig", [("features", signal.SIGTERM), ("configs", signal.SIGKILL)])
 def test_killed_prepare_full_matrix(corpus, reference, tmp_path, point, sig):
     check_prepare_recovers(corpus, reference, tmp_path, point, sig)
+
+
+def test_a_prepare_with_more_cores_than_configs_forks_no_grandchildren_and_ends_quietly(corpus, tmp_path):
+    """Config writers fork no pools of their own (a killed prepare's workers die with it, their children would not),
+    and the SIGTERM handler the workers inherit never makes a normal end read as a kill."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    process = start(prepare_command(corpus, out, cache, configs=("segments",)), tmp_path / "log")  # 2 cores, 1 config
+    family: set = set()
+    while process.poll() is None:
+        try:
+            family |= {(p.pid, p.ppid()) for p in process.children(recursive=True)}
+        except psutil.Error:
+            pass
+        time.sleep(0.01)
+    assert process.returncode == 0
+    assert family and all(parent == process.pid for _, parent in family), family
+    log = (tmp_path / "log").read_text()
+    assert "interrupted" not in log and "prepared in" in log, log[-2000:]
 
 
 @pytest.mark.parametrize("damage", ["overwrite", "truncate"])

@@ -237,6 +237,52 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(prepared, tmp_
     assert "step_2" in said.out.split("resumed from")[1].split("\n")[0]
 
 
+def test_a_run_never_leaves_checkpoints_of_the_run_it_replaces(prepared, tmp_path, capsys):
+    """Checkpoints past a run's starting point belong to the run it replaces; `latest` must never find them."""
+    config, _ = prepared
+    out = tmp_path / "run"
+    common = ["--checkpointing_steps", "2", "--probe", "false"]
+    run_train(config.output_dir, out, "--max_steps", "6", "--save_total_limit", "20", *common)
+    assert [c.name for c in train.checkpoint_dirs(out)] == ["step_2", "step_4", "step_6"]
+    run_train(config.output_dir, out, "--max_steps", "4", "--resume_from_checkpoint", str(out / "checkpoints" / "step_2"), *common)
+    assert "removed 2 checkpoint(s) after step 2" in capsys.readouterr().err
+    assert [c.name for c in train.checkpoint_dirs(out)] == ["step_2", "step_4"]
+    resumed = weights(train.find_checkpoint(out, "latest"))
+    for name, value in weights(out).items():  # the newest checkpoint is this run's last step
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+    run_train(config.output_dir, out, "--max_steps", "2", *common)  # a fresh run in the same folder
+    assert [c.name for c in train.checkpoint_dirs(out)] == ["step_2"]
+    assert json.loads((out / "checkpoints" / "step_2" / "loop_state.json").read_text())["history"]["train"][-1]["step"] == 2
+
+
+def test_resume_keeps_the_checkpoints_learning_rate_unless_given(prepared, tmp_path):
+    config, _ = prepared
+    out = tmp_path / "run"
+    common = ["--checkpointing_steps", "2", "--lr_scheduler_type", "constant", "--logging_steps", "1", "--probe", "false"]
+    run_train(config.output_dir, out, "--max_steps", "2", "--learning_rate", "2e-4", *common)
+    run_train(config.output_dir, out, "--max_steps", "4", "--resume_from_checkpoint", "latest", *common)
+    rates = {r["step"]: r["learning_rate"] for r in json.loads((out / "metrics.json").read_text())["history"]["train"]}
+    assert rates[3] == pytest.approx(2e-4) and rates[4] == pytest.approx(2e-4)
+    assert json.loads((out / "training_args.json").read_text())["training"]["learning_rate"] == pytest.approx(2e-4)
+
+
+def test_a_checkpoint_from_before_the_file_list_still_resumes(prepared, tmp_path):
+    """Checkpoints written before loop_state.json listed their files (and the epoch) are checked for the files
+    every checkpoint holds, and resumed from."""
+    config, _ = prepared
+    out = tmp_path / "run"
+    run_train(config.output_dir, out, "--max_steps", "4", "--checkpointing_steps", "2", "--probe", "false", "--save_total_limit", "5")
+    for folder in train.checkpoint_dirs(out):
+        state = json.loads((folder / "loop_state.json").read_text())
+        old = {k: state[k] for k in ("step", "history", "best", "best_step", "stale")}
+        (folder / "loop_state.json").write_text(json.dumps(old))
+        assert train.checkpoint_problem(folder) is None
+    (out / "checkpoints" / "step_4" / "scheduler.bin").unlink()
+    assert train.checkpoint_problem(out / "checkpoints" / "step_4") == "scheduler.bin is missing"
+    run_train(config.output_dir, out, "--max_steps", "6", "--resume_from_checkpoint", "latest", "--probe", "false")
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 6
+
+
 def test_resume_without_the_probe_after_a_run_with_it(prepared, tmp_path):
     config, _ = prepared
     out = tmp_path / "run"
@@ -253,14 +299,26 @@ def test_bad_options_and_recipes_fail_in_one_line(prepared, tmp_path):
     config, _ = prepared
     malformed = tmp_path / "bad.yaml"
     malformed.write_text("model_type: speech_vae\nlatent_dim: [32\n")
+    null_rate = tmp_path / "null.yaml"
+    null_rate.write_text(f"model_type: speech_vae\nlearning_rate: null\noutput_dir: {tmp_path / 'o'}\n")
     cases = {
         "must be positive": ["configs/speech_vae.yaml", "--learning_rate", "-1", "--output_dir", str(tmp_path / "o")],
         "not valid YAML (line 3)": [str(malformed)],
         "cannot read the recipe": [str(tmp_path / "missing.yaml")],
         "unknown options ['--learning_rat', '0.1']": ["configs/speech_vae.yaml", "--learning_rat", "0.1"],
+        "--fold must be one of 0..5, got 9": ["configs/speech_vae.yaml", "--fold", "9"],
+        "--validation_group must be one of 0..4, got 9": ["configs/speech_vae.yaml", "--fold", "0", "--validation_group", "9"],
+        "--validation_group needs --fold": ["configs/speech_vae.yaml", "--validation_group", "1"],
+        "--mixed_precision must be one of no, fp16, bf16, fp8; got 'fp8x'": ["configs/speech_vae.yaml", "--mixed_precision", "fp8x"],
+        "--report_to must be one of none, all,": ["configs/speech_vae.yaml", "--report_to", "wandbx"],
+        "--lr_scheduler_type must be one of linear, cosine": ["configs/speech_vae.yaml", "--lr_scheduler_type", "bogus"],
+        "--learning_rate must be a number, got None": [str(null_rate)],
+        "--model_type must be one of ['fhvae', 'semisupervised_vae', 'speech_vae'], got 'bogus'": ["--model_type", "bogus"],
+        "speech_vae has no options ['z1_dim']": ["configs/speech_vae.yaml", "--z1_dim", "3"],
     }
     for message, args in cases.items():
-        done = train_cli(*args, "--dataset_dir", str(config.output_dir))
+        output = [] if any(a.endswith(".yaml") for a in args) else ["--output_dir", str(tmp_path / "o")]
+        done = train_cli(*args, *output, "--dataset_dir", str(config.output_dir))
         assert done.returncode == 2 and message in done.stderr, (message, done.stderr[-1500:])
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
@@ -273,5 +331,5 @@ def test_a_recipe_that_does_not_fit_the_dataset_fails_before_loading_it(corpus, 
                           mel=MEL_PRESETS["research-40"], configs=("mel", "segments"), num_proc=1)
     prepare(forty)
     monkeypatch.setattr(train, "load_training_data", lambda *a, **k: pytest.fail("the data was loaded"))
-    with pytest.raises(SystemExit, match="n_mels=40 .* multiple of 16.*does not fit the dataset"):
+    with pytest.raises(SystemExit, match="n_mels=40 .* multiple of 16.*speech_vae options with the dataset in"):
         run_train(forty.output_dir, tmp_path / "o", "--max_steps", "1", "--conv_channels", "8", "16", "32", "64")
