@@ -12,8 +12,8 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[test]'
-	$(PY) -c "import webrtcvad, resemblyzer, torch, datasets"
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[test,egemaps]'
+	$(PY) -c "import webrtcvad, resemblyzer, torch, datasets, opensmile"
 	touch $(STAMP)
 
 # the whole path on the bundled 2-actor sample, offline: prepare, a short training run, evaluate

@@ -28,9 +28,10 @@ from transformers import AutoFeatureExtractor, AutoModel
 import modeling  # registers the families with AutoModel and their feature extractor
 from experiments.data import Utterances, dataset_params
 from experiments.probes import embed_utterances, fit_probe, probe_scores
-from experiments.report import results_table, write_report
+from experiments.recordings import leave_one_speaker_out, read_metadata, recording_baselines
+from experiments.report import recordings_report, recordings_table, results_table, write_report
 from experiments.representation import (
-    assess, fold_masks, log_mel_statistics, speaker_leakage, speaker_moments, speaker_normalise, unseen_sentence_scores, usable,
+    assess, baselines, fold_masks, log_mel_statistics, speaker_leakage, speaker_moments, speaker_normalise, unseen_sentence_scores, usable,
 )
 from experiments.plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
 from experiments.synthesis import griffin_lim
@@ -265,29 +266,71 @@ def load_feature_extractor(name: str, model):
     return AutoFeatureExtractor.from_pretrained(name, trust_remote_code=True)
 
 
-def embed_audio_files(model, extractor, paths: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Embed arbitrary recordings with the model's own front end (its feature extractor).
-
-    A model with ``input_normalization="speaker"`` takes the recordings of one folder to be one
-    speaker and standardises each with the folder's other recordings."""
-    from ravdess_dataset.audio import AudioReadError
+def audio_files(paths: list[str]) -> list[Path]:
+    """The files named, and the audio files inside the folders named."""
     from ravdess_dataset.sources import find_audio
 
-    files = [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
+    return [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
+
+
+def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[list] = None) -> np.ndarray:
+    """Embed arbitrary recordings with the model's own front end (its feature extractor), (n, d).
+
+    A model with ``input_normalization="speaker"`` standardises each recording with the other recordings of its
+    speaker: ``speakers`` (one name per file), by default the file's folder."""
+    from ravdess_dataset.audio import AudioReadError
+
     try:
         inputs = extractor([str(f) for f in files])
     except AudioReadError as err:
         raise SystemExit(f"error: {err}") from None
-    log_mels, speakers = inputs["log_mel"], inputs.get("speaker_embedding", [None] * len(files))
+    log_mels, voices = inputs["log_mel"], inputs.get("speaker_embedding", [None] * len(files))
     if model.config.input_normalization == "speaker":
-        folders = Counter(f.parent for f in files)
-        lone = next((f for f in files if folders[f.parent] == 1), None)
+        speakers = speakers or [f.parent for f in files]
+        count = Counter(speakers)
+        lone = next((f for f, s in zip(files, speakers) if count[s] == 1), None)
         if lone is not None:
             raise SystemExit(f"error: {lone}: this model standardises each recording with other recordings of the same "
-                             f"speaker, and {lone.parent} holds no other; put a speaker's recordings in one folder")
-        log_mels = [s.standardise(m) for s, m in zip(leave_one_out(log_mels, [f.parent for f in files]), log_mels)]
-    vectors = [model.embed_utterance(m, speaker).numpy() for m, speaker in zip(log_mels, speakers)]
-    return np.stack(vectors), [f.stem for f in files]
+                             "speaker, and this speaker has no other; give each speaker several recordings (one folder "
+                             "per speaker, or the speaker column of --metadata)")
+        log_mels = [s.standardise(m) for s, m in zip(leave_one_out(log_mels, speakers), log_mels)]
+    return np.stack([model.embed_utterance(m, voice).numpy() for m, voice in zip(log_mels, voices)])
+
+
+def evaluate_recordings(model_dir: str, metadata: Path, out: Path, args) -> dict:
+    """Recordings listed in a metadata CSV (`experiments.recordings`): the model's embedding beside the baselines,
+    each raw and standardised per speaker, probed leave-one-speaker-out where emotions are given; writes
+    metrics.json, report.md and embeddings.npz to ``out``."""
+    from ravdess_dataset.audio import AudioConfig, AudioReadError
+    from ravdess_dataset.features import MelConfig
+
+    try:
+        recordings = read_metadata(metadata)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    model = load_model(model_dir, args.segment_hop)
+    extractor = load_feature_extractor(model_dir, model)
+    files, speakers = [r.path for r in recordings], np.array([r.speaker for r in recordings])
+    embedding = embed_audio_files(model, extractor, files, list(speakers))
+    try:
+        references, egemaps_missing = recording_baselines(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel))
+    except AudioReadError as err:
+        raise SystemExit(f"error: {err}") from None
+    labelled = all(r.emotion is not None for r in recordings)
+    emotion = np.array([r.emotion for r in recordings]) if labelled else None
+    results = {}
+    for name, x in {"embedding": embedding, **references}.items():
+        normalised = speaker_normalise(x, speakers)
+        results[name] = {"kind": "model" if name == "embedding" else "baseline", "dim": int(x.shape[1]),
+                         "raw": leave_one_speaker_out(x, emotion, speakers, args.seed) if labelled else None,
+                         "speaker_norm": leave_one_speaker_out(normalised, emotion, speakers, args.seed) if labelled else None}
+    metrics = {"model": str(model_dir), "metadata": str(metadata), "recordings": len(files), "speakers": len(set(speakers)),
+               "labelled": labelled, "seed": args.seed, "representations": results, "egemaps_missing": egemaps_missing}
+    np.savez(out / "embeddings.npz", X=embedding, X_speaker_norm=speaker_normalise(embedding, speakers),
+             files=np.array([str(f) for f in files]), speakers=speakers)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "report.md").write_text(recordings_report(metrics))
+    return metrics
 
 
 def protocol(model_dir: str, folds: str = "contiguous") -> dict:
@@ -316,17 +359,18 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
     view = utterances.model_view(model.config.input_normalization)
     start = time.perf_counter()
     representations = model_representations(model, view)
-    baselines = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
+    references, egemaps_missing = baselines(utterances, dataset_dir)
     results = {name: assess(probed(x, utterances, args), utterances, args.seed, args.folds)
-               for name, x in {**representations, **baselines}.items()}
+               for name, x in {**representations, **references}.items()}
     headline = next(iter(representations))
     x = representations[headline]
     metrics = {
         "model": str(model_dir), "model_type": model.config.model_type, "headline": headline, "seed": args.seed, "folds": args.folds,
         "speaker_norm": args.speaker_norm, "input_normalization": model.config.input_normalization,
         "representations": {k: {**v, "kind": "model" if k in representations else "baseline"} for k, v in results.items()},
+        "egemaps_missing": egemaps_missing,
         "reconstruction": reconstruction_metrics(model, utterances, view, np.isin(utterances.actor, HELD_OUT)),
-        "conversion": conversion(model, view, x, baselines["log_mel_mean_std"], out, args),
+        "conversion": conversion(model, view, x, references["log_mel_mean_std"], out, args),
         "protocol": protocol(model_dir, args.folds),
     }
     figures(model, utterances, view, x, results[headline], out, args)
@@ -335,6 +379,19 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, args, utterance
         np.savez(args.export_embeddings, X=x, files=np.array(utterances.file))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_report(metrics, out / "report.md")
+    return metrics
+
+
+def evaluate_baselines(dataset_dir: Path, out: Path, args) -> dict:
+    """The baselines alone, without a model (`--baselines`): metrics.json and baselines.md in ``out``."""
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    references, egemaps_missing = baselines(utterances, dataset_dir)
+    metrics = {"dataset": str(dataset_dir), "seed": args.seed, "folds": args.folds, "speaker_norm": args.speaker_norm,
+               "representations": {name: {**assess(probed(x, utterances, args), utterances, args.seed, args.folds), "kind": "baseline"}
+                                   for name, x in references.items()},
+               "egemaps_missing": egemaps_missing}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "baselines.md").write_text(results_table(metrics) + (f"\n\neGeMAPS not computed: {egemaps_missing}\n" if egemaps_missing else "\n"))
     return metrics
 
 
@@ -411,6 +468,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--num-audio", type=int, default=3, help="utterances resynthesised to WAV")
     parser.add_argument("--export-embeddings", type=Path, default=None, help="write X (n, d) and files (n,) to this .npz")
     parser.add_argument("--audio", nargs="+", default=None, help="embed these files/folders instead of the dataset")
+    parser.add_argument("--baselines", action="store_true",
+                        help="probe the baselines alone (log-mel statistics, Resemblyzer, eGeMAPS, eGeMAPS + Resemblyzer), no model")
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help="your own recordings (also --audio FILE.csv): a CSV file,speaker[,emotion] (see experiments/recordings.py); embeddings "
+                             "standardised per speaker and, with emotions, probed leave-one-speaker-out beside the baselines")
     parser.add_argument("--cv-train", metavar="RECIPE", default=None, help="strict protocol: train per fold with this recipe")
     parser.add_argument("--speaker-norm", action="store_true",
                         help="standardise every representation per speaker (leave-one-out statistics of the same actor's other utterances; no labels)")
@@ -431,13 +493,30 @@ def main(argv: Optional[list[str]] = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         cross_validate(args.cv_train, args.dataset, out, args)
         return
+    if args.baselines:
+        out = args.output or Path("eval") / "baselines"
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = evaluate_baselines(args.dataset, out, args)
+        print(results_table(metrics) + (f"\neGeMAPS not computed: {metrics['egemaps_missing']}" if metrics["egemaps_missing"] else ""))
+        print(f"metrics.json and baselines.md in {out}")
+        return
     if not args.model:
-        parser.error("--model is required (or --cv-train RECIPE)")
+        parser.error("--model is required (or --cv-train RECIPE, or --baselines)")
+    if args.audio and len(args.audio) == 1 and args.audio[0].endswith(".csv"):  # --audio recordings.csv
+        args.metadata = Path(args.audio[0])
+    if args.metadata:
+        out = args.output or Path(args.model) / "eval_recordings"
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = evaluate_recordings(args.model, args.metadata, out, args)
+        print(recordings_table(metrics))
+        print(f"report, metrics.json and embeddings.npz in {out}")
+        return
     if args.audio:
         model = load_model(args.model, args.segment_hop)
-        x, files = embed_audio_files(model, load_feature_extractor(args.model, model), args.audio)
+        files = audio_files(args.audio)
+        x = embed_audio_files(model, load_feature_extractor(args.model, model), files)
         target = args.export_embeddings or Path("embeddings.npz")
-        np.savez(target, X=x, files=np.array(files))
+        np.savez(target, X=x, files=np.array([f.stem for f in files]))
         print(f"{len(files)} embeddings of size {x.shape[1]} in {target}")
         return
     out = args.output or Path(args.model) / "eval"

@@ -44,6 +44,7 @@ def _fold_list(folds: str) -> str:
 def write_report(metrics: dict, path: Path) -> None:
     """A readable report of one evaluate.py run."""
     recon, conv = metrics["reconstruction"], metrics["conversion"]
+    egemaps_note = f"\neGeMAPS baselines not computed: {metrics['egemaps_missing']}\n" if metrics.get("egemaps_missing") else ""
     text = f"""# Evaluation of `{metrics['model']}` ({metrics['model_type']})
 
 Probe: standardised logistic regression, 8 emotions (chance 0.125). Folds: the 6 speaker-independent
@@ -56,7 +57,7 @@ shares neither speaker nor words with the training data. Actor-ID: fit on repeti
 **Protocol:** {protocol_text(metrics)}
 
 {results_table(metrics)}
-
+{egemaps_note}
 ## Reconstruction (held-out actors 21-24, {recon['utterances']} utterances)
 
 - mean squared error: {recon['mse_db2']:.2f} dB²
@@ -89,3 +90,31 @@ the model's own classifier), so it is an optimistic judge; the log-mel probes ar
 Audio (Griffin-Lim, the dataset's mel parameters) in `audio/`. Seed {metrics['seed']}; {metrics['seconds']:.0f} s.
 """
     path.write_text(text)
+
+
+def recordings_table(metrics: dict) -> str:
+    """Markdown table of `evaluate.py --metadata`: leave-one-speaker-out UAR of each representation, raw and
+    standardised per speaker (without emotions in the metadata: only the representations and their sizes)."""
+    rows = ["| representation | kind | dim | UAR, leave one speaker out | UAR, per-speaker standardised | WA, standardised | "
+            "per-speaker UAR, standardised (mean ± sd) |", "|---|---|---|---|---|---|---|"]
+    for name, r in metrics["representations"].items():
+        raw, norm = r["raw"] or {}, r["speaker_norm"] or {}
+        spread = _mean_sd(norm, "uar_per_speaker") if norm else "n/a"
+        rows.append(f"| {name} | {r['kind']} | {r['dim']} | {_number(raw.get('uar'))} | {_number(norm.get('uar'))} | "
+                    f"{_number(norm.get('accuracy'))} | {spread} |")
+    return "\n".join(rows)
+
+
+def recordings_report(metrics: dict) -> str:
+    """report.md of `evaluate.py --metadata`."""
+    labels = ("Emotion probe: standardised logistic regression fitted on all speakers but one and tested on that one, "
+              "for each speaker in turn (UAR over all predictions; chance 1 / number of emotions)."
+              if metrics["labelled"] else "The metadata gives no emotions: nothing is probed, the embeddings are in embeddings.npz.")
+    missing = f"\n\neGeMAPS baselines not computed: {metrics['egemaps_missing']}" if metrics.get("egemaps_missing") else ""
+    return f"""# Recordings of `{metrics['metadata']}` with `{metrics['model']}`
+
+{metrics['recordings']} recordings of {metrics['speakers']} speakers. Each representation is standardised per speaker
+(the mean and std of the same speaker's other recordings; no labels). {labels}
+
+{recordings_table(metrics)}{missing}
+"""

@@ -1,9 +1,13 @@
 """How good is a representation: speaker-independent emotion probes and speaker leakage."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
+from ravdess_dataset import egemaps
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors
 
@@ -119,3 +123,19 @@ def speaker_normalise(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
 def log_mel_statistics(log_mels: list[np.ndarray]) -> np.ndarray:
     """The hand-crafted baseline: per-band mean and std of each (T, n_mels) log-mel, (n, 2 * n_mels)."""
     return np.stack([np.concatenate([m.mean(0), m.std(0)]) for m in log_mels])
+
+
+def baselines(utterances: Utterances, dataset_dir: Path) -> tuple[dict[str, np.ndarray], Optional[str]]:
+    """The representations every model is compared with, on the same utterances: log-mel statistics, the
+    Resemblyzer embedding and, where the `egemaps` extra is installed and the ``audio`` config prepared, the 88
+    eGeMAPSv02 functionals alone and beside Resemblyzer (344-d). Returns them and why eGeMAPS is absent (or None)."""
+    found = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
+    reason = egemaps.missing()
+    if reason is None:
+        try:
+            functionals = egemaps.dataset_egemaps(dataset_dir, utterances.file)
+        except ValueError as err:
+            return found, str(err)
+        found["egemaps"] = functionals
+        found["egemaps_resemblyzer"] = np.hstack([functionals, utterances.embedding])
+    return found, reason

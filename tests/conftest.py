@@ -8,6 +8,15 @@ import pytest
 from tests.synthetic import write_corpus
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """What the code caches by default ($RAVDESS_CACHE: downloads, eGeMAPS functionals) goes to a temporary folder."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAVDESS_CACHE", str(tmp_path_factory.mktemp("ravdess_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> Path:
     """A 16-file synthetic corpus (WAV) covering train, validation and test actors."""

@@ -7,6 +7,7 @@ import soundfile as sf
 import torch
 
 import evaluate
+from ravdess_dataset import egemaps
 from experiments.representation import fold_masks, speaker_normalise
 from ravdess_dataset.splits import fold_actors
 
@@ -33,7 +34,8 @@ def test_every_output_is_written(evaluated):
 def test_metrics_are_in_range(evaluated):
     _, _, out = evaluated
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["representations"]) == {"embedding", "log_mel_mean_std", "resemblyzer"}
+    egemaps_rows = {"egemaps", "egemaps_resemblyzer"} if egemaps.missing() is None else set()
+    assert set(metrics["representations"]) == {"embedding", "log_mel_mean_std", "resemblyzer"} | egemaps_rows
     for r in metrics["representations"].values():
         for key in ("uar", "accuracy", "macro_f1"):
             assert 0 <= r["emotion"]["folds"][key]["mean"] <= 1

@@ -1,0 +1,62 @@
+"""eGeMAPS baselines: computed from the audio config, cached, in evaluate.py's tables; absent with a reason."""
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import evaluate
+from experiments.data import Utterances
+from experiments.representation import baselines
+from ravdess_dataset import egemaps
+from ravdess_dataset.splits import load_all
+
+needs_opensmile = pytest.mark.skipif(egemaps.missing() is not None, reason=str(egemaps.missing()))
+
+
+@needs_opensmile
+def test_functionals_come_from_the_audio_config_and_are_cached(prepared, tmp_path, monkeypatch):
+    config, _ = prepared
+    files = load_all("mel", config.output_dir)["file"]
+    first = egemaps.dataset_egemaps(config.output_dir, files, cache_dir=tmp_path)
+    assert first.shape == (len(files), egemaps.EGEMAPS_DIM) and np.isfinite(first).all()
+    from datasets import Audio
+    audio = load_all("audio", config.output_dir).cast_column("audio", Audio(decode=False))
+    row = audio["file"].index(files[3])
+    wav, rate = sf.read(io.BytesIO(audio[row]["audio"]["bytes"]), dtype="float32")
+    np.testing.assert_array_equal(first[3], egemaps.egemaps_functionals(wav, rate))
+    monkeypatch.setattr(egemaps, "_from_flac", lambda blob: pytest.fail("computed again instead of read from the cache"))
+    again = egemaps.dataset_egemaps(config.output_dir, files[::-1], cache_dir=tmp_path)
+    np.testing.assert_array_equal(again, first[::-1])
+    assert [p.name for p in (tmp_path / "egemaps").iterdir()] == [egemaps.cache_file(config.output_dir, tmp_path).name]
+
+
+@needs_opensmile
+def test_baselines_only_command_writes_the_four_rows(prepared, tmp_path):
+    config, _ = prepared
+    evaluate.main(["--baselines", "--dataset", str(config.output_dir), "--output", str(tmp_path), "--speaker-norm"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    dims = {name: r["dim"] for name, r in metrics["representations"].items()}
+    assert dims == {"log_mel_mean_std": 160, "resemblyzer": 256, "egemaps": 88, "egemaps_resemblyzer": 344}
+    assert metrics["egemaps_missing"] is None and metrics["speaker_norm"]
+    assert "| egemaps_resemblyzer | baseline | 344 |" in (tmp_path / "baselines.md").read_text()
+
+
+def test_without_opensmile_the_egemaps_rows_are_absent_and_the_reason_given(prepared, monkeypatch):
+    config, _ = prepared
+    monkeypatch.setattr(egemaps, "missing", lambda: "the opensmile package is not installed: pip install ...")
+    utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
+    found, reason = baselines(utterances, config.output_dir)
+    assert set(found) == {"log_mel_mean_std", "resemblyzer"} and "opensmile" in reason
+
+
+@needs_opensmile
+def test_a_dataset_without_the_audio_config_says_so(corpus, tmp_path):
+    from ravdess_dataset.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "mel_only", cache_dir=tmp_path / "cache", configs=("mel",), num_proc=1)
+    prepare(config)
+    utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
+    found, reason = baselines(utterances, config.output_dir)
+    assert "egemaps" not in found and "'audio' config" in reason

@@ -1,0 +1,62 @@
+"""evaluate.py on your own recordings: a metadata CSV (file,speaker[,emotion]), per-speaker standardisation,
+a leave-one-speaker-out probe beside the baselines, one-line errors."""
+import json
+
+import numpy as np
+import pytest
+
+import evaluate
+from ravdess_dataset import egemaps
+from ravdess_dataset.naming import EMOTIONS, RavdessId
+from ravdess_dataset.sources import find_audio
+
+
+def write_metadata(corpus, path, with_emotion=True, absolute=False):
+    lines = ["file,speaker" + (",emotion" if with_emotion else "")]
+    for f in sorted(find_audio(corpus)):
+        rid = RavdessId.parse(f.stem)
+        lines.append(f"{f if absolute else f.relative_to(corpus)},actor{rid.actor}"
+                     + (f",{EMOTIONS[rid.emotion - 1].upper()}" if with_emotion else ""))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_labelled_recordings_are_probed_leaving_one_speaker_out(corpus, tiny_model, tmp_path):
+    _, model_dir = tiny_model
+    metadata = write_metadata(corpus, corpus / "recordings.csv")
+    try:
+        evaluate.main(["--model", str(model_dir), "--audio", str(metadata), "--output", str(tmp_path)])
+    finally:
+        metadata.unlink()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    n = len(list(find_audio(corpus)))
+    assert metrics["recordings"] == n and metrics["speakers"] == 4 and metrics["labelled"]
+    expected = {"embedding", "log_mel_mean_std", "resemblyzer"} | ({"egemaps", "egemaps_resemblyzer"} if egemaps.missing() is None else set())
+    assert set(metrics["representations"]) == expected
+    for r in metrics["representations"].values():
+        assert r["speaker_norm"]["speakers"] == 4 and 0 <= r["speaker_norm"]["uar"] <= 1 and 0 <= r["raw"]["uar"] <= 1
+    saved = np.load(tmp_path / "embeddings.npz")
+    assert saved["X"].shape[0] == n and saved["X_speaker_norm"].shape == saved["X"].shape
+    assert "leave one speaker out" in (tmp_path / "report.md").read_text()
+
+
+def test_unlabelled_recordings_are_embedded_and_standardised(corpus, tiny_model, tmp_path):
+    _, model_dir = tiny_model
+    metadata = write_metadata(corpus, tmp_path / "meta.csv", with_emotion=False, absolute=True)
+    evaluate.main(["--model", str(model_dir), "--metadata", str(metadata), "--output", str(tmp_path / "out")])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert not metrics["labelled"] and all(r["speaker_norm"] is None for r in metrics["representations"].values())
+    assert "gives no emotions" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("file,emotion\nx.wav,happy\n", "needs a header with the columns file,speaker"),
+    ("file,speaker,emotion\nnowhere.wav,a,happy\n", "line 2: .*nowhere.wav does not exist"),
+    ("file,speaker,emotion\n{audio},a,joyful\n", "line 2: emotion 'joyful' is not one of neutral, calm"),
+])
+def test_bad_metadata_is_one_line_naming_the_line(corpus, tiny_model, tmp_path, content, message):
+    _, model_dir = tiny_model
+    metadata = tmp_path / "meta.csv"
+    metadata.write_text(content.format(audio=find_audio(corpus)[0]))
+    with pytest.raises(SystemExit, match=message):
+        evaluate.main(["--model", str(model_dir), "--metadata", str(metadata), "--output", str(tmp_path / "out")])
