@@ -152,7 +152,7 @@ def test_non_finite_loss_stops_with_the_step(prepared, tmp_path, monkeypatch):
         run_train(config.output_dir, tmp_path / "nan", "--max_steps", "4")
 
 
-def test_validation_group_holds_out_training_actors_and_never_reads_the_fold(prepared, tmp_path):
+def test_validation_group_holds_out_training_actors_and_never_reads_the_fold(prepared, tmp_path, capsys):
     from ravdess_dataset.splits import fold_actors, fold_train_actors, validation_actors
 
     for fold in range(6):
@@ -163,8 +163,10 @@ def test_validation_group_holds_out_training_actors_and_never_reads_the_fold(pre
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["eval_actors"] == [1, 6, 11, 16]
     assert not set(metrics["train_actors"]) & ({1, 6, 11, 16} | set(fold_actors(5))) and len(metrics["train_actors"]) == 16
-    with pytest.raises(SystemExit, match="needs --fold"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
         run_train(config.output_dir, tmp_path / "bad", "--max_steps", "1", "--validation_group", "0")
+    assert stopped.value.code == 2 and "--validation_group needs --fold" in capsys.readouterr().err
 
 
 def weights(folder: Path) -> dict:
