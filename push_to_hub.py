@@ -163,13 +163,10 @@ This model reads each log-mel standardised per band with the mean and std of *ot
 speaker (at least two), so the three lines above become:
 
 ```python
-import numpy as np
-
 inputs = extractor(["speech.wav", "other_1.wav", "other_2.wav"])  # recordings of one speaker
-others = np.concatenate(inputs["log_mel"][1:])
-log_mel = (inputs["log_mel"][0] - others.mean(0)) / others.std(0)
+log_mels = extractor.standardise_per_speaker(inputs["log_mel"], speakers=["me"] * 3)  # each with the others' statistics
 speaker = inputs["speaker_embedding"][0] if "speaker_embedding" in inputs else None
-embedding = model.embed_utterance(log_mel, speaker)
+embedding = model.embed_utterance(log_mels[0], speaker_embedding=speaker)
 ```"""
     return text
 

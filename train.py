@@ -25,10 +25,11 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, LoggerType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser, SchedulerType, get_scheduler
+from transformers import HfArgumentParser, PretrainedConfig, SchedulerType, get_scheduler
 
 import modeling
 from experiments.data import TrainingData, dataset_params, load_training_data
+from experiments.errors import CommandError, run_command
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
 from ravdess_dataset.console import configure_console
@@ -41,59 +42,52 @@ logger = logging.getLogger("train")
 
 # ----------------------------------------------------------------------------- arguments
 
-@dataclass
-class ModelArguments:
-    """Which family and which of its configuration fields to set (others keep their defaults)."""
+def _check_model_arguments(self) -> None:
+    """The family exists and has every option set."""
+    if self.model_type not in modeling.FAMILIES:
+        raise ValueError(f"--model_type must be one of {sorted(modeling.FAMILIES)}, got {self.model_type!r}")
+    known = {f.name for f in dataclasses.fields(modeling.FAMILIES[self.model_type][0])}
+    unknown = sorted(k for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type" and k not in known)
+    if unknown:
+        raise ValueError(f"{self.model_type} has no options {unknown}")
 
-    model_type: str = field(default="speech_vae", metadata={"help": f"one of {sorted(modeling.FAMILIES)}"})
-    n_mels: Optional[int] = field(default=None, metadata={"help": "mel bands the model expects (default: the dataset's; must match it)"})
-    latent_dim: Optional[int] = field(default=None, metadata={"help": "speech_vae / semisupervised_vae latent size"})
-    conv_channels: Optional[list[int]] = field(default=None, metadata={"help": "channels of the stride-2 convolutions"})
-    hidden_size: Optional[int] = field(default=None, metadata={"help": "fhvae LSTM units"})
-    z1_dim: Optional[int] = field(default=None, metadata={"help": "fhvae segment-level latent size"})
-    z2_dim: Optional[int] = field(default=None, metadata={"help": "fhvae sequence-level latent size"})
-    alpha: Optional[float] = field(default=None, metadata={"help": "fhvae discriminative weight"})
-    segment_frames: Optional[int] = field(default=None, metadata={"help": "fhvae segment length (the others use the dataset's)"})
-    segment_hop: Optional[int] = field(default=None, metadata={"help": "frames between the segments embed_utterance cuts (fhvae: also its training segments; the others train on the dataset's)"})
-    pooling: Optional[str] = field(default=None, metadata={"help": "speech_vae: mean or mean_std of the segments' posterior means"})
-    objective: Optional[str] = field(default=None, metadata={"help": "beta or capacity"})
-    beta: Optional[float] = field(default=None, metadata={"help": "KL weight of the beta objective"})
-    gamma: Optional[float] = field(default=None, metadata={"help": "weight of |KL - C| in the capacity objective"})
-    capacity_max: Optional[float] = field(default=None, metadata={"help": "final capacity C in nats"})
-    capacity_steps: Optional[int] = field(default=None, metadata={"help": "steps over which C rises"})
-    kl_warmup_steps: Optional[int] = field(default=None, metadata={"help": "KL annealing: steps of linear warm-up"})
-    free_bits: Optional[float] = field(default=None, metadata={"help": "nats per latent dimension not penalised"})
-    speaker_conditioning: Optional[str] = field(default=None, metadata={"help": "none, decoder or both"})
-    input_normalization: Optional[str] = field(default=None, metadata={"help": "dataset (dB inputs) or speaker (each utterance standardised with its speaker's other utterances)"})
-    classifier_weight: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: weight of -log q(y|x)"})
-    labeled_fraction: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: share of training utterances whose emotion label is used"})
-    mask_time_count: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: SpecAugment time masks on the classifier's training inputs"})
-    mask_time_length: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: widest time mask, frames"})
-    mask_feature_count: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: SpecAugment mel-band masks"})
-    mask_feature_length: Optional[int] = field(default=None, metadata={"help": "semisupervised_vae: widest band mask, bands"})
-    perturb_speed: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: classifier's training segments stretched in time by up to this fraction"})
-    perturb_mel_shift: Optional[float] = field(default=None, metadata={"help": "semisupervised_vae: ... and shifted by up to this many mel bands (pitch)"})
 
-    def __post_init__(self) -> None:
-        if self.model_type not in modeling.FAMILIES:
-            raise ValueError(f"--model_type must be one of {sorted(modeling.FAMILIES)}, got {self.model_type!r}")
-        known = {f.name for f in dataclasses.fields(modeling.FAMILIES[self.model_type][0])}
-        unknown = sorted(k for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type" and k not in known)
-        if unknown:
-            raise ValueError(f"{self.model_type} has no options {unknown}")
+def _model_config(self, dataset_params: dict, pad_value: float, num_sequences: int = 1):
+    """The family's configuration: what the dataset dictates (`SpeechVAEBaseConfig.dataset_fields`) with the
+    options set here on top."""
+    config_class = modeling.FAMILIES[self.model_type][0]
+    chosen = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type"}
+    return config_class(**{**config_class.dataset_fields(dataset_params, pad_value, num_sequences), **chosen})
 
-    def config(self, dataset_params: dict, num_sequences: int, pad_value: Optional[float] = None):
-        """The family's config from the set fields plus what the dataset dictates (``pad_value``:
-        `TrainingData.pad_value`; default: the dataset's silence floor)."""
-        config_class = modeling.FAMILIES[self.model_type][0]
-        chosen = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type"}
-        data = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params,
-                "pad_value": MelConfig(**dataset_params["mel"]).floor_db if pad_value is None else pad_value}
-        if self.model_type != "fhvae":
-            data.update(segment_frames=dataset_params["segment"]["frames"], segment_hop=dataset_params["segment"]["hop"])
-        else:
-            data["num_sequences"] = num_sequences
-        return config_class(**{**data, **chosen})
+
+def model_arguments_class() -> type:
+    """``ModelArguments``: ``model_type`` and every option of the families' configuration classes (their help text
+    and which families have them), unset by default so that a recipe names only what it changes. Each option's
+    meaning and default live in one place, the configuration class."""
+    inherited = {f.name for f in dataclasses.fields(PretrainedConfig)}
+    options: dict[str, dict[str, dataclasses.Field]] = {}  # option -> {family: its field}
+    for model_type, (config_class, _) in modeling.FAMILIES.items():
+        for f in dataclasses.fields(config_class):
+            if f.name not in inherited and not f.metadata.get("set_by_train"):
+                options.setdefault(f.name, {})[model_type] = f
+    fields = [("model_type", str, field(default="speech_vae", metadata={"help": f"one of {sorted(modeling.FAMILIES)}"}))]
+    for name, by_family in options.items():
+        defaults = {family: f.default if f.default is not dataclasses.MISSING else f.default_factory() for family, f in by_family.items()}
+        helps: dict[str, list[str]] = {}  # help text -> the families that give it
+        for family, f in by_family.items():
+            helps.setdefault(f.metadata["help"], []).append(family)
+        text = "; ".join(help if len(families) == len(modeling.FAMILIES) else f"{', '.join(families)}: {help}"
+                         for help, families in helps.items())
+        unset = (f"{next(iter(defaults.values()))}" if len(set(map(str, defaults.values()))) == 1
+                 else ", ".join(f"{family} {value}" for family, value in defaults.items()))
+        kind = next(iter(by_family.values())).type
+        fields.append((name, Optional[kind], field(default=None, metadata={"help": f"{text}; None: the family's default ({unset})"})))
+    return dataclasses.make_dataclass("ModelArguments", fields, namespace={
+        "__doc__": "Which family, and which of its configuration fields to set (the others keep their defaults).",
+        "__post_init__": _check_model_arguments, "config": _model_config})
+
+
+ModelArguments = model_arguments_class()
 
 
 @dataclass
@@ -365,10 +359,10 @@ def find_checkpoint(output_dir: Path, which: str) -> Path:
             if problem is None:
                 return folder
             print(f"warning: checkpoint {folder} is damaged ({problem}); trying the one before it", file=sys.stderr)
-        raise SystemExit(f"error: --resume_from_checkpoint latest: no complete checkpoint in {output_dir / 'checkpoints'}")
+        raise CommandError(f"--resume_from_checkpoint latest: no complete checkpoint in {output_dir / 'checkpoints'}")
     problem = checkpoint_problem(Path(which))
     if problem is not None:
-        raise SystemExit(f"error: {which} is not a complete checkpoint of train.py: {problem}")
+        raise CommandError(f"{which} is not a complete checkpoint of train.py: {problem}")
     return Path(which)
 
 
@@ -382,7 +376,7 @@ def evaluate(model, accelerator: Accelerator, loader, data: TrainingData, args: 
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {"reconstruction": [], "kl": [], "values": []}
     for batch in loader:
-        out = model(**data.model_inputs(batch, with_targets=False))
+        out = model(**type(accelerator.unwrap_model(model)).forward_inputs(batch, with_targets=False))
         values = batch["length"].to(out.example_kl.dtype) * batch["log_mel"].shape[2]  # real frames x bands
         gathered = accelerator.gather_for_metrics((out.example_reconstruction_loss.float(), out.example_kl.float(), values.float()))
         for key, value in zip(parts, gathered):
@@ -408,13 +402,15 @@ def is_better(value: float, best: Optional[float], metric: str) -> bool:
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Optional[list[str]] = None) -> dict:
+    """Train one model (options: see ``--help``); returns the final evaluation. Problems the caller can fix are a
+    `CommandError` (one line from the command line)."""
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, args = parse_arguments(argv)
     # on resume the checkpoint's learning rate holds unless the command line names another
     learning_rate_given = any(a == "--learning_rate" or a.startswith("--learning_rate=") for a in argv)
     output_dir = Path(args.output_dir)
     if args.early_stopping_metric and data_args.fold is not None and data_args.validation_group is None:
-        raise SystemExit("error: early stopping with --fold would choose the model on the held-out actors; drop one of "
+        raise CommandError("early stopping with --fold would choose the model on the held-out actors; drop one of "
                          "them, or add --validation_group to evaluate on actors drawn from the training ones")
 
     accelerator = Accelerator(
@@ -436,15 +432,20 @@ def main(argv: Optional[list[str]] = None) -> dict:
         train_actors, eval_actors = fold_train_actors(data_args.fold, data_args.folds), fold_actors(data_args.fold, data_args.folds)
     else:
         train_actors, eval_actors = SPLIT_ACTORS["train"], SPLIT_ACTORS["validation"]
+    params = dataset_params(Path(data_args.dataset_dir), ["mel", "segments"])
     try:  # the recipe against the dataset's parameters, before any data is read
-        model_args.config(dataset_params(Path(data_args.dataset_dir), ["mel", "segments"]), num_sequences=1)
+        config = model_args.config(params, MelConfig(**params["mel"]).floor_db)
     except ValueError as err:
-        raise SystemExit(f"error: {err} (the {model_args.model_type} options with the dataset in {data_args.dataset_dir}; "
-                         "change the recipe, or prepare the dataset with other --n-mels / --segment-frames)") from None
-    data = load_training_data(Path(data_args.dataset_dir), model_args.model_type, train_actors, eval_actors, model_args, args.seed)
-    config = model_args.config(data.dataset_params, data.num_sequences, data.pad_value)
-    data.check_model_input(config)
-    model = modeling.FAMILIES[config.model_type][1](config)
+        raise CommandError(f"{err} (the {model_args.model_type} options with the dataset in {data_args.dataset_dir}; "
+                           "change the recipe, or prepare the dataset with other --n-mels / --segment-frames)") from None
+    frames = config.segment_frames if config.cuts_own_segments else params["segment"]["frames"]
+    if (config.n_mels, config.segment_frames) != (params["mel"]["n_mels"], frames):
+        raise CommandError(f"the model expects {config.segment_frames} x {config.n_mels} segments but the dataset holds "
+                           f"{frames} x {params['mel']['n_mels']} (prepare it with --n-mels {config.n_mels}, or change the recipe)")
+    data = load_training_data(Path(data_args.dataset_dir), config, train_actors, eval_actors, args.seed)
+    config = model_args.config(params, data.pad_value, num_sequences=len(data.probe_train.file))
+    family = modeling.FAMILIES[config.model_type][1]
+    model = family(config)
     model.norm.set_stats(*data.feature_stats())
     columns = data.columns()
     train_loader = batch_loader(data.train, args.per_device_train_batch_size, columns, shuffle=True, seed=args.seed,
@@ -474,8 +475,6 @@ def main(argv: Optional[list[str]] = None) -> dict:
         args.learning_rate = peak_learning_rate(scheduler)
     if accelerator.is_main_process:
         discard_checkpoints_after(output_dir, state.step)
-
-    if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "training_args.json").write_text(json.dumps(
             {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": dataclasses.asdict(args)},
@@ -497,10 +496,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
         for batch in loader:
             state.batches_done += 1
             with accelerator.accumulate(model):
-                out = model(**data.model_inputs(batch, with_targets=True), step=state.step)
+                out = model(**family.forward_inputs(batch, with_targets=True), step=state.step)
                 state.judge_loss(out.loss.item(), accelerator.sync_gradients)
                 if not torch.isfinite(out.loss):
-                    raise SystemExit(f"error: loss is {out.loss.item()} at step {state.step}; " + state.advice(output_dir, args.learning_rate))
+                    raise CommandError(f"loss is {out.loss.item()} at step {state.step}; " + state.advice(output_dir, args.learning_rate))
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -530,7 +529,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         if (epoch + 1) % args.eval_every_epochs == 0 or stop or epoch == epochs - 1:
             metrics = evaluate(model, accelerator, eval_loader, data, args)
             if not math.isfinite(metrics["eval_loss"]):
-                raise SystemExit(f"error: evaluation loss is {metrics['eval_loss']} after step {state.step}; "
+                raise CommandError(f"evaluation loss is {metrics['eval_loss']} after step {state.step}; "
                                  + state.advice(output_dir, args.learning_rate))
             state.history["eval"].append({"step": state.step, "epoch": epoch + 1, **metrics})
             accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=state.step)
@@ -540,7 +539,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             if accelerator.is_main_process and args.report_to == "tensorboard":
                 batch = next(iter(eval_loader))
                 with torch.no_grad():
-                    recon = accelerator.unwrap_model(model).eval()(**data.model_inputs(batch, with_targets=False)).reconstruction
+                    recon = accelerator.unwrap_model(model).eval()(**family.forward_inputs(batch, with_targets=False)).reconstruction
                 model.train()
                 writer = accelerator.get_tracker("tensorboard", unwrap=True)  # a SummaryWriter
                 writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), state.step)
@@ -596,4 +595,4 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

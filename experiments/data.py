@@ -9,16 +9,18 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from modeling import FHVAEConfig
-from modeling.utterance import SpeakerStatistics, leave_one_out, segment_utterance
+from modeling.utterance import segment_utterance
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.features import MelConfig
+from ravdess_dataset.speaker_statistics import SpeakerStatistics, leave_one_out
 from ravdess_dataset.splits import load_all, select_actors
+
+from .errors import CommandError
 
 PREPARE_HINT = "python -m ravdess_dataset prepare /path/to/Audio_Speech_Actors_01-24 --output-dir {dir}"
 
 
-class DatasetNotPrepared(SystemExit):
+class DatasetNotPrepared(CommandError):
     """The dataset folder lacks what training needs; the message says how to prepare it."""
 
 
@@ -26,12 +28,12 @@ def dataset_params(dataset_dir: Path, configs: Sequence[str]) -> dict:
     """The feature parameters of a prepared dataset (``prepare_info.json``), checking ``configs`` exist."""
     info_path = dataset_dir / INFO_FILE
     if not info_path.is_file():
-        raise DatasetNotPrepared(f"error: {dataset_dir} is not a prepared dataset (no {INFO_FILE}); run\n  "
+        raise DatasetNotPrepared(f"{dataset_dir} is not a prepared dataset (no {INFO_FILE}); run\n  "
                                  + PREPARE_HINT.format(dir=dataset_dir))
     info = json.loads(info_path.read_text())
     missing = [c for c in configs if c not in info["configs"]]
     if missing:
-        raise DatasetNotPrepared(f"error: {dataset_dir} lacks the configs {missing}; run\n  "
+        raise DatasetNotPrepared(f"{dataset_dir} lacks the configs {missing}; run\n  "
                                  + PREPARE_HINT.format(dir=dataset_dir) + " --configs " + " ".join(sorted({*configs, *info["configs"]})))
     return info["feature_params"]
 
@@ -81,14 +83,11 @@ class Utterances:
 class TrainingData:
     """Training and evaluation rows (dicts of tensors) plus the utterances the probe embeds."""
 
-    model_type: str
     train: dict[str, torch.Tensor]
     eval: dict[str, torch.Tensor]
     probe_train: Utterances
     probe_eval: Utterances
-    dataset_params: dict
-    num_sequences: int
-    pad_value: float  # the input value of padding: silence floor in dB, or the lowest standardised training value
+    pad_value: float  # the input value of padding: the config's, or the lowest standardised training value
 
     def columns(self) -> list[str]:
         return list(self.train)
@@ -99,23 +98,6 @@ class TrainingData:
         mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).reshape(-1)
         frames = x.reshape(-1, x.shape[2])[mask]
         return frames.mean(0), frames.std(0)
-
-    def check_model_input(self, config) -> None:
-        """Fail before training when the model expects other inputs than the dataset holds."""
-        n_mels = self.dataset_params["mel"]["n_mels"]
-        frames = self.train["log_mel"].shape[1]
-        if config.n_mels != n_mels or config.segment_frames != frames:
-            raise SystemExit(f"error: the model expects {config.segment_frames} x {config.n_mels} segments but the dataset "
-                             f"holds {frames} x {n_mels} (prepare it with --n-mels {config.n_mels}, or change the recipe)")
-
-    def model_inputs(self, batch: dict[str, torch.Tensor], with_targets: bool) -> dict[str, torch.Tensor]:
-        """Keyword arguments of the model's forward for one batch."""
-        inputs = {"log_mel": batch["log_mel"], "lengths": batch["length"], "speaker_embedding": batch["embedding"]}
-        if self.model_type == "fhvae" and with_targets:
-            inputs["sequence_index"] = batch["sequence_index"]
-        if self.model_type == "semisupervised_vae":
-            inputs["labels"] = batch["label"] if with_targets else batch["emotion"]
-        return inputs
 
 
 def _segment_rows(utterances: Utterances, frames: int, hop: int, pad_value: float) -> dict[str, torch.Tensor]:
@@ -144,28 +126,26 @@ def _dataset_rows(dataset) -> dict[str, torch.Tensor]:
     return dataset.with_format("torch", columns=columns)[:]
 
 
-def load_training_data(
-    dataset_dir: Path, model_type: str, train_actors: Sequence[int], eval_actors: Sequence[int], model_args, seed: int
-) -> TrainingData:
-    """Rows for ``model_type``: dataset segments (speech_vae, semisupervised_vae) or FHVAE's short
-    segments, of ``train_actors`` (training) and ``eval_actors`` (evaluation); other actors unused.
+def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], eval_actors: Sequence[int], seed: int) -> TrainingData:
+    """The rows a model of ``config`` trains on, of ``train_actors`` (training) and ``eval_actors`` (evaluation);
+    other actors unused. Families that cut their own segments (``config.cuts_own_segments``) get segments of
+    ``config.segment_frames`` every ``config.segment_hop`` frames with the index of their utterance; the others the
+    dataset's ``segments``. Families that use labels (``config.uses_labels``) get a ``label`` column: the emotion of a
+    seeded ``config.labeled_fraction`` of the training utterances, -1 elsewhere.
 
-    With ``model_args.input_normalization == "speaker"`` every utterance is standardised with its
-    actor's other utterances first and the segments are cut from those, as ``embed_utterance`` cuts."""
+    With ``config.input_normalization == "speaker"`` every utterance is standardised with its actor's other
+    utterances first and the segments are cut from those, as ``embed_utterance`` cuts (the padding value then is
+    the lowest standardised training value, `TrainingData.pad_value`)."""
     params = dataset_params(dataset_dir, ["mel", "segments"])
     mel = load_all("mel", dataset_dir)
-    normalization = model_args.input_normalization or "dataset"
-    probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(normalization)
-    probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(normalization)
-    pad = MelConfig(**params["mel"]).floor_db
-    if normalization == "speaker":
+    probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(config.input_normalization)
+    probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(config.input_normalization)
+    pad = config.pad_value
+    if config.input_normalization == "speaker":
         pad = float(min(m.min() for m in probe_train.log_mel))
-    if model_type == "fhvae" or normalization == "speaker":
-        if model_type == "fhvae":
-            frames = model_args.segment_frames or FHVAEConfig.segment_frames
-            hop = model_args.segment_hop or frames
-        else:  # the dataset's segments, as in "dataset" mode
-            frames, hop = params["segment"]["frames"], params["segment"]["hop"]
+    if config.cuts_own_segments or config.input_normalization == "speaker":
+        frames, hop = ((config.segment_frames, config.segment_hop) if config.cuts_own_segments
+                       else (params["segment"]["frames"], params["segment"]["hop"]))  # the dataset's, as in "dataset" mode
         train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)
         utterance_ids = train["sequence_index"].numpy()
     else:
@@ -173,7 +153,7 @@ def load_training_data(
         seg_train, seg_eval = select_actors(segments, train_actors), select_actors(segments, eval_actors)
         train, evaluation = _dataset_rows(seg_train), _dataset_rows(seg_eval)
         utterance_ids = np.asarray(seg_train.with_format(None, columns=["utterance_id"])[:]["utterance_id"])
-    if model_type == "semisupervised_vae":
-        train["label"] = _labels(train, utterance_ids, model_args.labeled_fraction, seed)
+    if config.uses_labels:
+        train["label"] = _labels(train, utterance_ids, config.labeled_fraction, seed)
         evaluation["label"] = evaluation["emotion"]
-    return TrainingData(model_type, train, evaluation, probe_train, probe_eval, params, len(probe_train.file), pad)
+    return TrainingData(train, evaluation, probe_train, probe_eval, pad)

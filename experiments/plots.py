@@ -94,27 +94,23 @@ def confusion_figure(confusion):
 
 
 def traversal_figure(model, log_mel, speaker, dims: int = 4, steps: int = 5):
-    """Decode the first segment's latent with its most active dimensions moved from -2 to +2 sd."""
+    """Decode the first segment's latent with its most active dimensions moved from -2 to +2 sd (with the emotion the
+    model inferred, for families that model it)."""
     import numpy as np
     import torch
 
-    from modeling.utterance import utterance_segments
-
-    c = model.config
-    segments, _, speaker = utterance_segments(model, log_mel, speaker)
+    segments, _, speaker = model.segment_utterance(log_mel, speaker)
     speaker = None if speaker is None else speaker[:1]
     with torch.no_grad():
-        posterior = model.encode(segments[:1], speaker_embedding=speaker)
-        z = posterior.mean[0]
-        active = torch.argsort(posterior.kl()[0], descending=True)[:dims]  # most informative dimensions
-        labels = model.classify(segments[:1]).argmax(-1) if c.model_type == "semisupervised_vae" else None
+        encoded = model.encode(segments[:1], speaker_embedding=speaker)
+        z = encoded.latent_dist.mean[0]
+        active = torch.argsort(encoded.latent_dist.kl()[0], descending=True)[:dims]  # most informative dimensions
         fig, axes = plt.subplots(len(active), steps, figsize=(2.2 * steps, 1.8 * len(active)), squeeze=False)
         for row, d in enumerate(active.tolist()):
             for col, value in enumerate(np.linspace(-2, 2, steps)):
                 moved = z.clone()
                 moved[d] = value
-                args = (moved[None], labels, speaker) if labels is not None else (moved[None], speaker)
-                image = model.decode(*args)[0].cpu().numpy()
+                image = model.decode(moved[None], speaker_embedding=speaker, labels=encoded.labels).sample[0].cpu().numpy()
                 axes[row][col].imshow(image.T, origin="lower", aspect="auto", cmap="magma")
                 axes[row][col].set_xticks([])
                 axes[row][col].set_yticks([])

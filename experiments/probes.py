@@ -13,16 +13,21 @@ from sklearn.preprocessing import StandardScaler
 from .data import Utterances
 
 
-def embed_utterances(model, utterances: Utterances, **kwargs) -> np.ndarray:
-    """(n, d) utterance embeddings with the model's own `embed_utterance` (speaker embedding passed
-    where the model is conditioned on it)."""
-    conditioned = model.config.speaker_conditioning != "none"
+def embed_utterances(model, utterances: Utterances, *, segment_hop: Optional[int] = None, pooling: Optional[str] = None,
+                     representation: Optional[str] = None) -> np.ndarray:
+    """(n, d) utterance embeddings with the model's own ``embed_utterance`` (``segment_hop``, ``pooling`` and
+    ``representation`` for this call only; the model reads the speaker embedding if it is conditioned on it)."""
     model.eval()
-    vectors = []
     with torch.no_grad():
-        for log_mel, speaker in zip(utterances.log_mel, utterances.embedding):
-            vectors.append(model.embed_utterance(log_mel, speaker if conditioned else None, **kwargs).float().cpu().numpy())
-    return np.stack(vectors)
+        return np.stack([model.embed_utterance(log_mel, speaker_embedding=speaker, segment_hop=segment_hop, pooling=pooling,
+                                               representation=representation).float().cpu().numpy()
+                         for log_mel, speaker in zip(utterances.log_mel, utterances.embedding)])
+
+
+def model_representations(model, utterances: Utterances, segment_hop: Optional[int] = None) -> dict[str, np.ndarray]:
+    """Every representation the model offers (``model.representations``; FHVAE: its s-vector and pooled z1), the
+    first being its headline."""
+    return {name: embed_utterances(model, utterances, segment_hop=segment_hop, representation=name) for name in model.representations}
 
 
 def fit_probe(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0):

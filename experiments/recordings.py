@@ -8,6 +8,8 @@ fearful, disgust, surprised).
 from __future__ import annotations
 
 import csv
+import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -15,14 +17,18 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ravdess_dataset import egemaps
-from ravdess_dataset.audio import AudioConfig, read_audio
-from ravdess_dataset.feature_extraction import voice_encoder
+from ravdess_dataset.audio import AudioConfig, AudioReadError, read_audio
+from ravdess_dataset.feature_extraction import RavdessFeatureExtractor, voice_encoder
 from ravdess_dataset.features import MelConfig
 from ravdess_dataset.front_end import analyse_waveform
 from ravdess_dataset.naming import EMOTIONS
+from ravdess_dataset.sources import find_audio
 
+from .errors import CommandError
+from .loading import load_feature_extractor, load_model
 from .probes import fit_probe, prediction_scores
-from .representation import log_mel_statistics
+from .report import recordings_report
+from .representation import egemaps_baselines, log_mel_statistics, speaker_normalise
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,24 @@ def read_metadata(path: Path) -> list[Recording]:
     return recordings
 
 
-def recording_baselines(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig) -> tuple[dict[str, np.ndarray], Optional[str]]:
-    """The baselines of `experiments.representation.baselines` for arbitrary files, through the same front end as
-    the dataset (resampling, loudness, trimming): log-mel statistics, Resemblyzer and, with the `egemaps` extra,
-    eGeMAPS alone and beside Resemblyzer. Returns them and why eGeMAPS is absent (or None)."""
+@dataclass
+class Analysed:
+    """Recordings through the project's front end (resampling, loudness, trimming), once: the log-mels the models
+    read, the Resemblyzer embeddings, and the eGeMAPS functionals where the `egemaps` extra is installed."""
+
+    log_mels: list[np.ndarray]
+    resemblyzer: np.ndarray
+    egemaps: Optional[np.ndarray]
+    egemaps_missing: Optional[str]  # why the functionals are absent, or None
+
+    def baselines(self) -> dict[str, np.ndarray]:
+        """The baselines of `experiments.representation.baselines` for these recordings."""
+        found = {"log_mel_mean_std": log_mel_statistics(self.log_mels), "resemblyzer": self.resemblyzer}
+        return {**found, **(egemaps_baselines(self.egemaps, self.resemblyzer) if self.egemaps is not None else {})}
+
+
+def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig) -> Analysed:
+    """Read and analyse every recording once; an unreadable one is an `AudioReadError` naming it."""
     reason = egemaps.missing()
     log_mels, windows, functionals = [], [], []
     for path in paths:
@@ -75,11 +95,41 @@ def recording_baselines(paths: Sequence[Path], audio: AudioConfig, mel: MelConfi
         if reason is None:
             functionals.append(egemaps.egemaps_functionals(processed, audio.sample_rate))
     resemblyzer = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
-    found = {"log_mel_mean_std": log_mel_statistics(log_mels), "resemblyzer": resemblyzer}
-    if reason is None:
-        found["egemaps"] = np.stack(functionals)
-        found["egemaps_resemblyzer"] = np.hstack([found["egemaps"], resemblyzer])
-    return found, reason
+    return Analysed(log_mels, resemblyzer, np.stack(functionals) if reason is None else None, reason)
+
+
+def audio_files(paths: list[str]) -> list[Path]:
+    """The files named, and the audio files inside the folders named."""
+    return [f for p in map(Path, paths) for f in (sorted(find_audio(p)) if p.is_dir() else [p])]
+
+
+def embed_log_mels(model, log_mels: list[np.ndarray], voices, files: list[Path], speakers: list,
+                   segment_hop: Optional[int] = None) -> np.ndarray:
+    """The model's embeddings (n, d) of recordings' log-mels (dB) and Resemblyzer embeddings (``voices``); a model
+    with ``input_normalization="speaker"`` first standardises each log-mel with the other recordings of its speaker
+    (``speakers``: one name per file), which every speaker must then have."""
+    if model.config.input_normalization == "speaker":
+        count = Counter(speakers)
+        lone = next((f for f, s in zip(files, speakers) if count[s] == 1), None)
+        if lone is not None:
+            raise CommandError(f"{lone}: this model standardises each recording with other recordings of the same "
+                               "speaker, and this speaker has no other; give each speaker several recordings (one folder "
+                               "per speaker, or the speaker column of --metadata)")
+        log_mels = RavdessFeatureExtractor.standardise_per_speaker(log_mels, speakers)
+    return np.stack([model.embed_utterance(m, speaker_embedding=voice, segment_hop=segment_hop).numpy()
+                     for m, voice in zip(log_mels, voices)])
+
+
+def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[list] = None,
+                      segment_hop: Optional[int] = None) -> np.ndarray:
+    """Embed arbitrary recordings with the model's own front end (its feature extractor), (n, d); speakers (for
+    models that standardise per speaker) by default the files' folders."""
+    try:
+        inputs = extractor([str(f) for f in files])
+    except AudioReadError as err:
+        raise CommandError(str(err)) from None
+    voices = inputs.get("speaker_embedding", [None] * len(files))
+    return embed_log_mels(model, inputs["log_mel"], voices, files, speakers or [f.parent for f in files], segment_hop)
 
 
 def leave_one_speaker_out(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarray, seed: int = 0) -> Optional[dict]:
@@ -95,3 +145,36 @@ def leave_one_speaker_out(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarr
         per_speaker.append(prediction_scores(emotion[test], predicted[test])["uar"])
     return {**prediction_scores(emotion, predicted), "speakers": len(per_speaker),
             "uar_per_speaker": {"mean": float(np.mean(per_speaker)), "sd": float(np.std(per_speaker))}}
+
+
+def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0, segment_hop: Optional[int] = None) -> dict:
+    """Recordings listed in a metadata CSV: the model's embedding beside the baselines, each raw and standardised
+    per speaker, probed leave-one-speaker-out where emotions are given; writes metrics.json, report.md and
+    embeddings.npz to ``out``. The recordings go through the model's front end once."""
+    try:
+        recordings = read_metadata(metadata)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    model = load_model(model_dir)
+    extractor = load_feature_extractor(model_dir, model)
+    files, speakers = [r.path for r in recordings], np.array([r.speaker for r in recordings])
+    try:
+        analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel))
+    except AudioReadError as err:
+        raise CommandError(str(err)) from None
+    embedding = embed_log_mels(model, analysed.log_mels, analysed.resemblyzer, files, list(speakers), segment_hop)
+    labelled = all(r.emotion is not None for r in recordings)
+    emotion = np.array([r.emotion for r in recordings]) if labelled else None
+    results, normalised = {}, {}
+    for name, x in {"embedding": embedding, **analysed.baselines()}.items():
+        normalised[name] = speaker_normalise(x, speakers)
+        results[name] = {"kind": "model" if name == "embedding" else "baseline", "dim": int(x.shape[1]),
+                         "raw": leave_one_speaker_out(x, emotion, speakers, seed) if labelled else None,
+                         "speaker_norm": leave_one_speaker_out(normalised[name], emotion, speakers, seed) if labelled else None}
+    metrics = {"model": str(model_dir), "metadata": str(metadata), "recordings": len(files), "speakers": len(set(speakers)),
+               "labelled": labelled, "seed": seed, "representations": results, "egemaps_missing": analysed.egemaps_missing}
+    np.savez(out / "embeddings.npz", X=embedding, X_speaker_norm=normalised["embedding"],
+             files=np.array([str(f) for f in files]), speakers=speakers)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "report.md").write_text(recordings_report(metrics))
+    return metrics

@@ -24,7 +24,12 @@ def results_table(metrics: dict) -> str:
         rows.append(f"| {name} | {r['kind']} | {r['dim']} | {_mean_sd(folds, 'uar')} ({len(r['emotion']['per_fold'])} folds) | "
                     f"{_mean_sd(folds, 'accuracy')} | {_mean_sd(folds, 'macro_f1')} | {_mean_sd(r['emotion'].get('unseen_sentence', {}), 'uar')} | "
                     f"{_number(research and research['uar'])} | {_number(leak['actor_id_accuracy'])} | {_number(leak['gender_accuracy'])} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + _egemaps_note(metrics)
+
+
+def _egemaps_note(metrics: dict) -> str:
+    """Why the eGeMAPS rows are missing from a table, if they are."""
+    return f"\n\neGeMAPS baselines not computed: {metrics['egemaps_missing']}" if metrics.get("egemaps_missing") else ""
 
 
 def _number(value) -> str:
@@ -44,7 +49,6 @@ def _fold_list(folds: str) -> str:
 def write_report(metrics: dict, path: Path) -> None:
     """A readable report of one evaluate.py run."""
     recon, conv = metrics["reconstruction"], metrics["conversion"]
-    egemaps_note = f"\neGeMAPS baselines not computed: {metrics['egemaps_missing']}\n" if metrics.get("egemaps_missing") else ""
     text = f"""# Evaluation of `{metrics['model']}` ({metrics['model_type']})
 
 Probe: standardised logistic regression, 8 emotions (chance 0.125). Folds: the 6 speaker-independent
@@ -57,7 +61,7 @@ shares neither speaker nor words with the training data. Actor-ID: fit on repeti
 **Protocol:** {protocol_text(metrics)}
 
 {results_table(metrics)}
-{egemaps_note}
+
 ## Reconstruction (held-out actors 21-24, {recon['utterances']} utterances)
 
 - mean squared error: {recon['mse_db2']:.2f} dB²
@@ -102,7 +106,7 @@ def recordings_table(metrics: dict) -> str:
         spread = _mean_sd(norm, "uar_per_speaker") if norm else "n/a"
         rows.append(f"| {name} | {r['kind']} | {r['dim']} | {_number(raw.get('uar'))} | {_number(norm.get('uar'))} | "
                     f"{_number(norm.get('accuracy'))} | {spread} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + _egemaps_note(metrics)
 
 
 def recordings_report(metrics: dict) -> str:
@@ -110,11 +114,10 @@ def recordings_report(metrics: dict) -> str:
     labels = ("Emotion probe: standardised logistic regression fitted on all speakers but one and tested on that one, "
               "for each speaker in turn (UAR over all predictions; chance 1 / number of emotions)."
               if metrics["labelled"] else "The metadata gives no emotions: nothing is probed, the embeddings are in embeddings.npz.")
-    missing = f"\n\neGeMAPS baselines not computed: {metrics['egemaps_missing']}" if metrics.get("egemaps_missing") else ""
     return f"""# Recordings of `{metrics['metadata']}` with `{metrics['model']}`
 
 {metrics['recordings']} recordings of {metrics['speakers']} speakers. Each representation is standardised per speaker
 (the mean and std of the same speaker's other recordings; no labels). {labels}
 
-{recordings_table(metrics)}{missing}
+{recordings_table(metrics)}
 """

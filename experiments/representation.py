@@ -1,6 +1,7 @@
 """How good is a representation: speaker-independent emotion probes and speaker leakage."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -9,10 +10,29 @@ from sklearn.metrics import confusion_matrix
 
 from ravdess_dataset import egemaps
 from ravdess_dataset.naming import EMOTIONS
-from ravdess_dataset.splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors
+from ravdess_dataset.speaker_statistics import speaker_moments
+from ravdess_dataset.splits import FOLDS, NUM_FOLDS, SPLIT_ACTORS, fold_actors
 
 from .data import Utterances
 from .probes import fit_probe, prediction_scores, probe_scores
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How representations are probed: the probes' ``seed``, the fold set (``folds``: contiguous or emobox), and
+    whether each representation is first standardised per speaker (``speaker_norm``, `speaker_normalise`)."""
+
+    seed: int = 0
+    folds: str = "contiguous"
+    speaker_norm: bool = False
+
+    def __post_init__(self) -> None:
+        if self.folds not in FOLDS:
+            raise ValueError(f"folds must be one of {sorted(FOLDS)}, got {self.folds!r}")
+
+    def view(self, x: np.ndarray, actors: np.ndarray) -> np.ndarray:
+        """What the probes see of a representation (n, d): itself, or standardised per speaker."""
+        return speaker_normalise(x, actors) if self.speaker_norm else x
 
 
 def fold_masks(actors: np.ndarray, fold: int, folds: str = "contiguous") -> tuple[np.ndarray, np.ndarray]:
@@ -92,23 +112,6 @@ def assess(x: np.ndarray, utterances: Utterances, seed: int = 0, folds: str = "c
             "leakage": speaker_leakage(x, utterances, seed, folds)}
 
 
-def speaker_moments(x: np.ndarray, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row, the mean and std of the same speaker's *other* rows (leave-one-out), (n, d) each;
-    mean 0 and std 1 for speakers with fewer than 3 rows."""
-    x = np.asarray(x, dtype=np.float64)
-    mean, std = np.zeros_like(x), np.ones_like(x)
-    for speaker in np.unique(speakers):
-        rows = speakers == speaker
-        n = int(rows.sum())
-        if n < 3:
-            continue
-        own = x[rows]
-        mean[rows] = (own.sum(0) - own) / (n - 1)
-        var = ((own**2).sum(0) - own**2) / (n - 1) - mean[rows] ** 2
-        std[rows] = np.sqrt(np.maximum(var, 0.0) + 1e-8)
-    return mean, std
-
-
 def speaker_normalise(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
     """Standardise each row by the mean and std of the same speaker's *other* rows (`speaker_moments`).
 
@@ -136,6 +139,10 @@ def baselines(utterances: Utterances, dataset_dir: Path) -> tuple[dict[str, np.n
             functionals = egemaps.dataset_egemaps(dataset_dir, utterances.file)
         except ValueError as err:
             return found, str(err)
-        found["egemaps"] = functionals
-        found["egemaps_resemblyzer"] = np.hstack([functionals, utterances.embedding])
+        found.update(egemaps_baselines(functionals, utterances.embedding))
     return found, reason
+
+
+def egemaps_baselines(functionals: np.ndarray, resemblyzer: np.ndarray) -> dict[str, np.ndarray]:
+    """The two eGeMAPS baselines: the 88 functionals alone, and beside the Resemblyzer embedding (344-d)."""
+    return {"egemaps": functionals, "egemaps_resemblyzer": np.hstack([functionals, resemblyzer])}

@@ -13,6 +13,7 @@ from .configuration_fhvae import FHVAEConfig
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .configuration_speech_vae import SpeechVAEConfig
 from .distributions import DiagonalGaussian
+from .modeling_common import DecoderOutput, EncoderOutput
 from .modeling_fhvae import FHVAEModel, FHVAEOutput
 from .modeling_semisupervised_vae import SemiSupervisedVAEModel, SemiSupervisedVAEOutput
 from .modeling_speech_vae import SpeechVAEModel, SpeechVAEOutput
@@ -32,7 +33,7 @@ for _config_class, _model_class in FAMILIES.values():
 RavdessFeatureExtractor.register_for_auto_class()
 
 __all__ = [
-    "FAMILIES", "DiagonalGaussian", "RavdessFeatureExtractor",
+    "FAMILIES", "DiagonalGaussian", "EncoderOutput", "DecoderOutput", "RavdessFeatureExtractor",
     "SpeechVAEConfig", "SpeechVAEModel", "SpeechVAEOutput",
     "FHVAEConfig", "FHVAEModel", "FHVAEOutput",
     "SemiSupervisedVAEConfig", "SemiSupervisedVAEModel", "SemiSupervisedVAEOutput",

@@ -1,57 +1,75 @@
-"""Configuration fields every family shares: input shape, preprocessing, KL objective, speaker conditioning."""
-from __future__ import annotations
+"""Configuration fields every family shares: input shape, preprocessing, KL objective, speaker conditioning.
 
-from typing import Optional
+Each field's meaning is its ``help`` (dataclass field metadata): the one place it is written. ``train.py`` builds its
+command-line options from these fields, so ``python train.py --help`` prints the same text. This module and the
+families' configuration modules import neither torch nor the models.
+"""
+from dataclasses import field
+from typing import Optional, Sequence
 
 from transformers import PretrainedConfig
 
 OBJECTIVES = ("beta", "capacity")
 SPEAKER_CONDITIONING = ("none", "decoder", "both")
 INPUT_NORMALIZATIONS = ("dataset", "speaker")
+POOLINGS = ("mean", "mean_std")
+
+
+def option(default, help: str, set_by_train: bool = False):
+    """A configuration field with its help text (what ``train.py --help`` prints for it); ``set_by_train``: a field
+    that train.py fills from the dataset, not a command-line option."""
+    metadata = {"help": help, "set_by_train": set_by_train}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_invertible(n_mels: int, frames: int, channels: Sequence[int]) -> None:
+    """Raise if ``len(channels)`` stride-2 layers cannot be inverted exactly for this input size."""
+    factor = 2 ** len(channels)
+    for name, size in (("n_mels", n_mels), ("segment_frames", frames)):
+        if size % factor:
+            raise ValueError(
+                f"{name}={size} cannot be inverted by {len(channels)} stride-2 convolutions "
+                f"(conv_channels={list(channels)}): it must be a multiple of {factor}"
+            )
 
 
 class SpeechVAEBaseConfig(PretrainedConfig):
-    """Fields shared by `SpeechVAEConfig`, `FHVAEConfig` and `SemiSupervisedVAEConfig`.
+    """Fields shared by `SpeechVAEConfig`, `FHVAEConfig` and `SemiSupervisedVAEConfig` (see each field's help).
 
-    Args:
-        n_mels: mel bands of the input log-mel.
-        segment_frames: frames per segment the model sees.
-        segment_hop: frames between segment starts when an utterance is cut up (`embed_utterance`).
-        pad_value: input value of padding in short segments: the dataset's silence floor in dB, or with
-            ``input_normalization="speaker"`` the lowest standardised training value.
-        input_normalization: what the model's log-mel inputs are. "dataset": dB as in the dataset.
-            "speaker": each utterance standardised per mel band with its speaker's other utterances
-            (`modeling.utterance.SpeakerStatistics`); the caller standardises, the model's outputs
-            are in the same units (`SpeakerStatistics.restore` gives dB back).
-        feature_params: the audio and mel parameters the inputs were computed with (the dataset's
-            ``prepare_info.json``), so that a loaded model can reproduce its preprocessing.
-        speaker_conditioning: "none"; "decoder": the decoder also receives the utterance's
-            Resemblyzer embedding, so the latent need not carry the speaker; "both": the encoder too.
-        speaker_dim: size of that embedding.
-        objective: "beta" (beta * KL, Higgins et al. 2017) or "capacity" (gamma * |KL - C|,
-            Burgess et al. 2018).
-        beta: KL weight of the "beta" objective.
-        gamma, capacity_max, capacity_steps: the "capacity" objective; C (nats) rises linearly
-            from 0 to ``capacity_max`` over ``capacity_steps`` training steps.
-        kl_warmup_steps: steps over which the KL weight rises linearly from 0 (0: no warm-up).
-        free_bits: nats per latent dimension below which the KL is not penalised (0: off).
+    Class attributes (not options): ``uses_labels``, whether the family's training reads emotion labels;
+    ``cuts_own_segments``, whether it trains on segments of its own ``segment_frames`` cut from whole utterances
+    rather than on the dataset's ``segments`` config.
     """
 
-    n_mels: int = 80
-    segment_frames: int = 128
-    segment_hop: int = 64
-    pad_value: float = -100.0
-    input_normalization: str = "dataset"
-    feature_params: Optional[dict] = None
-    speaker_conditioning: str = "none"
-    speaker_dim: int = 256
-    objective: str = "beta"
-    beta: float = 1.0
-    gamma: float = 100.0
-    capacity_max: float = 25.0
-    capacity_steps: int = 10000
-    kl_warmup_steps: int = 0
-    free_bits: float = 0.0
+    uses_labels = False
+    cuts_own_segments = False
+
+    n_mels: int = option(80, "mel bands of the input log-mel (default in train.py: the dataset's; it must match it)")
+    segment_frames: int = option(128, "frames per segment the model sees (train.py: the dataset's, except for fhvae)")
+    segment_hop: int = option(64, "frames between segment starts when an utterance is cut up (embed_utterance; fhvae: "
+                                  "also its training segments)")
+    pad_value: float = option(-100.0, "input value of padding in short segments: the dataset's silence floor in dB, or with "
+                                      "input_normalization=speaker the lowest standardised training value",
+                                      set_by_train=True)
+    input_normalization: str = option("dataset", "what the log-mel inputs are: dataset (dB as in the dataset) or speaker (each "
+                                                 "utterance standardised per mel band with its speaker's other utterances, by "
+                                                 "the caller; outputs are in the same units)")
+    feature_params: Optional[dict] = option(None, "the audio and mel parameters of the inputs (the dataset's prepare_info.json), "
+                                                  "so that a loaded model can reproduce its preprocessing", set_by_train=True)
+    speaker_conditioning: str = option("none", "none; decoder: the decoder also receives the utterance's Resemblyzer embedding, "
+                                               "so the latent need not carry the speaker; both: the encoder too")
+    speaker_dim: int = option(256, "size of the speaker embedding")
+    objective: str = option("beta", "beta (beta * KL, Higgins et al. 2017) or capacity (gamma * |KL - C|, Burgess et al. 2018)")
+    beta: float = option(1.0, "KL weight of the beta objective")
+    gamma: float = option(100.0, "weight of |KL - C| in the capacity objective")
+    capacity_max: float = option(25.0, "final capacity C (nats) of the capacity objective")
+    capacity_steps: int = option(10000, "training steps over which C rises linearly from 0 to capacity_max")
+    kl_warmup_steps: int = option(0, "steps over which the KL weight rises linearly from 0 (0: no warm-up)")
+    free_bits: float = option(0.0, "nats per latent dimension below which the KL is not penalised (0: off)")
+    pooling: str = option("mean", "how embed_utterance pools the vectors of an utterance's segments: mean (weighted by their "
+                                  "real frames), or mean_std (followed by their standard deviation, twice the size)")
 
     def __post_init__(self, **kwargs) -> None:
         if self.objective not in OBJECTIVES:
@@ -60,12 +78,24 @@ class SpeechVAEBaseConfig(PretrainedConfig):
             raise ValueError(f"input_normalization must be one of {INPUT_NORMALIZATIONS}, got {self.input_normalization!r}")
         if self.speaker_conditioning not in SPEAKER_CONDITIONING:
             raise ValueError(f"speaker_conditioning must be one of {SPEAKER_CONDITIONING}, got {self.speaker_conditioning!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         for name in ("n_mels", "segment_frames", "segment_hop", "speaker_dim"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.beta < 0 or self.gamma < 0 or self.free_bits < 0:
             raise ValueError("beta, gamma and free_bits must not be negative")
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def dataset_fields(cls, dataset_params: dict, pad_value: float, num_sequences: int) -> dict:
+        """What a prepared dataset dictates (``dataset_params``: its ``prepare_info.json`` feature parameters): the
+        input size, the feature parameters, the padding value and, for a family that trains on the dataset's
+        segments, their length and hop. ``num_sequences``: training utterances (used by families that need it)."""
+        fields = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params, "pad_value": pad_value}
+        if not cls.cuts_own_segments:
+            fields.update(segment_frames=dataset_params["segment"]["frames"], segment_hop=dataset_params["segment"]["hop"])
+        return fields
 
     @property
     def decoder_speaker_dim(self) -> int:

@@ -1,41 +1,27 @@
 """Configuration of `SemiSupervisedVAEModel`: Kingma et al. (2014) M2 over log-mel segments."""
-from __future__ import annotations
-
-from .configuration_common import SpeechVAEBaseConfig
-from .layers import check_invertible
+from .configuration_common import SpeechVAEBaseConfig, check_invertible, option
 
 
 class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
-    """`SemiSupervisedVAEModel` options, on top of those of `SpeechVAEBaseConfig`.
-
-    Args:
-        latent_dim: size of the latent z (the style left once the emotion y is known).
-        conv_channels: channels of the stride-2 convolutions (as in `SpeechVAEConfig`).
-        num_labels: emotion classes of y.
-        classifier_weight: weight of the labelled cross-entropy -log q(y|x) (Kingma et al.'s alpha).
-        mask_time_count, mask_time_length: SpecAugment on the classifier's training inputs: this many spans
-            of up to ``mask_time_length`` frames each set to the mean (0: off). Training only, as dropout.
-        mask_feature_count, mask_feature_length: the same over mel bands.
-        perturb_speed: before the masks, each training segment of the classifier is stretched in time by a
-            random factor within 1 +- ``perturb_speed`` (0: off) ...
-        perturb_mel_shift: ... and moved along the mel axis by up to this many bands, a pitch shift (0: off).
-        labeled_fraction: fraction of training utterances whose label is used; a record of how the
-            model was trained (train.py draws those utterances with its seed).
-        id2label: class names.
-    """
+    """`SemiSupervisedVAEModel` options, on top of those of `SpeechVAEBaseConfig` (see each field's help);
+    ``num_labels`` (default 8) and ``id2label`` are the emotion classes of y."""
 
     model_type = "semisupervised_vae"
+    uses_labels = True
 
-    latent_dim: int = 32
-    conv_channels: list[int] = (32, 64, 128, 128)
-    classifier_weight: float = 50.0
-    mask_time_count: int = 0
-    mask_time_length: int = 0
-    mask_feature_count: int = 0
-    mask_feature_length: int = 0
-    perturb_speed: float = 0.0
-    perturb_mel_shift: float = 0.0
-    labeled_fraction: float = 1.0
+    latent_dim: int = option(32, "size of the latent z (the style left once the emotion y is known)")
+    conv_channels: list[int] = option([32, 64, 128, 128], "channels of the stride-2 convolutions (as in speech_vae)")
+    classifier_weight: float = option(50.0, "weight of the labelled cross-entropy -log q(y|x) (Kingma et al.'s alpha)")
+    mask_time_count: int = option(0, "SpecAugment on the classifier's training inputs: this many time spans set to the "
+                                     "mean (0: off; training only, as dropout)")
+    mask_time_length: int = option(0, "widest SpecAugment time span, frames")
+    mask_feature_count: int = option(0, "SpecAugment spans over mel bands (0: off)")
+    mask_feature_length: int = option(0, "widest SpecAugment band span, bands")
+    perturb_speed: float = option(0.0, "before the masks, each training segment of the classifier is stretched in time by a "
+                                       "random factor within 1 +- this (0: off)")
+    perturb_mel_shift: float = option(0.0, "... and moved along the mel axis by up to this many bands, a pitch shift (0: off)")
+    labeled_fraction: float = option(1.0, "share of training utterances whose emotion label is used (train.py draws them "
+                                          "with its seed; the config keeps it as a record)")
 
     def __post_init__(self, **kwargs) -> None:
         self.conv_channels = list(self.conv_channels)

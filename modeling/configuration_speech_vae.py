@@ -1,22 +1,9 @@
 """Configuration of `SpeechVAEModel`: a convolutional VAE over fixed-length log-mel segments."""
-from __future__ import annotations
-
-from .configuration_common import SpeechVAEBaseConfig
-from .layers import check_invertible
-
-POOLINGS = ("mean", "mean_std")
+from .configuration_common import SpeechVAEBaseConfig, check_invertible, option
 
 
 class SpeechVAEConfig(SpeechVAEBaseConfig):
-    """`SpeechVAEModel` options, on top of those of `SpeechVAEBaseConfig`.
-
-    Args:
-        latent_dim: size of the latent z.
-        conv_channels: channels of the stride-2 convolutions; ``n_mels`` and ``segment_frames``
-            must be multiples of 2 ** len(conv_channels).
-        pooling: how `embed_utterance` turns the posterior means of an utterance's segments (one every
-            ``segment_hop`` frames) into one vector: "mean", or "mean_std" (their mean and standard
-            deviation, 2 * latent_dim).
+    """`SpeechVAEModel` options, on top of those of `SpeechVAEBaseConfig` (see each field's help).
 
     Example::
 
@@ -26,15 +13,13 @@ class SpeechVAEConfig(SpeechVAEBaseConfig):
 
     model_type = "speech_vae"
 
-    latent_dim: int = 32
-    conv_channels: list[int] = (32, 64, 128, 128)
-    pooling: str = "mean"
+    latent_dim: int = option(32, "size of the latent z")
+    conv_channels: list[int] = option([32, 64, 128, 128], "channels of the stride-2 convolutions; n_mels and segment_frames "
+                                                          "must be multiples of 2 ** len(conv_channels)")
 
     def __post_init__(self, **kwargs) -> None:
         self.conv_channels = list(self.conv_channels)
         if self.latent_dim <= 0 or not self.conv_channels:
             raise ValueError("latent_dim must be positive and conv_channels non-empty")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         check_invertible(self.n_mels, self.segment_frames, self.conv_channels)
         super().__post_init__(**kwargs)

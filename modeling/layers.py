@@ -6,6 +6,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from .configuration_common import check_invertible
+
 
 class FeatureNorm(nn.Module):
     """Per-mel-band standardisation with statistics saved in the model's weights.
@@ -30,17 +32,6 @@ class FeatureNorm(nn.Module):
 
     def inverse(self, normalized: torch.Tensor) -> torch.Tensor:
         return normalized * self.std + self.mean
-
-
-def check_invertible(n_mels: int, frames: int, channels: Sequence[int]) -> None:
-    """Raise if ``len(channels)`` stride-2 layers cannot be inverted exactly for this input size."""
-    factor = 2 ** len(channels)
-    for name, size in (("n_mels", n_mels), ("segment_frames", frames)):
-        if size % factor:
-            raise ValueError(
-                f"{name}={size} cannot be inverted by {len(channels)} stride-2 convolutions "
-                f"(conv_channels={list(channels)}): it must be a multiple of {factor}"
-            )
 
 
 class ConvEncoder(nn.Module):

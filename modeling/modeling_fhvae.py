@@ -15,14 +15,14 @@ from typing import Optional
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_fhvae import FHVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import FeatureNorm, speaker_input
-from .objectives import kl_penalty
-from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
+from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
+from .objectives import kl_penalty, masked_gaussian_nll
+from .utterance import expand_speaker, frame_mask, pool_segments
 
 
 @dataclass
@@ -69,10 +69,23 @@ class GaussianLSTMEncoder(nn.Module):
         return DiagonalGaussian(mean, logvar)
 
 
-class FHVAEPreTrainedModel(PreTrainedModel):
+class FHVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
     config_class = FHVAEConfig
     base_model_prefix = "fhvae"
-    main_input_name = "log_mel"
+    representations = ("s_vector", "z1")
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """As every family, then the learned prior means mu2 at zero, the mean of their prior."""
+        super()._init_weights(module)
+        if module is getattr(self, "mu2", None):
+            nn.init.zeros_(module.weight)
+
+    @classmethod
+    def forward_inputs(cls, batch: dict[str, torch.Tensor], with_targets: bool) -> dict[str, torch.Tensor]:
+        """Training rows carry ``sequence_index``, the utterance each segment was cut from (for its mu2)."""
+        inputs = super().forward_inputs(batch, with_targets)
+        return {**inputs, "sequence_index": batch["sequence_index"]} if with_targets else inputs
 
 
 class FHVAEModel(FHVAEPreTrainedModel):
@@ -89,11 +102,6 @@ class FHVAEModel(FHVAEPreTrainedModel):
         self.mu2 = nn.Embedding(c.num_sequences, c.z2_dim)
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if module is getattr(self, "mu2", None):
-            nn.init.zeros_(module.weight)
-
     @staticmethod
     def _with(x: torch.Tensor, extra: Optional[torch.Tensor]) -> torch.Tensor:
         """Append a per-segment vector to every frame of (batch, frames, features)."""
@@ -109,13 +117,20 @@ class FHVAEModel(FHVAEPreTrainedModel):
         z2 = q_z2.sample(generator) if self.training else q_z2.mean
         return self.z1_encoder(self._with(x, z2)), q_z2
 
-    def encode(self, log_mel: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> DiagonalGaussian:
-        """The joint posterior over [z1, z2], (batch, z1_dim + z2_dim)."""
-        return DiagonalGaussian.cat(self.encode_factors(log_mel, speaker_embedding))
+    def encode(self, log_mel: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """The joint posterior over [z1, z2], (batch, z1_dim + z2_dim) (`encode_factors` gives the two apart);
+        ``labels`` are not modelled."""
+        return EncoderOutput(latent_dist=DiagonalGaussian.cat(self.encode_factors(log_mel, speaker_embedding)))
 
-    def decode(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """[z1, z2] (batch, z1_dim + z2_dim) -> (batch, segment_frames, n_mels) log-mel in dB."""
-        return self.norm.inverse(self._decode_normalized(z, speaker_embedding, self.config.segment_frames))
+    def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> DecoderOutput:
+        """[z1, z2] (batch, z1_dim + z2_dim) -> ``sample`` (batch, segment_frames, n_mels); ``labels`` are not modelled."""
+        return DecoderOutput(sample=self.norm.inverse(self._decode_normalized(z, speaker_embedding, self.config.segment_frames)))
+
+    def _latent_shift(self, shift: torch.Tensor) -> torch.Tensor:
+        """Conversion moves the sequence-level z2 (an s-vector shift) and keeps each segment's z1."""
+        return torch.cat([torch.zeros(self.config.z1_dim, dtype=shift.dtype, device=shift.device), shift])
 
     def _decode_normalized(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor], frames: int) -> torch.Tensor:
         z = self._with(z[:, None, :].expand(-1, frames, -1), speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0))
@@ -124,6 +139,7 @@ class FHVAEModel(FHVAEPreTrainedModel):
     def forward(
         self,
         log_mel: torch.Tensor,
+        *,
         sequence_index: Optional[torch.Tensor] = None,
         speaker_embedding: Optional[torch.Tensor] = None,
         lengths: Optional[torch.Tensor] = None,
@@ -141,9 +157,8 @@ class FHVAEModel(FHVAEPreTrainedModel):
         z1 = q_z1.sample(generator) if sample else q_z1.mean
         z2 = q_z2.sample(generator) if sample else q_z2.mean
         recon = self._decode_normalized(torch.cat([z1, z2], -1), speaker_embedding, log_mel.shape[1])
-        mask = frame_mask(lengths, log_mel.shape[1], log_mel)
-        squared = (recon - self.norm(log_mel)) ** 2 * mask
-        reconstruction_loss = 0.5 * squared.sum((1, 2)).mean()
+        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel))
+        reconstruction_loss = nll.mean()
 
         z2_logvar = 2 * math.log(c.z2_prior_std)
         if sequence_index is not None:
@@ -165,33 +180,40 @@ class FHVAEModel(FHVAEPreTrainedModel):
             kl=kl_per_dim.sum(-1).mean(),
             kl_penalty=penalty,
             discriminative_loss=discriminative,
-            mse=squared.sum() / (mask.sum() * log_mel.shape[2]),
+            mse=mse,
             reconstruction=self.norm.inverse(recon),
-            example_reconstruction_loss=0.5 * squared.sum((1, 2)),
+            example_reconstruction_loss=nll,
             example_kl=kl_per_dim.sum(-1),
             z1_mean=q_z1.mean,
             z2_mean=q_z2.mean,
         )
 
     @torch.no_grad()
-    def infer_s_vector(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """mu2 of an unseen utterance (T, n_mels): the posterior mean of mu2 given its N segments' z2
-        means, sum(z2) / (N + s2^2 / sm^2)."""
-        segments, _, speaker = utterance_segments(self, log_mel, speaker_embedding)
+    def infer_s_vector(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None) -> torch.Tensor:
+        """mu2 of an unseen (T, n_mels) utterance: the posterior mean of mu2 given its N segments' z2 means,
+        sum(z2) / (N + s2^2 / sm^2)."""
+        segments, _, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
         z2 = self.encode_factors(segments, speaker)[1].mean
         ratio = self.config.z2_prior_std**2 / self.config.mu2_prior_std**2
         return z2.sum(0) / (len(z2) + ratio)
 
     @torch.no_grad()
-    def embed_utterance(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None, factor: str = "s_vector") -> torch.Tensor:
-        """One vector per utterance (T, n_mels): ``factor="s_vector"`` (default) the inferred mu2;
-        ``"z1"`` the z1 means of its segments averaged with weights equal to their real frames."""
-        if factor == "s_vector":
-            return self.infer_s_vector(log_mel, speaker_embedding)
-        if factor != "z1":
-            raise ValueError(f"factor must be 's_vector' or 'z1', got {factor!r}")
-        segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
-        return pool_segments(self.encode_factors(segments, speaker)[0].mean, lengths)
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+                        pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
+        """One vector per (T, n_mels) utterance: ``representation="s_vector"`` (default) the inferred mu2 (`pooling`
+        does not apply: it is a posterior mean, not a pooling); ``"z1"`` the z1 means of its segments pooled by
+        ``pooling``. ``segment_hop`` and ``pooling`` override the config's for this call only."""
+        pooling = self._pooling(pooling)
+        if self._representation(representation) == "s_vector":
+            return self.infer_s_vector(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
+        return pool_segments(self.encode_factors(segments, speaker)[0].mean, lengths, pooling)
+
+    @torch.no_grad()
+    def utterance_latent(self, log_mel, *, speaker_embedding=None, label: Optional[int] = None,
+                         segment_hop: Optional[int] = None) -> torch.Tensor:
+        """The s-vector, the sequence-level latent that conversion moves."""
+        return self.infer_s_vector(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
 
     @torch.no_grad()
     def generate(
@@ -202,4 +224,4 @@ class FHVAEModel(FHVAEPreTrainedModel):
         z1 = torch.randn(num_samples, c.z1_dim, generator=generator)
         z2 = torch.randn(num_samples, c.z2_dim, generator=generator) * math.sqrt(c.z2_prior_std**2 + c.mu2_prior_std**2)
         speaker = expand_speaker(speaker_embedding, num_samples, self.device)
-        return self.decode(torch.cat([z1, z2], -1).to(self.device), speaker)
+        return self.decode(torch.cat([z1, z2], -1).to(self.device), speaker_embedding=speaker).sample

@@ -14,14 +14,14 @@ from typing import Optional
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import ConvDecoder, ConvEncoder, FeatureNorm, mask_spans, speaker_input, warp
-from .objectives import kl_penalty
-from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
+from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
+from .objectives import kl_penalty, masked_gaussian_nll
+from .utterance import expand_speaker, frame_mask, pool_segments
 
 
 @dataclass
@@ -54,10 +54,9 @@ class SemiSupervisedVAEOutput(ModelOutput):
     latent_logvar: Optional[torch.Tensor] = None
 
 
-class SemiSupervisedVAEPreTrainedModel(PreTrainedModel):
+class SemiSupervisedVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
     config_class = SemiSupervisedVAEConfig
     base_model_prefix = "semisupervised_vae"
-    main_input_name = "log_mel"
 
 
 class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
@@ -97,17 +96,21 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         mean, logvar = self.to_latent(h).chunk(2, dim=-1)
         return DiagonalGaussian(mean, logvar)
 
-    def encode(
-        self, log_mel: torch.Tensor, labels: Optional[torch.Tensor] = None, speaker_embedding: Optional[torch.Tensor] = None
-    ) -> DiagonalGaussian:
-        """q(z | x, y) over (batch, latent_dim); without ``labels`` y is the classifier's prediction."""
+    def encode(self, log_mel: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """q(z | x, y) over (batch, latent_dim); without ``labels`` (batch,) y is the classifier's prediction. The
+        output's ``labels`` are the y used."""
         labels = self.classify(log_mel).argmax(-1) if labels is None else labels
         speaker = speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0)
-        return self._posterior(self.encoder(self.norm(log_mel)), self._one_hot(labels), speaker)
+        return EncoderOutput(latent_dist=self._posterior(self.encoder(self.norm(log_mel)), self._one_hot(labels), speaker),
+                             labels=labels)
 
-    def decode(self, z: torch.Tensor, labels: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """p(x | y, z): (batch, latent_dim) and (batch,) emotion ids -> (batch, frames, n_mels) dB."""
-        return self.norm.inverse(self._decode_normalized(z, self._one_hot(labels), speaker_embedding))
+    def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> DecoderOutput:
+        """p(x | y, z): (batch, latent_dim) and (batch,) emotion ids -> ``sample`` (batch, frames, n_mels)."""
+        if labels is None:
+            raise ValueError("semisupervised_vae decodes z with an emotion: pass labels (batch,), such as encode()'s output.labels")
+        return DecoderOutput(sample=self.norm.inverse(self._decode_normalized(z, self._one_hot(labels), speaker_embedding)))
 
     def _decode_normalized(self, z: torch.Tensor, y: torch.Tensor, speaker_embedding: Optional[torch.Tensor]) -> torch.Tensor:
         speaker = speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0)
@@ -116,6 +119,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
     def forward(
         self,
         log_mel: torch.Tensor,
+        *,
         labels: Optional[torch.Tensor] = None,
         speaker_embedding: Optional[torch.Tensor] = None,
         lengths: Optional[torch.Tensor] = None,
@@ -143,8 +147,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         posterior = self._posterior(self.encoder(x)[rows], y, pick(speaker_enc))
         z = posterior.sample(generator) if self.training else posterior.mode()
         recon = self._decode_normalized(z, y, pick(speaker_dec))
-        mask = frame_mask(lengths, x.shape[1], x)[rows]
-        nll = 0.5 * (((recon - x[rows]) ** 2) * mask).sum((1, 2))  # (pairs,)
+        nll, _ = masked_gaussian_nll(recon, x[rows], frame_mask(lengths, x.shape[1], x)[rows])  # (pairs,)
         example_nll = torch.zeros(batch, dtype=nll.dtype, device=x.device).index_add(0, rows, pair_weights * nll)
         expected_kl = torch.zeros(batch, c.latent_dim, dtype=nll.dtype, device=x.device).index_add(
             0, rows, pair_weights[:, None] * posterior.kl())  # (batch, latent_dim)
@@ -171,20 +174,28 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         )
 
     @torch.no_grad()
-    def classify_utterance(self, log_mel) -> torch.Tensor:
+    def classify_utterance(self, log_mel, *, segment_hop: Optional[int] = None) -> torch.Tensor:
         """q(y | utterance): class probabilities (num_labels,) averaged over its segments by real frames."""
-        segments, lengths, _ = utterance_segments(self, log_mel)
+        segments, lengths, _ = self.segment_utterance(log_mel, segment_hop=segment_hop)
         return pool_segments(self.classify(segments).softmax(-1), lengths)
 
     @torch.no_grad()
-    def embed_utterance(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One vector per utterance: [log of `classify_utterance` (num_labels), z means of its segments
-        (inferred with the predicted class), averaged by real frames (latent_dim)]."""
-        segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+                        pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
+        """One vector per (T, n_mels) utterance: [log of the segments' class probabilities averaged by real frames
+        (num_labels), the z means of its segments inferred with the predicted class, pooled (``pooling``)].
+        ``segment_hop`` and ``pooling`` override the config's for this call only."""
+        self._representation(representation)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
         logits = self.classify(segments)
         probs = pool_segments(logits.softmax(-1), lengths)
-        z = pool_segments(self.encode(segments, logits.argmax(-1), speaker).mean, lengths)
-        return torch.cat([probs.clamp(min=1e-6).log(), z])
+        z = self.encode(segments, speaker_embedding=speaker, labels=logits.argmax(-1)).latent_dist.mean
+        return torch.cat([probs.clamp(min=1e-6).log(), pool_segments(z, lengths, self._pooling(pooling))])
+
+    @classmethod
+    def forward_inputs(cls, batch: dict[str, torch.Tensor], with_targets: bool) -> dict[str, torch.Tensor]:
+        """Training rows carry ``label`` (-1 where the label is not used); evaluation uses every emotion."""
+        return {**super().forward_inputs(batch, with_targets), "labels": batch["label"] if with_targets else batch["emotion"]}
 
     @torch.no_grad()
     def generate(
@@ -194,4 +205,4 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         labels = torch.as_tensor(labels, device=self.device)
         z = torch.randn(len(labels), self.config.latent_dim, generator=generator).to(self.device)
         speaker = expand_speaker(speaker_embedding, len(labels), self.device)
-        return self.decode(z, labels, speaker)
+        return self.decode(z, speaker_embedding=speaker, labels=labels).sample

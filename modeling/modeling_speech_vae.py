@@ -10,14 +10,14 @@ from typing import Optional
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_speech_vae import SpeechVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import ConvDecoder, ConvEncoder, FeatureNorm, speaker_input
-from .objectives import kl_penalty
-from .utterance import expand_speaker, frame_mask, pool_segments, utterance_segments
+from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
+from .objectives import kl_penalty, masked_gaussian_nll
+from .utterance import expand_speaker, frame_mask, pool_segments
 
 
 @dataclass
@@ -48,10 +48,9 @@ class SpeechVAEOutput(ModelOutput):
     latent_logvar: Optional[torch.Tensor] = None
 
 
-class SpeechVAEPreTrainedModel(PreTrainedModel):
+class SpeechVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
     config_class = SpeechVAEConfig
     base_model_prefix = "speech_vae"
-    main_input_name = "log_mel"
 
 
 class SpeechVAEModel(SpeechVAEPreTrainedModel):
@@ -70,15 +69,17 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     def _with(h: torch.Tensor, speaker: Optional[torch.Tensor]) -> torch.Tensor:
         return h if speaker is None else torch.cat([h, speaker.to(h.dtype)], -1)
 
-    def encode(self, log_mel: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> DiagonalGaussian:
-        """q(z | x): (batch, frames, n_mels) dB -> a `DiagonalGaussian` over (batch, latent_dim)."""
+    def encode(self, log_mel: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """q(z | x): (batch, frames, n_mels) -> ``latent_dist`` over (batch, latent_dim); ``labels`` are not modelled."""
         h = self._with(self.encoder(self.norm(log_mel)), speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0))
         mean, logvar = self.to_latent(h).chunk(2, dim=-1)
-        return DiagonalGaussian(mean, logvar)
+        return EncoderOutput(latent_dist=DiagonalGaussian(mean, logvar))
 
-    def decode(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(batch, latent_dim) -> (batch, frames, n_mels) log-mel in dB."""
-        return self.norm.inverse(self._decode_normalized(z, speaker_embedding))
+    def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> DecoderOutput:
+        """(batch, latent_dim) -> ``sample`` (batch, frames, n_mels) log-mel; ``labels`` are not modelled."""
+        return DecoderOutput(sample=self.norm.inverse(self._decode_normalized(z, speaker_embedding)))
 
     def _decode_normalized(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor]) -> torch.Tensor:
         return self.decoder(self._with(z, speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0)))
@@ -86,6 +87,7 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     def forward(
         self,
         log_mel: torch.Tensor,
+        *,
         speaker_embedding: Optional[torch.Tensor] = None,
         lengths: Optional[torch.Tensor] = None,
         step: Optional[int] = None,
@@ -96,14 +98,12 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
 
         ``lengths`` (batch,) masks padded frames out of the loss; ``step`` drives KL warm-up and capacity.
         """
-        posterior = self.encode(log_mel, speaker_embedding)
+        posterior = self.encode(log_mel, speaker_embedding=speaker_embedding).latent_dist
         sample = self.training if sample_posterior is None else sample_posterior
         z = posterior.sample(generator) if sample else posterior.mode()
         recon = self._decode_normalized(z, speaker_embedding)
-        target = self.norm(log_mel)
-        mask = frame_mask(lengths, log_mel.shape[1], log_mel)
-        squared = (recon - target) ** 2 * mask
-        reconstruction_loss = 0.5 * squared.sum((1, 2)).mean()
+        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel))
+        reconstruction_loss = nll.mean()
         kl_per_dim = posterior.kl()
         penalty = kl_penalty(kl_per_dim, self.config, step)
         return SpeechVAEOutput(
@@ -111,24 +111,23 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
             reconstruction_loss=reconstruction_loss,
             kl=kl_per_dim.sum(-1).mean(),
             kl_penalty=penalty,
-            mse=squared.sum() / (mask.sum() * log_mel.shape[2]),
+            mse=mse,
             reconstruction=self.norm.inverse(recon),
-            example_reconstruction_loss=0.5 * squared.sum((1, 2)),
+            example_reconstruction_loss=nll,
             example_kl=kl_per_dim.sum(-1),
             latent_mean=posterior.mean,
             latent_logvar=posterior.logvar,
         )
 
     @torch.no_grad()
-    def embed_utterance(self, log_mel, speaker_embedding: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One vector per utterance: the posterior means of its segments (``segment_frames`` long,
-        every ``segment_hop`` frames), averaged with weights equal to their real frames (with
-        ``config.pooling == "mean_std"`` followed by their standard deviation).
-
-        ``log_mel``: (T, n_mels) dB. ``speaker_embedding``: (speaker_dim,) if the model is conditioned.
-        """
-        segments, lengths, speaker = utterance_segments(self, log_mel, speaker_embedding)
-        return pool_segments(self.encode(segments, speaker).mean, lengths, with_std=self.config.pooling == "mean_std")
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+                        pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
+        """One vector per (T, n_mels) utterance: the posterior means of its segments (``segment_frames`` long, every
+        ``segment_hop`` frames), pooled (``pooling``: mean by real frames, or mean_std). ``segment_hop`` and
+        ``pooling`` override the config's for this call only. ``speaker_embedding``: (speaker_dim,)."""
+        self._representation(representation)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
+        return pool_segments(self.encode(segments, speaker_embedding=speaker).latent_dist.mean, lengths, self._pooling(pooling))
 
     @torch.no_grad()
     def generate(
@@ -137,4 +136,4 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         """Decode z ~ N(0, I): (num_samples, frames, n_mels) log-mels in dB."""
         z = torch.randn(num_samples, self.config.latent_dim, generator=generator).to(self.device)
         speaker = expand_speaker(speaker_embedding, num_samples, self.device)
-        return self.decode(z, speaker)
+        return self.decode(z, speaker_embedding=speaker).sample

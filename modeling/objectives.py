@@ -24,3 +24,13 @@ def kl_penalty(kl_per_dim: torch.Tensor, config, step: Optional[int] = None) -> 
         return warm * config.beta * kl
     done = 1.0 if step is None or config.capacity_steps <= 0 else min(1.0, step / config.capacity_steps)
     return warm * config.gamma * (kl - config.capacity_max * done).abs()
+
+
+def masked_gaussian_nll(reconstruction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reconstruction term every family uses: a Gaussian likelihood with unit variance over the real frames.
+
+    ``reconstruction`` and ``target`` (batch, frames, n_mels) in normalised units, ``mask`` (batch, frames, 1) from
+    `modeling.utterance.frame_mask`. Returns the negative log-likelihood of each example (batch,), up to a constant,
+    and the mean squared error per real frame and band (a scalar)."""
+    squared = (reconstruction - target) ** 2 * mask
+    return 0.5 * squared.sum((1, 2)), squared.sum() / (mask.sum() * target.shape[2])

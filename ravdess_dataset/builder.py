@@ -10,11 +10,13 @@ import json
 from typing import Iterator, Optional
 
 import datasets
+# The one segmentation rule: a model cuts utterances with it to embed them, and carries it to the hub with its code.
+from modeling.utterance import segment_starts, segment_utterance
 
 from .audio import flac_bytes
 from .cache import FeatureCache
 from .embedding import EMBEDDING_DIM
-from .features import SegmentConfig, segments
+from .features import SegmentConfig
 from .naming import EMOTIONS, GENDERS, INTENSITIES, MODALITIES, NUM_ACTORS, STATEMENT_NAMES, VOCAL_CHANNELS, RavdessId
 from .splits import SPLIT_ACTORS, split_of
 
@@ -146,8 +148,9 @@ class Ravdess(datasets.GeneratorBasedBuilder):
                 elif c.name == "audio":
                     yield rid.stem, {**labels, "audio": {"bytes": flac_bytes(feats.wav, c.sample_rate), "path": f"{rid.stem}.flac"}}
                 else:
-                    segs, starts, lengths = segments(feats.log_mel, seg_config, c.floor_db)
-                    for i, (seg, start, length) in enumerate(zip(segs, starts, lengths)):
+                    starts = segment_starts(len(feats.log_mel), seg_config.frames, seg_config.hop)
+                    segs, lengths = segment_utterance(feats.log_mel, seg_config.frames, seg_config.hop, c.floor_db)
+                    for i, (seg, start, length) in enumerate(zip(segs.numpy(), starts, lengths.tolist())):
                         yield f"{rid.stem}/{i}", {
                             **labels, "utterance_id": rid.stem, "segment_index": i, "start_frame": start,
                             "length": length, "log_mel": seg, "embedding": feats.embedding,

@@ -24,6 +24,7 @@ from .audio import AudioConfig, read_audio
 from .embedding import BatchedVoiceEncoder
 from .features import MelConfig
 from .front_end import analyse_waveform
+from .speaker_statistics import leave_one_out
 
 Recording = Union[str, os.PathLike, np.ndarray]
 
@@ -44,7 +45,7 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         speaker_embedding: also return the Resemblyzer embedding (for speaker-conditioned models).
 
     A model trained with ``input_normalization="speaker"`` reads log-mels standardised with other recordings
-    of the same speaker; that step needs those recordings and is left to the caller (see the model card).
+    of the same speaker: `standardise_per_speaker` does it, given those recordings.
     """
 
     model_input_names = ["log_mel", "speaker_embedding"]
@@ -90,6 +91,15 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
             embeddings = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
             data["speaker_embedding"] = embeddings[0] if single else embeddings
         return BatchFeature(data, tensor_type=return_tensors)
+
+    @staticmethod
+    def standardise_per_speaker(log_mels: list[np.ndarray], speakers: list) -> list[np.ndarray]:
+        """Each (frames, n_mels) log-mel standardised per band with the mean and std of the frames of the *other*
+        log-mels of its speaker (``speakers``: one name per log-mel, each speaker at least twice), as models trained
+        with ``input_normalization="speaker"`` read them. A speaker with a single recording is a ValueError."""
+        if len(log_mels) != len(speakers):
+            raise ValueError(f"one speaker per log-mel: got {len(log_mels)} log-mels and {len(speakers)} speakers")
+        return [statistics.standardise(m) for statistics, m in zip(leave_one_out(log_mels, speakers), log_mels)]
 
     def _waveform(self, recording: Recording, sampling_rate: Optional[int]) -> tuple[np.ndarray, int, str]:
         """(mono float32 waveform, its rate, a name for error messages)."""

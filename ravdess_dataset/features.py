@@ -91,23 +91,3 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         if self.frames < 1 or self.hop < 1:
             raise ValueError(f"segment frames and hop must be positive, got {self.frames}, {self.hop}")
-
-
-def segment_starts(n_frames: int, config: SegmentConfig) -> list[int]:
-    """Start frames of the segments of an utterance; the last segment ends at the last frame."""
-    if n_frames <= config.frames:
-        return [0]
-    starts = list(range(0, n_frames - config.frames + 1, config.hop))
-    if starts[-1] + config.frames < n_frames:
-        starts.append(n_frames - config.frames)
-    return starts
-
-
-def segments(mel: np.ndarray, config: SegmentConfig, pad_value: float) -> tuple[np.ndarray, list[int], list[int]]:
-    """Cut (frames, n_mels) into (n_segments, config.frames, n_mels); also their starts and real lengths."""
-    n = mel.shape[0]
-    if n < config.frames:
-        pad = np.full((config.frames - n, mel.shape[1]), pad_value, dtype=mel.dtype)
-        return np.concatenate([mel, pad])[None], [0], [n]
-    starts = segment_starts(n, config)
-    return np.stack([mel[s : s + config.frames] for s in starts]), starts, [config.frames] * len(starts)

@@ -6,9 +6,14 @@ import pytest
 import soundfile as sf
 import torch
 
+import choose
 import evaluate
-from ravdess_dataset import egemaps
+from experiments import conversion as conversions
+from experiments.errors import CommandError
+from experiments.evaluation import HELD_OUT
+from experiments.loading import load_model
 from experiments.representation import fold_masks, speaker_normalise
+from ravdess_dataset import egemaps
 from ravdess_dataset.splits import fold_actors
 
 
@@ -59,12 +64,12 @@ def test_folds_never_share_an_actor():
 def test_exported_embeddings_round_trip(evaluated):
     dataset_dir, model_dir, out = evaluated
     saved = np.load(out / "emb.npz")
-    model = evaluate.load_model(str(model_dir))
+    model = load_model(str(model_dir))
     from experiments.data import Utterances
     from ravdess_dataset.splits import load_all
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     i = list(saved["files"]).index(utterances.file[3])
-    expected = model.embed_utterance(utterances.log_mel[3], utterances.embedding[3]).numpy()
+    expected = model.embed_utterance(utterances.log_mel[3], speaker_embedding=utterances.embedding[3]).numpy()
     np.testing.assert_allclose(saved["X"][i], expected, rtol=1e-5, atol=1e-6)
 
 
@@ -73,7 +78,7 @@ def test_conversion_audio_has_the_right_rate_and_length(evaluated):
     converted = sorted((out / "audio").glob("*_to_*.wav"))
     assert converted
     info = sf.info(converted[0])
-    model = evaluate.load_model(str(model_dir))
+    model = load_model(str(model_dir))
     mel = model.config.feature_params["mel"]
     assert info.samplerate == mel["sample_rate"]
     from experiments.data import Utterances
@@ -124,8 +129,7 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     assert dense["conversion"]["target_rate_model_probe"] == pytest.approx(
         np.mean([f["conversion"]["target_rate_model_probe"] for f in dense["folds"]]))
     assert json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"] == saved_hop  # not saved
-    from experiments import select_embedding
-    selection = select_embedding.main([str(tmp_path), "--dataset", str(config.output_dir)])
+    selection = choose.main(["embedding", str(tmp_path), "--dataset", str(config.output_dir)])
     assert set(selection["inner_uar"]) == {0, 5} and selection["choice"] in selection["mean_inner_uar"]
     assert (tmp_path / "embedding_selection.json").is_file()
 
@@ -159,7 +163,7 @@ def test_speaker_standardised_inputs_are_what_the_model_trains_and_embeds_on(spe
     from ravdess_dataset.splits import load_all
 
     dataset_dir, model_dir = speaker_input_model
-    model = evaluate.load_model(str(model_dir))
+    model = load_model(str(model_dir))
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     view = utterances.model_view(model.config.input_normalization)
     assert model.config.input_normalization == "speaker"
@@ -187,13 +191,13 @@ def test_speaker_input_model_embeds_a_folder_of_one_speaker(speaker_input_model,
     lone.mkdir()
     first = sorted((corpus / "Actor_01").glob("*.wav"))[0]
     (lone / first.name).write_bytes(first.read_bytes())
-    with pytest.raises(SystemExit, match=f"{first.name}.*no other"):
+    with pytest.raises(CommandError, match=f"{first.name}.*no other"):
         evaluate.main(["--model", str(model_dir), "--audio", str(lone)])
 
 
 def test_embedding_selection_reads_only_the_listed_actors():
     from experiments.data import Utterances
-    from experiments.select_embedding import inner_uar
+    from experiments.choice import inner_uar
 
     rng = np.random.default_rng(0)
     actors = np.repeat(np.arange(1, 25), 16)
@@ -212,7 +216,7 @@ def test_embedding_selection_reads_only_the_listed_actors():
 
 @pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])
 def test_conversion_keeps_the_utterance_and_adds_the_decoders_change(family):
-    from modeling.utterance import join_segments, utterance_segments
+    from modeling.utterance import join_segments
     from tests.test_modeling import make
 
     model = make(family, speaker_conditioning="decoder").eval()
@@ -220,20 +224,22 @@ def test_conversion_keeps_the_utterance_and_adds_the_decoders_change(family):
     log_mel = (torch.randn(3 * c.segment_frames + 5, c.n_mels, generator=g) * 8 - 40).numpy()
     speaker = torch.randn(c.speaker_dim, generator=g)
     dim = c.z2_dim if family == "fhvae" else c.latent_dim
-    same = evaluate.convert_emotion(model, log_mel, speaker, 0, 0, np.zeros(dim, dtype=np.float32))
-    np.testing.assert_allclose(same, log_mel, atol=1e-4)  # no move: the utterance itself, not its reconstruction
+    same = model.convert_emotion(log_mel, speaker_embedding=speaker, source=0, target=0, shift=np.zeros(dim, dtype=np.float32))
+    np.testing.assert_allclose(same.numpy(), log_mel, atol=1e-4)  # no move: the utterance itself, not its reconstruction
     shift = np.full(dim, 10.0, dtype=np.float32)
-    moved = evaluate.convert_emotion(model, log_mel, speaker, 0, 3, shift)
-    segments, _, spk = utterance_segments(model, log_mel, speaker)
-    if family == "semisupervised_vae":  # the change by hand: decode(z + shift, target) - decode(z, source)
-        z = model.encode(segments, torch.zeros(len(segments), dtype=torch.long), spk).mean
-        change = model.decode(z + 10, torch.full((len(segments),), 3), spk) - model.decode(z, torch.zeros(len(segments), dtype=torch.long), spk)
-        np.testing.assert_allclose(moved - log_mel, join_segments(change.detach(), len(log_mel), c.segment_hop).numpy(), atol=1e-4)
+    moved = model.convert_emotion(log_mel, speaker_embedding=speaker, source=0, target=3, shift=shift).numpy()
+    segments, _, spk = model.segment_utterance(log_mel, speaker)
+    with torch.no_grad():  # the change by hand: decode(z + shift, target) - decode(z, source), z1 kept for fhvae
+        source, target = torch.zeros(len(segments), dtype=torch.long), torch.full((len(segments),), 3)
+        z = model.encode(segments, speaker_embedding=spk, labels=source).latent_dist.mean
+        moved_z = z + torch.cat([torch.zeros(c.z1_dim), torch.full((dim,), 10.0)]) if family == "fhvae" else z + 10
+        change = (model.decode(moved_z, speaker_embedding=spk, labels=target).sample
+                  - model.decode(z, speaker_embedding=spk, labels=source).sample)
+    np.testing.assert_allclose(moved - log_mel, join_segments(change, len(log_mel), c.segment_hop).numpy(), atol=1e-4)
     assert np.abs(moved - log_mel).max() > 1e-3  # and the move changes it
 
 
 def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, tmp_path):
-    from argparse import Namespace
     from dataclasses import replace
 
     from experiments.data import Utterances
@@ -242,62 +248,57 @@ def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, t
     from ravdess_dataset.splits import load_all
 
     dataset_dir, model_dir = tiny_model
-    model = evaluate.load_model(str(model_dir))
+    model = load_model(str(model_dir))
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
-    args = Namespace(seed=0, num_audio=0)
-
-    def convert(u):
-        return evaluate.conversion(model, u, embed_utterances(model, u), log_mel_statistics(u.log_mel), tmp_path, args)
+    def convert(u, **embedding):
+        return conversions.conversion(model, u, embed_utterances(model, u, **embedding), log_mel_statistics(u.log_mel), tmp_path, **embedding)
 
     first = convert(utterances)
-    assert first["strength"] in evaluate.CONVERSION_STRENGTHS
-    assert set(first["strength_rates_on_training_actors"]) == {str(s) for s in evaluate.CONVERSION_STRENGTHS}
+    assert first["strength"] in conversions.CONVERSION_STRENGTHS
+    assert set(first["strength_rates_on_training_actors"]) == {str(s) for s in conversions.CONVERSION_STRENGTHS}
     assert first["conversions"] == 2 * 3  # the neutral utterances of actors 21 and 23, to the 3 other emotions present
     rng = np.random.default_rng(0)
-    held = np.isin(utterances.actor, evaluate.HELD_OUT)
+    held = np.isin(utterances.actor, HELD_OUT)
     scrambled = replace(utterances, log_mel=[rng.normal(-40, 20, m.shape).astype(np.float32) if h else m
                                              for m, h in zip(utterances.log_mel, held)])
     second = convert(scrambled)
     assert second["strength_rates_on_training_actors"] == first["strength_rates_on_training_actors"]
     assert second["strength"] == first["strength"]
-    model.config.pooling = "mean_std"  # a wider embedding: the shift still lives in the latent space
-    assert convert(utterances)["conversions"] == 6
+    assert convert(utterances, pooling="mean_std")["conversions"] == 6  # a wider embedding: the shift lives in the latent space
 
 
 def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prepared, tmp_path):
-    from experiments import select_recipe
+    from experiments.choice import SEGMENT_HOPS
 
     config, _ = prepared
     tiny = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--probe", "false", "--report_to", "none"]
     recipes = ["configs/semisupervised_vae_speaker_inputs.yaml", "configs/semisupervised_vae_specaugment.yaml"]
-    result = select_recipe.main([*recipes, "--dataset", str(config.output_dir), "--output", str(tmp_path), "--folds", "0", "5",
+    result = choose.main(["recipe", *recipes, "--dataset", str(config.output_dir), "--output", str(tmp_path), "--folds", "0", "5",
                                  "--speaker-norm", "--train-args", *tiny])
     # fold 0's validation actors (5, 10, 15, 20) are not in the synthetic corpus: skipped before any training
     assert list(result["validation_uar"]) == [5] and not (tmp_path / "fold_0").exists()
     assert set(result["mean_validation_uar"]) == {f"{r}, hop {h}" for r in ("semisupervised_vae_speaker_inputs", "semisupervised_vae_specaugment")
-                                                  for h in select_recipe.SEGMENT_HOPS}
+                                                  for h in SEGMENT_HOPS}
     assert result["choice"] in result["mean_validation_uar"] and (tmp_path / "recipe_selection.json").is_file()
     trained = json.loads((tmp_path / "fold_5" / "semisupervised_vae_specaugment" / "metrics.json").read_text())
     assert trained["eval_actors"] == [1, 6, 11, 16] and not set(trained["train_actors"]) & {1, 6, 11, 16, 21, 22, 23, 24}
-    with pytest.raises(SystemExit, match="distinct file names"):
-        select_recipe.main([recipes[0], recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path)])
+    with pytest.raises(CommandError, match="distinct file names"):
+        choose.main(["recipe", recipes[0], recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path)])
 
 
 def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
-    from experiments import per_fold_choice
-
     selection = {"validation_uar": {"0": {"a": 0.6, "b": 0.5}, "5": {"a": 0.4, "b": 0.7}}}
     (tmp_path / "sel.json").write_text(json.dumps(selection))
     for run, scores in (("a", (0.8, 0.1)), ("b", (0.2, 0.6))):
         (tmp_path / run).mkdir()
         (tmp_path / run / "cv_metrics.json").write_text(json.dumps({"folds": [{"fold": 0, "uar": scores[0]}, {"fold": 5, "uar": scores[1]}]}))
-    result = per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
+    result = choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"])
     assert [f["choice"] for f in result["folds"]] == ["a", "b"]
     assert result["uar"]["mean"] == pytest.approx((0.8 + 0.6) / 2)
     (tmp_path / "b" / "cv_metrics.json").rename(tmp_path / "b_hop16.json")  # a file instead of a folder
-    assert per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"]) == result
-    with pytest.raises(SystemExit, match="chose 'b'"):
-        per_fold_choice.main([str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
+    assert choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"]) == result
+    with pytest.raises(CommandError, match="chose 'b'"):
+        choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
 
 
 @pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])

@@ -8,6 +8,7 @@ from datasets import load_dataset
 from transformers import AutoFeatureExtractor
 
 import evaluate
+from experiments.loading import load_model
 import modeling  # noqa: F401  (registers the extractor with AutoFeatureExtractor)
 from ravdess_dataset.audio import AudioReadError, read_audio
 from ravdess_dataset.feature_extraction import RavdessFeatureExtractor
@@ -78,7 +79,7 @@ def test_evaluate_audio_embeds_through_the_extractor(tiny_model, corpus, tmp_pat
     _, model_dir = tiny_model
     evaluate.main(["--model", str(model_dir), "--audio", str(corpus / "Actor_02"), "--export-embeddings", str(tmp_path / "e.npz")])
     saved = np.load(tmp_path / "e.npz")
-    model = evaluate.load_model(str(model_dir))
+    model = load_model(str(model_dir))
     extractor = AutoFeatureExtractor.from_pretrained(model_dir)
     first = sorted((corpus / "Actor_02").glob("*.wav"))[0]
     np.testing.assert_allclose(saved["X"][list(saved["files"]).index(first.stem)],

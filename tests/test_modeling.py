@@ -55,11 +55,11 @@ def test_shapes_and_finite_losses(family, options):
     for name in ("loss", "reconstruction_loss", "kl", "kl_penalty"):
         assert torch.isfinite(out[name]) and out[name].dim() == 0, name
     out.loss.backward()
-    posterior = model.encode(x, speaker_embedding=kwargs["speaker_embedding"])
+    posterior = model.encode(x, speaker_embedding=kwargs["speaker_embedding"]).latent_dist
     assert posterior.mean.shape == posterior.std.shape == posterior.sample().shape and posterior.logvar is not None
     utterance = torch.randn(37, model.config.n_mels) - 40
     speaker = None if kwargs["speaker_embedding"] is None else kwargs["speaker_embedding"][0]
-    assert model.embed_utterance(utterance, speaker).dim() == 1
+    assert model.embed_utterance(utterance, speaker_embedding=speaker).dim() == 1
     generated = model.generate(torch.tensor([1, 2]), speaker) if family == "semisupervised_vae" else model.generate(2, speaker)
     assert generated.shape == (2, model.config.segment_frames, model.config.n_mels)
 
@@ -117,11 +117,80 @@ def test_remote_code_loads_without_the_project(tmp_path):
     assert result.returncode == 0 and "remote ok" in result.stdout, result.stderr[-2000:]
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_has_the_same_keyword_only_face(family):
+    model = make(family, speaker_conditioning="decoder").eval()
+    x, kwargs = batch(model)
+    speaker = kwargs["speaker_embedding"]
+    with torch.no_grad():
+        encoded = model.encode(x, speaker_embedding=speaker)
+        assert isinstance(encoded, modeling.EncoderOutput) and isinstance(encoded.latent_dist, modeling.DiagonalGaussian)
+        assert (encoded.labels is not None) == model.config.uses_labels  # the emotion inferred, where the family models one
+        decoded = model.decode(encoded.latent_dist.mean, speaker_embedding=speaker, labels=encoded.labels)
+        assert isinstance(decoded, modeling.DecoderOutput) and decoded.sample.shape == x.shape
+        labels = torch.zeros(len(x), dtype=torch.long)  # families that do not model the emotion take labels and ignore them
+        assert model.decode(encoded.latent_dist.mean, speaker_embedding=speaker, labels=labels).sample.shape == x.shape
+    for call in (lambda: model.encode(x, speaker), lambda: model.decode(encoded.latent_dist.mean, speaker),
+                 lambda: model.embed_utterance(x[0], speaker[0]), lambda: model(x, speaker)):
+        with pytest.raises(TypeError):  # everything after the input is keyword-only
+            call()
+
+    utterance = torch.randn(60, model.config.n_mels) * 8 - 40
+    saved = model.config.to_dict()
+    default = model.embed_utterance(utterance, speaker_embedding=speaker[0])
+    denser = model.embed_utterance(utterance, speaker_embedding=speaker[0], segment_hop=3)
+    assert denser.shape == default.shape and not torch.allclose(denser, default)  # more segments, another average
+    assert model.config.to_dict() == saved  # per-call overrides never touch the config
+    for name in model.representations:
+        assert model.embed_utterance(utterance, speaker_embedding=speaker[0], representation=name).dim() == 1
+    with pytest.raises(ValueError, match="embeds utterances as one of"):
+        model.embed_utterance(utterance, speaker_embedding=speaker[0], representation="bogus")
+    with pytest.raises(ValueError, match="pooling"):
+        model.embed_utterance(utterance, speaker_embedding=speaker[0], pooling="max")
+    with pytest.raises(ValueError, match="segment_hop"):
+        model.embed_utterance(utterance, speaker_embedding=speaker[0], segment_hop=0)
+    reconstruction = model.reconstruct_utterance(utterance, speaker_embedding=speaker[0])
+    assert reconstruction.shape == utterance.shape and torch.isfinite(reconstruction).all()
+    assert model.utterance_latent(utterance, speaker_embedding=speaker[0], label=2).dim() == 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_weights_start_from_the_documented_initialisation(family):
+    torch.manual_seed(0)
+    model = make(family)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and module.weight.numel() > 500:
+            assert abs(module.weight.std().item() - 0.02) < 0.004 and not module.bias.any()
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert (module.weight == 1).all() and not module.bias.any()
+    if family == "fhvae":
+        assert not model.mu2.weight.any()  # the learned prior means start at the mean of their prior
+        lstm = model.z2_encoder.lstm
+        bound = (6 / (lstm.weight_ih_l0.shape[0] + lstm.weight_ih_l0.shape[1])) ** 0.5  # Xavier-uniform
+        assert lstm.weight_ih_l0.abs().max() <= bound and not lstm.bias_ih_l0.any()
+
+
+def test_configurations_import_without_torch():
+    script = textwrap.dedent(f"""
+        import importlib, sys, types
+        sys.modules["torch"] = None  # any import of torch fails
+        package = types.ModuleType("configs")
+        package.__path__ = [{str(os.path.dirname(modeling.__file__))!r}]
+        sys.modules["configs"] = package
+        for name in ("configuration_speech_vae", "configuration_fhvae", "configuration_semisupervised_vae"):
+            config = getattr(importlib.import_module("configs." + name), [n for n in dir(importlib.import_module("configs." + name)) if n.endswith("VAEConfig") and n != "SpeechVAEBaseConfig"][0])()
+            assert config.segment_hop > 0
+        print("configs ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and "configs ok" in result.stdout, result.stderr[-2000:]
+
+
 def test_speaker_conditioned_decoder_depends_on_the_speaker():
     model = make("speech_vae", speaker_conditioning="decoder").eval()
     z = torch.randn(2, model.config.latent_dim)
     a, b = torch.randn(2, model.config.speaker_dim), torch.randn(2, model.config.speaker_dim)
-    assert (model.decode(z, a) - model.decode(z, b)).abs().mean() > 1e-3
+    assert (model.decode(z, speaker_embedding=a).sample - model.decode(z, speaker_embedding=b).sample).abs().mean() > 1e-3
     with pytest.raises(ValueError, match="speaker_embedding"):
         model.decode(z)
 
@@ -167,7 +236,7 @@ def test_auto_classes_know_every_family():
 
 
 def test_speaker_statistics_leave_the_utterance_out():
-    from modeling.utterance import SpeakerStatistics
+    from ravdess_dataset.speaker_statistics import SpeakerStatistics
 
     rng = np.random.default_rng(0)
     utterances = [rng.normal(-40, 5, size=(n, 3)) + np.array([0.0, 10.0, -20.0]) for n in (30, 45, 50)]
@@ -188,13 +257,12 @@ def test_mean_std_pooling_adds_the_spread_of_the_segments():
     model = make("speech_vae").eval()
     log_mel = torch.randn(60, 16) * 8 - 40  # segments at 0, 8, ..., 40 and 44
     mean_only = model.embed_utterance(log_mel)
-    model.config.pooling = "mean_std"
-    both = model.embed_utterance(log_mel)
-    assert both.shape == (8,)
+    both = model.embed_utterance(log_mel, pooling="mean_std")
+    assert both.shape == (8,) and model.config.pooling == "mean"  # a per-call choice: the config is untouched
     torch.testing.assert_close(both[:4], mean_only)
     from modeling.utterance import segment_utterance
     segments, _ = segment_utterance(log_mel, 16, 8, model.config.pad_value)
-    means = model.encode(segments).mean.detach()
+    means = model.encode(segments).latent_dist.mean.detach()
     torch.testing.assert_close(both[4:], means.std(0, unbiased=False), rtol=1e-4, atol=1e-5)  # full segments: equal weights
 
 
@@ -208,7 +276,7 @@ def test_semisupervised_objective_pairs_a_labelled_segment_with_its_label_only()
 
     def nll(row: int, label: int) -> torch.Tensor:  # -log p(x | y = label, z = posterior mode), as the objective writes it
         rows, y = slice(row, row + 1), torch.tensor([label])
-        z = model.encode(x[rows], y).mode()
+        z = model.encode(x[rows], labels=y).latent_dist.mode()
         recon = model._decode_normalized(z, model._one_hot(y), kwargs["speaker_embedding"][rows])
         return 0.5 * (((recon - normalised[rows]) ** 2) * mask[rows]).sum()
 

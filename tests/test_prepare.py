@@ -14,7 +14,7 @@ import soundfile as sf
 from datasets import Audio, load_dataset
 
 from ravdess_dataset.audio import AudioConfig
-from ravdess_dataset.features import segment_starts
+from modeling.utterance import segment_starts
 from ravdess_dataset import prepare as prepare_module
 from ravdess_dataset.prepare import PrepareConfig, PrepareError, prepare
 from ravdess_dataset.splits import fold_actors, load_fold
@@ -30,7 +30,7 @@ def test_rows_per_config_and_split(prepared):
     ds = load_dataset(str(config.output_dir), "segments")
     assert report.rows["segments"] == {s: ds[s].num_rows for s in ds}
     mel = load_dataset(str(config.output_dir), "mel")
-    expected = sum(len(segment_starts(len(m), config.segment)) for s in mel for m in mel[s]["log_mel"])
+    expected = sum(len(segment_starts(len(m), config.segment.frames, config.segment.hop)) for s in mel for m in mel[s]["log_mel"])
     assert sum(report.rows["segments"].values()) == expected
 
 

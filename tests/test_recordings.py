@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import evaluate
+from experiments.errors import CommandError
 from ravdess_dataset import egemaps
 from ravdess_dataset.naming import EMOTIONS, RavdessId
 from ravdess_dataset.sources import find_audio
@@ -58,5 +59,5 @@ def test_bad_metadata_is_one_line_naming_the_line(corpus, tiny_model, tmp_path, 
     _, model_dir = tiny_model
     metadata = tmp_path / "meta.csv"
     metadata.write_text(content.format(audio=find_audio(corpus)[0]))
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(CommandError, match=message):
         evaluate.main(["--model", str(model_dir), "--metadata", str(metadata), "--output", str(tmp_path / "out")])

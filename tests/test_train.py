@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import train
+from experiments.errors import CommandError
 from ravdess_dataset.torch_loader import seed_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +32,26 @@ def test_recipes_parse_into_configs(recipe, prepared):
     model_args, data_args, args = train.parse_arguments([str(ROOT / "configs" / recipe), "--learning_rate", "3e-4"])
     assert args.learning_rate == 3e-4 and args.output_dir
     from experiments.data import dataset_params
-    model_config = model_args.config(dataset_params(config.output_dir, ["mel"]), num_sequences=5)
-    assert model_config.model_type == model_args.model_type
+    model_config = model_args.config(dataset_params(config.output_dir, ["mel"]), pad_value=-90.0, num_sequences=5)
+    assert model_config.model_type == model_args.model_type and model_config.pad_value == -90.0
+    assert getattr(model_config, "num_sequences", 5) == 5
+
+
+def test_training_options_come_from_the_configuration_classes():
+    import dataclasses
+
+    import modeling
+
+    options = {f.name: f for f in dataclasses.fields(train.ModelArguments)}
+    for model_type, (config_class, _) in modeling.FAMILIES.items():
+        for f in dataclasses.fields(config_class):
+            if "help" in f.metadata:  # this project's fields: an option unless train.py sets it from the dataset
+                assert (f.name in options) != f.metadata["set_by_train"], f.name
+                assert f.metadata["help"] in options[f.name].metadata["help"] if f.name in options else True
+    assert "(speech_vae 128, fhvae 20, semisupervised_vae 128)" in options["segment_frames"].metadata["help"]
+    assert options["hidden_size"].metadata["help"].startswith("fhvae: ")
+    model_args, _, _ = train.parse_arguments(["--model_type", "fhvae", "--z2_prior_std", "0.3", "--output_dir", "o"])
+    assert model_args.z2_prior_std == 0.3 and model_args.latent_dim is None  # unset: the family's default
 
 
 def test_short_run_writes_the_output_folder(prepared, tmp_path):
@@ -125,13 +144,13 @@ def test_dataloader_workers_draw_different_numpy_numbers():
 
 
 def test_missing_dataset_names_the_prepare_command(tmp_path):
-    with pytest.raises(SystemExit, match="python -m ravdess_dataset prepare"):
+    with pytest.raises(CommandError, match="python -m ravdess_dataset prepare"):
         run_train(tmp_path / "nothing", tmp_path / "out", "--max_steps", "1")
 
 
 def test_model_for_other_n_mels_fails_before_training(prepared, tmp_path):
     config, _ = prepared
-    with pytest.raises(SystemExit, match="holds 128 x 80"):
+    with pytest.raises(CommandError, match="holds 128 x 80"):
         run_train(config.output_dir, tmp_path / "o", "--max_steps", "1", "--n_mels", "64")
     assert not (tmp_path / "o" / "metrics.json").exists()
 
@@ -148,7 +167,7 @@ def test_non_finite_loss_stops_with_the_step(prepared, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(SpeechVAEModel, "forward", poisoned)
-    with pytest.raises(SystemExit, match="at step 2"):
+    with pytest.raises(CommandError, match="at step 2"):
         run_train(config.output_dir, tmp_path / "nan", "--max_steps", "4")
 
 
@@ -179,7 +198,7 @@ def test_nan_advice_when_followed_finishes(prepared, tmp_path):
     and doing what it says finishes with finite numbers."""
     config, _ = prepared
     out = tmp_path / "run"
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(CommandError) as stopped:
         run_train(config.output_dir, out, "--max_steps", "6", "--checkpointing_steps", "1", "--learning_rate", "1e12")
     advice = str(stopped.value)
     assert "loss is" in advice and "--learning_rate below 1e+12" in advice
@@ -231,7 +250,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(prepared, tmp_
     run_train(config.output_dir, out, "--max_steps", "4", "--checkpointing_steps", "2", "--probe", "false")
     latest = train.checkpoint_dirs(out)[-1]
     (latest / "optimizer.bin").unlink()
-    with pytest.raises(SystemExit, match="optimizer.bin is missing"):
+    with pytest.raises(CommandError, match="optimizer.bin is missing"):
         run_train(config.output_dir, out, "--max_steps", "6", "--resume_from_checkpoint", str(latest))
     run_train(config.output_dir, out, "--max_steps", "6", "--resume_from_checkpoint", "latest", "--probe", "false")
     said = capsys.readouterr()
@@ -333,5 +352,5 @@ def test_a_recipe_that_does_not_fit_the_dataset_fails_before_loading_it(corpus, 
                           mel=MEL_PRESETS["research-40"], configs=("mel", "segments"), num_proc=1)
     prepare(forty)
     monkeypatch.setattr(train, "load_training_data", lambda *a, **k: pytest.fail("the data was loaded"))
-    with pytest.raises(SystemExit, match="n_mels=40 .* multiple of 16.*speech_vae options with the dataset in"):
+    with pytest.raises(CommandError, match="n_mels=40 .* multiple of 16.*speech_vae options with the dataset in"):
         run_train(forty.output_dir, tmp_path / "o", "--max_steps", "1", "--conv_channels", "8", "16", "32", "64")

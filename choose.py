@@ -1,0 +1,130 @@
+"""Choose recipes and embeddings without looking at any fold's held-out actors (nested validation).
+
+    python choose.py recipe configs/a.yaml configs/b.yaml --dataset /path/to/prepared --output eval/selection \\
+        --speaker-norm --train-args --probe false --report_to none
+    python choose.py embedding eval/speech_vae_cv --dataset /path/to/prepared --speaker-norm
+    python choose.py per-fold eval/selection/recipe_selection.json "a, hop 64=eval/a_cv" "b, hop 16=eval/b_cv" --speaker-norm
+
+recipe: for every fold, each recipe is trained on 16 of the fold's 20 training actors (``train.py --fold K
+--validation_group G``) and its embeddings, at each segment hop of `experiments.choice.SEGMENT_HOPS`, are probed: fit
+on those 16, scored on the other 4. The fold's own 4 held-out actors are never read, so this also judges recipes that
+use emotion labels. The best mean validation UAR is the choice (recipe_selection.json).
+
+embedding: for every fold model of an ``evaluate.py --cv-train`` run of a family trained without labels, each
+(segment hop, pooling) candidate is probed with 5 inner folds of that model's own 20 training actors
+(embedding_selection.json).
+
+per-fold: the strictly nested number of a recipe selection: each fold scored with the candidate that won *its own*
+validation, read from the ``--cv-train`` output named for it (CANDIDATE=DIR, DIR a folder or one of its
+cv_metrics*.json files).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional
+
+import train
+from experiments.choice import best_candidate, embedding_uars, per_fold_choice, read_table, validation_split, validation_uar
+from experiments.data import Utterances
+from experiments.errors import CommandError, run_command
+from experiments.loading import load_model
+from experiments.representation import usable
+from ravdess_dataset.splits import NUM_FOLDS, load_all, validation_actors
+
+
+def print_choice(table: dict[int, dict[str, float]], score: str) -> dict:
+    """`best_candidate` of ``table``, printed."""
+    if not table:
+        raise CommandError("no fold could be scored (are the fold models or the validation actors there?)")
+    best = best_candidate(table)
+    print(f"mean {score}: " + ", ".join(f"{k} {v:.3f}" for k, v in best["means"].items())
+          + f"\nchoice: {best['choice']} (best in {best['folds_won'][best['choice']]} of {len(table)} folds)")
+    return best
+
+
+def choose_recipe(args: argparse.Namespace) -> dict:
+    stems = [Path(r).stem for r in args.recipes]
+    if len(set(stems)) != len(stems):
+        raise CommandError(f"recipes must have distinct file names, got {stems}")
+    utterances = Utterances.from_dataset(load_all("mel", args.dataset))
+    table: dict[int, dict[str, float]] = {}
+    for fold in args.folds:
+        subset, test = validation_split(utterances, fold, args.group)
+        if not usable(subset.emotion, ~test, test):  # a partial corpus such as the sample
+            print(f"fold {fold}: validation actors {validation_actors(fold, args.group)} or the others missing; skipped", flush=True)
+            continue
+        table[fold] = {}
+        for recipe, stem in zip(args.recipes, stems):
+            folder = args.output / f"fold_{fold}" / stem
+            if not (folder / "model.safetensors").is_file():
+                train.main([recipe, "--dataset_dir", str(args.dataset), "--output_dir", str(folder), "--fold", str(fold),
+                            "--validation_group", str(args.group), "--seed", str(args.seed), *args.train_args])
+            scores = validation_uar(load_model(str(folder)), subset, test, args.speaker_norm, args.seed)
+            table[fold].update({f"{stem}, hop {hop}": uar for hop, uar in scores.items()})
+        print(f"fold {fold} (validation actors {validation_actors(fold, args.group)}): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
+    best = print_choice(table, "validation UAR")
+    result = {"speaker_norm": args.speaker_norm, "group": args.group, "train_args": args.train_args, "validation_uar": table,
+              "mean_validation_uar": best["means"], "folds_won": best["folds_won"], "choice": best["choice"]}
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "recipe_selection.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def choose_embedding(args: argparse.Namespace) -> dict:
+    utterances = Utterances.from_dataset(load_all("mel", args.dataset))
+    table = {}
+    for fold in range(NUM_FOLDS):
+        folder = args.cv_dir / f"fold_{fold}" / "model"
+        if folder.is_dir():
+            table[fold] = embedding_uars(load_model(str(folder)), utterances, fold, args.speaker_norm)
+            print(f"fold {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
+    best = print_choice(table, "inner UAR")
+    result = {"speaker_norm": args.speaker_norm, "inner_uar": table, "mean_inner_uar": best["means"], "choice": best["choice"]}
+    (args.cv_dir / "embedding_selection.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def choose_per_fold(args: argparse.Namespace) -> dict:
+    result = per_fold_choice(read_table(args.selection, "validation_uar"), dict(r.split("=", 1) for r in args.runs), args.speaker_norm)
+    for f in result["folds"]:
+        print(f"fold {f['fold']}: {f['choice']}: UAR {f['uar']:.3f}")
+    print(f"per-fold choice: UAR {result['uar']['mean']:.3f} ± {result['uar']['sd']:.3f}")
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True)
+    recipe = commands.add_parser("recipe", help="train each recipe per fold on 16 training actors, probe the other 4")
+    recipe.add_argument("recipes", nargs="+", help="train.py recipes (YAML) to compare")
+    recipe.add_argument("--dataset", type=Path, default=Path("ravdess_dataset"), help="prepared dataset folder")
+    recipe.add_argument("--output", type=Path, required=True, help="models go to OUTPUT/fold_K/<recipe>, the table to OUTPUT/recipe_selection.json")
+    recipe.add_argument("--group", type=int, default=0, help="which of the 5 groups of a fold's training actors validates (0..4)")
+    recipe.add_argument("--folds", type=int, nargs="+", default=list(range(NUM_FOLDS)), help="fold numbers (contiguous fold set)")
+    recipe.add_argument("--seed", type=int, default=0)
+    recipe.add_argument("--speaker-norm", action="store_true", help="probe the embeddings standardised per speaker")
+    recipe.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra train.py options (last)")
+    recipe.set_defaults(run=choose_recipe)
+    embedding = commands.add_parser("embedding", help="segment hop and pooling of the fold models of a --cv-train run")
+    embedding.add_argument("cv_dir", type=Path, help="output folder of evaluate.py --cv-train (holds fold_K/model)")
+    embedding.add_argument("--dataset", type=Path, default=Path("ravdess_dataset"), help="prepared dataset folder")
+    embedding.add_argument("--speaker-norm", action="store_true", help="probe the representations standardised per speaker")
+    embedding.set_defaults(run=choose_embedding)
+    per_fold = commands.add_parser("per-fold", help="each fold scored with its own validation winner")
+    per_fold.add_argument("selection", type=Path, help="recipe_selection.json of choose.py recipe")
+    per_fold.add_argument("runs", nargs="+", help="CANDIDATE=CV_DIR (or a cv_metrics*.json), one for every candidate some fold chose")
+    per_fold.add_argument("--speaker-norm", action="store_true", help="read cv_metrics_speaker_norm.json")
+    per_fold.set_defaults(run=choose_per_fold)
+    return top
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -1,0 +1,95 @@
+"""Choosing a recipe or an embedding without looking at any fold's held-out actors (nested validation), and the
+tables of scores per fold and candidate that the choices are made from (`choose.py` runs them)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import numpy as np
+
+from ravdess_dataset.splits import fold_train_actors, validation_actors
+
+from .cross_validation import cv_metrics_name
+from .data import Utterances
+from .errors import CommandError
+from .probes import embed_utterances, probe_scores
+from .representation import speaker_normalise, usable
+
+SEGMENT_HOPS = (64, 16)  # recipe candidates are embedded from a segment every 64 frames (the dataset's hop) and 4x denser
+EMBEDDING_CANDIDATES = ((64, "mean"), (64, "mean_std"), (16, "mean"), (16, "mean_std"))  # (segment_hop, pooling)
+INNER_FOLDS = 5
+
+FoldTable = dict[int, dict[str, float]]  # fold -> candidate -> score
+
+
+def best_candidate(table: FoldTable) -> dict:
+    """The candidate with the best mean over folds (ties: the first listed), each candidate's mean, and in how many
+    folds each scored best."""
+    means = {k: float(np.mean([row[k] for row in table.values()])) for k in next(iter(table.values()))}
+    wins = {k: sum(max(row, key=row.get) == k for row in table.values()) for k in means}
+    return {"means": means, "folds_won": wins, "choice": max(means, key=means.get)}
+
+
+def validation_split(utterances: Utterances, fold: int, group: int) -> tuple[Utterances, np.ndarray]:
+    """The utterances of fold ``fold``'s 20 training actors and the mask of validation group ``group`` among them."""
+    subset = utterances.select(np.isin(utterances.actor, fold_train_actors(fold)))
+    return subset, np.isin(subset.actor, validation_actors(fold, group))
+
+
+def validation_uar(model, subset: Utterances, test: np.ndarray, speaker_norm: bool, seed: int = 0) -> dict[int, float]:
+    """UAR on the ``test`` rows of `validation_split`'s ``subset`` of a probe fitted on its other rows (the
+    fold's other 16 training actors), for each of `SEGMENT_HOPS`."""
+    view = subset.model_view(model.config.input_normalization)
+    scores = {}
+    for hop in SEGMENT_HOPS:
+        x = embed_utterances(model, view, segment_hop=hop)
+        x = speaker_normalise(x, subset.actor) if speaker_norm else x
+        scores[hop] = probe_scores(x[~test], subset.emotion[~test], x[test], subset.emotion[test], seed)["uar"]
+    return scores
+
+
+def inner_uar(x: np.ndarray, utterances: Utterances, actors: list[int], seed: int = 0) -> float:
+    """Mean UAR over `INNER_FOLDS` groups of ``actors``, each probed after fitting on the others
+    (groups that cannot be scored, as on a partial corpus, are left out)."""
+    scores = []
+    for group in (actors[k::INNER_FOLDS] for k in range(INNER_FOLDS)):
+        test = np.isin(utterances.actor, group)
+        fit = np.isin(utterances.actor, actors) & ~test
+        if usable(utterances.emotion, fit, test):
+            scores.append(probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], seed)["uar"])
+    return float(np.mean(scores))
+
+
+def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool, seed: int = 0) -> dict[str, float]:
+    """`inner_uar` of each of `EMBEDDING_CANDIDATES` over fold ``fold``'s training actors. Only for families that
+    trained without labels: a model that used the labels of these very actors cannot be judged on them."""
+    if model.config.uses_labels:
+        raise CommandError(f"a {model.config.model_type} was trained with the labels of these very actors, so inner folds "
+                           "cannot judge its embedding; compare its recipes with `choose.py recipe` instead")
+    view = utterances.model_view(model.config.input_normalization)
+    actors = sorted(set(fold_train_actors(fold)) & set(utterances.actor.tolist()))
+    row = {}
+    for hop, pooling in EMBEDDING_CANDIDATES:
+        x = embed_utterances(model, view, segment_hop=hop, pooling=pooling)
+        row[f"hop {hop}, {pooling}"] = inner_uar(speaker_normalise(x, utterances.actor) if speaker_norm else x, utterances, actors, seed)
+    return row
+
+
+def per_fold_choice(table: FoldTable, runs: dict[str, Path], speaker_norm: bool) -> dict:
+    """Each fold scored with the candidate that won *its own* validation (``table``: a recipe selection's validation
+    UAR), read from the ``--cv-train`` output named for that candidate in ``runs`` (a folder, or one of its
+    cv_metrics*.json files)."""
+    folds = []
+    for fold, row in table.items():
+        chosen = max(row, key=row.get)
+        if chosen not in runs:
+            raise CommandError(f"fold {fold} chose {chosen!r}; name its --cv-train output as '{chosen}=DIR'")
+        path = Path(runs[chosen])
+        scores = {f["fold"]: f for f in json.loads((path if path.suffix == ".json" else path / cv_metrics_name(speaker_norm)).read_text())["folds"]}
+        folds.append({"fold": int(fold), "choice": chosen, "uar": scores[int(fold)]["uar"]})
+    uar = [f["uar"] for f in folds]
+    return {"folds": folds, "uar": {"mean": float(np.mean(uar)), "sd": float(np.std(uar))}}
+
+
+def read_table(path: Path, key: str) -> FoldTable:
+    """The fold table ``key`` of a JSON file written by `choose.py`, with integer fold numbers."""
+    return {int(fold): row for fold, row in json.loads(path.read_text())[key].items()}

@@ -1,0 +1,139 @@
+"""Emotion conversion and how it is judged: neutral utterances of held-out actors moved to each other emotion by a
+model (`convert_emotion` of its family), then named by probes fitted on the other actors, next to those probes' hit rate
+on real emotional speech of the same actors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import soundfile as sf
+
+from ravdess_dataset.naming import EMOTIONS
+from ravdess_dataset.speaker_statistics import speaker_moments
+from ravdess_dataset.splits import NUM_FOLDS, fold_actors, validation_actors
+
+from .data import Utterances
+from .probes import fit_probe
+from .representation import log_mel_statistics, usable
+from .synthesis import griffin_lim
+
+CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
+
+
+def conversion_latents(model, utterances: Utterances, rows: np.ndarray, segment_hop: Optional[int] = None) -> np.ndarray:
+    """(n, d): the model's `utterance_latent` of each utterance of ``rows`` with its own label (0 elsewhere)."""
+    chosen = np.flatnonzero(rows)
+    latents = np.stack([model.utterance_latent(utterances.log_mel[i], speaker_embedding=utterances.embedding[i],
+                                               label=int(utterances.emotion[i]), segment_hop=segment_hop).numpy() for i in chosen])
+    out = np.zeros((len(utterances.emotion), latents.shape[1]), dtype=latents.dtype)
+    out[chosen] = latents
+    return out
+
+
+def emotion_means(latents: np.ndarray, emotion: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(emotions, d): the mean of ``latents`` (`conversion_latents`) of each emotion over ``rows`` (0 where absent)."""
+    means = np.zeros((len(EMOTIONS), latents.shape[1]), dtype=np.float32)
+    for e in np.unique(emotion[rows]):
+        means[e] = latents[rows & (emotion == e)].mean(0)
+    return means
+
+
+@dataclass
+class Judge:
+    """A probe fitted on utterance vectors of the training actors that names the emotion of a new vector
+    made from utterance ``i``; with ``moments`` (`speaker_moments` of the vectors) the vector is first
+    standardised with the statistics of utterance i's speaker's other utterances."""
+
+    probe: object
+    moments: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    @classmethod
+    def fit(cls, x: np.ndarray, utterances: Utterances, rows: np.ndarray, speaker_norm: bool, seed: int) -> "Judge":
+        moments = speaker_moments(x, utterances.actor) if speaker_norm else None
+        x = (x - moments[0]) / moments[1] if moments else x
+        return cls(fit_probe(x[rows], utterances.emotion[rows], seed), moments)
+
+    def predict(self, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Emotions of ``vectors`` (n, d), each made from utterance ``rows[k]``."""
+        if self.moments is not None:
+            vectors = (vectors - self.moments[0][rows]) / self.moments[1][rows]
+        return self.probe.predict(vectors)
+
+
+def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, strength: float,
+                    segment_hop: Optional[int] = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Each neutral utterance of ``rows`` converted to each of ``targets``: yields (utterance, target, log-mel)."""
+    for i in np.flatnonzero(rows & (utterances.emotion == 0)):
+        for target in targets:
+            converted = model.convert_emotion(utterances.log_mel[i], speaker_embedding=utterances.embedding[i], source=0, target=target,
+                                              shift=strength * (means[target] - means[0]), segment_hop=segment_hop)
+            yield i, target, converted.numpy()
+
+
+def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, *, seed: int = 0,
+               num_audio: int = 0, fold: int = NUM_FOLDS - 1, folds: str = "contiguous", segment_hop: Optional[int] = None,
+               pooling: Optional[str] = None) -> dict:
+    """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
+    emotions and score the results with probes fitted on the other actors: on the model's embedding, on
+    log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
+    The shift's strength is the one of `CONVERSION_STRENGTHS` whose conversions of a fifth of the training
+    actors (validation group 0 of the fold, 1, 6, 11, 16 by default) the log-mel probe of the other training
+    actors recognises best; the held-out actors play no part in the choice. For scale, each probe's hit rate
+    on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
+    (`Utterances.model_view`); ``embedding``: the model's embedding of them, made with ``segment_hop`` and ``pooling``
+    (the model's own when None), as the converted utterances are embedded; ``num_audio``: source utterances whose
+    conversions are written to ``out/audio``."""
+    held = np.isin(utterances.actor, fold_actors(fold, folds))
+    fit = ~held
+    targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
+    to_statistics = lambda i, log_mel: log_mel_statistics([utterances.to_db(i, log_mel)])[0]  # noqa: E731
+
+    latents = conversion_latents(model, utterances, fit, segment_hop)  # the training actors', each computed once
+    validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
+    inner = fit & ~validation
+    rates = {}
+    if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
+        means, judge = emotion_means(latents, utterances.emotion, inner), Judge.fit(baseline, utterances, inner, False, seed)
+        for strength in CONVERSION_STRENGTHS:
+            items = list(convert_neutral(model, utterances, validation, targets, means, strength, segment_hop))
+            predicted = judge.predict(np.stack([to_statistics(i, m) for i, _, m in items]), np.array([i for i, _, _ in items]))
+            rates[strength] = float(np.mean(predicted == [t for _, t, _ in items]))
+    strength = max(rates, key=rates.get) if rates else 1.0
+
+    means = emotion_means(latents, utterances.emotion, fit)
+    judges = {"model_probe": Judge.fit(embedding, utterances, fit, False, seed),
+              "log_mel_probe": Judge.fit(baseline, utterances, fit, False, seed),
+              "log_mel_probe_speaker_norm": Judge.fit(baseline, utterances, fit, True, seed)}
+    items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
+    rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
+    for n, (i, target, converted) in enumerate(items):
+        if n // len(targets) < num_audio:
+            write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", utterances.to_db(i, converted), model)
+    vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_embedding=utterances.embedding[i], segment_hop=segment_hop,
+                                                              pooling=pooling).numpy()
+                                        for i, _, m in items]) if items else None}
+    vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
+    real = held & np.isin(utterances.emotion, targets)
+    result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
+              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}}
+    for name, judge in judges.items():
+        source = embedding if name == "model_probe" else baseline
+        result[f"target_rate_{name}"] = float(np.mean(judge.predict(vectors[name], rows) == wanted)) if items else 0.0
+        result[f"{name}_rate_on_real_utterances"] = (
+            float(np.mean(judge.predict(source[real], np.flatnonzero(real)) == utterances.emotion[real])) if real.any() else None)
+    return result
+
+
+def conversion_rates(folds: list[dict]) -> dict[str, float]:
+    """Each judge's hit rate on converted and on real utterances (`conversion`), averaged over ``folds``."""
+    keys = [k for k in folds[0]["conversion"] if k.startswith("target_rate_") or k.endswith("_rate_on_real_utterances")]
+    return {k: float(np.mean([f["conversion"][k] for f in folds if f["conversion"][k] is not None])) for k in keys}
+
+
+def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
+    """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav, rate = griffin_lim(log_mel, model.config.feature_params["mel"])
+    sf.write(path, wav, rate)

@@ -1,0 +1,76 @@
+"""The strict protocol: per fold, a model trained on the other 20 actors only, probed (and optionally made to convert
+emotions) on the fold's 4 held-out actors."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
+
+from .conversion import conversion, conversion_rates
+from .data import Utterances
+from .loading import load_model
+from .probes import embed_utterances, probe_scores
+from .representation import ProbeOptions, fold_masks, log_mel_statistics, speaker_leakage, unseen_sentence_scores
+
+SUMMARY_SCORES = ("uar", "accuracy", "macro_f1", "unseen_sentence_uar", "actor_id_accuracy", "gender_accuracy")
+
+
+def cv_metrics_name(speaker_norm: bool, segment_hop: Optional[int] = None, folds: str = "contiguous") -> str:
+    """The file in which `cross_validate` keeps its scores: cv_metrics[_emobox][_speaker_norm][_hopH].json."""
+    return ("cv_metrics" + ("" if folds == "contiguous" else f"_{folds}") + ("_speaker_norm" if speaker_norm else "")
+            + (f"_hop{segment_hop}" if segment_hop else "") + ".json")
+
+
+def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOptions, *, train: Callable[[list[str]], object],
+                   train_args: tuple[str, ...] = (), reuse_fold_models: bool = False, segment_hop: Optional[int] = None,
+                   with_conversion: bool = False, num_audio: int = 0, verbose: bool = False) -> dict:
+    """Per fold of ``probe.folds``: train with ``recipe`` on the other 20 actors (``train``: train.py's ``main``,
+    called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
+    With ``reuse_fold_models`` a fold whose model folder already holds trained weights is probed again instead of
+    trained again. ``segment_hop``: embed from a segment every that many frames instead of the model's.
+    ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`; ``num_audio``
+    of them written as WAV to ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    baseline = log_mel_statistics(utterances.log_mel) if with_conversion else None
+    start, folds = time.perf_counter(), []
+    for fold in range(NUM_FOLDS):
+        fold_dir = out / f"fold_{fold}"
+        fit, test = fold_masks(utterances.actor, fold, probe.folds)
+        if not test.any():  # a partial corpus such as the sample
+            print(f"fold {fold}: no utterances of actors {fold_actors(fold, probe.folds)}; skipped", flush=True)
+            continue
+        if not (reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
+            train([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"), "--fold", str(fold),
+                   "--folds", probe.folds, "--seed", str(probe.seed), *(["--verbose"] if verbose else []), *train_args])
+        model = load_model(str(fold_dir / "model"))
+        view = utterances.model_view(model.config.input_normalization)
+        embedding = embed_utterances(model, view, segment_hop=segment_hop)
+        x = probe.view(embedding, utterances.actor)
+        scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], probe.seed)
+        unseen = unseen_sentence_scores(x, utterances, fit, test, probe.seed)
+        folds.append({"fold": fold, "held_out": list(fold_actors(fold, probe.folds)), **scores,
+                      **({"unseen_sentence_uar": unseen["uar"]} if unseen else {}),
+                      **speaker_leakage(x, utterances, probe.seed, probe.folds)})
+        print(f"fold {fold} (actors {fold_actors(fold, probe.folds)}): UAR {scores['uar']:.3f}"
+              + (f", unseen sentence {unseen['uar']:.3f}" if unseen else "") + f", actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
+        if with_conversion:
+            folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, seed=probe.seed, num_audio=num_audio,
+                                                 fold=fold, folds=probe.folds, segment_hop=segment_hop)
+            print(f"fold {fold} conversion: " + ", ".join(f"{k} {v:.3f}" for k, v in conversion_rates([folds[-1]]).items()), flush=True)
+    summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
+               for k in SUMMARY_SCORES if all(k in f for f in folds)}
+    result = {"recipe": recipe, "protocol": "strict: each fold's model and probe saw only the other 20 actors", "fold_set": probe.folds,
+              "speaker_norm": probe.speaker_norm, "segment_hop": segment_hop or model.config.segment_hop, "folds": folds,
+              "summary": summary, "seconds": time.perf_counter() - start}
+    if with_conversion:
+        result["conversion"] = conversion_rates(folds)
+        print("conversion, mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["conversion"].items()))
+    (out / cv_metrics_name(probe.speaker_norm, segment_hop, probe.folds)).write_text(json.dumps(result, indent=2))
+    print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
+          f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
+    return result

@@ -1,0 +1,21 @@
+"""The one error type of the commands, and how a command line shows it."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional
+
+
+class CommandError(Exception):
+    """A problem the person running a command can fix (a dataset not prepared, options that do not fit, an unreadable
+    recording, a checkpoint that cannot be resumed): library code raises it with a message that names the file or option
+    and the problem; `run_command` prints that message as one line. A driver that calls ``train.main`` or
+    ``evaluate.main`` can catch it and go on."""
+
+
+def run_command(main: Callable[[Optional[list[str]]], object], argv: Optional[list[str]] = None) -> None:
+    """Run a command's ``main``; a `CommandError` ends it with ``error: <message>`` on stderr and exit status 1."""
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except CommandError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

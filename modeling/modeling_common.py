@@ -1,0 +1,175 @@
+"""The face every family shares: outputs of ``encode`` / ``decode``, weight initialisation, and the utterance-level
+methods (embedding, reconstruction, emotion conversion) written once over the families' ``encode`` and ``decode``.
+
+    encode(log_mel, *, speaker_embedding=None, labels=None) -> EncoderOutput(latent_dist=DiagonalGaussian, labels=...)
+    decode(z, *, speaker_embedding=None, labels=None)       -> DecoderOutput(sample=(batch, frames, n_mels) dB)
+
+Every argument after the input is keyword-only. A family takes what it models and ignores the rest: the speaker
+embedding where ``speaker_conditioning`` asks for it (an error if it is then missing), emotion ids where the family
+models the emotion (``config.uses_labels``). So a caller never needs to know which family it holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_common import POOLINGS
+from .distributions import DiagonalGaussian
+from .utterance import expand_speaker, join_segments, pool_segments, segment_utterance
+
+
+@dataclass
+class EncoderOutput(ModelOutput):
+    """Output of ``encode``.
+
+    Args:
+        latent_dist: the posterior over the latent, a `DiagonalGaussian` over (batch, latent size) with ``.mean``,
+            ``.sample()``, ``.kl()``.
+        labels: (batch,) the emotion ids the posterior was inferred with (families that model the emotion: given,
+            or predicted when not given); None otherwise. Pass them on to ``decode``.
+    """
+
+    latent_dist: Optional[DiagonalGaussian] = None
+    labels: Optional[torch.Tensor] = None
+
+
+@dataclass
+class DecoderOutput(ModelOutput):
+    """Output of ``decode``.
+
+    Args:
+        sample: (batch, frames, n_mels) decoded log-mel, in the units of the model's inputs (dB, or speaker-standardised).
+    """
+
+    sample: Optional[torch.Tensor] = None
+
+
+class SpeechVAEBasePreTrainedModel(PreTrainedModel):
+    """Base of every family: weight initialisation and the utterance-level methods.
+
+    A family implements ``encode``, ``decode``, ``forward`` and ``embed_utterance``; ``representations`` names what
+    ``embed_utterance`` can return (the first is its default).
+    """
+
+    main_input_name = "log_mel"
+    representations: tuple[str, ...] = ("embedding",)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Linear and convolution weights ~ N(0, 0.02) with zero biases, LSTM weights Xavier-uniform with zero biases,
+        batch norms at identity, embeddings ~ N(0, 0.02) (the library's defaults, written out)."""
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LSTM):
+            for name, parameter in module.named_parameters():
+                if "weight" in name:
+                    init.xavier_uniform_(parameter)
+                else:
+                    init.zeros_(parameter)
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=0.02)
+
+    # ------------------------------------------------------------------ the face (families implement these)
+
+    def encode(self, log_mel: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> EncoderOutput:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+               labels: Optional[torch.Tensor] = None) -> DecoderOutput:
+        raise NotImplementedError
+
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+                        pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared utterance-level methods
+
+    def segment_utterance(self, log_mel, speaker_embedding=None, *, segment_hop: Optional[int] = None
+                          ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """A whole (T, n_mels) utterance as the model sees it: (segments on the model's device, their real lengths,
+        the (speaker_dim,) speaker embedding repeated per segment or None). ``segment_hop``: frames between segment
+        starts for this call (default: the config's)."""
+        hop = self.config.segment_hop if segment_hop is None else segment_hop
+        if hop <= 0:
+            raise ValueError(f"segment_hop must be positive, got {hop}")
+        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, hop, self.config.pad_value)
+        return segments.to(self.device), lengths, expand_speaker(speaker_embedding, len(segments), self.device)
+
+    def _pooling(self, pooling: Optional[str]) -> str:
+        """The pooling of one call: ``pooling`` if given (checked), else the config's."""
+        pooling = self.config.pooling if pooling is None else pooling
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        return pooling
+
+    def _representation(self, representation: Optional[str]) -> str:
+        representation = self.representations[0] if representation is None else representation
+        if representation not in self.representations:
+            raise ValueError(f"{self.config.model_type} embeds utterances as one of {self.representations}, got {representation!r}")
+        return representation
+
+    @staticmethod
+    def _repeat(label: Optional[int], count: int) -> Optional[torch.Tensor]:
+        return None if label is None else torch.full((count,), int(label))
+
+    @torch.no_grad()
+    def reconstruct_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None) -> torch.Tensor:
+        """The model's reconstruction of a whole (T, n_mels) utterance: its segments encoded, decoded from the posterior
+        mean (with the predicted emotion where the family models it) and overlap-averaged, (T, n_mels)."""
+        hop = self.config.segment_hop if segment_hop is None else segment_hop
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=hop)
+        encoded = self.encode(segments, speaker_embedding=speaker)
+        decoded = self.decode(encoded.latent_dist.mean, speaker_embedding=speaker, labels=encoded.labels).sample
+        return join_segments(decoded, len(log_mel), hop)
+
+    @torch.no_grad()
+    def utterance_latent(self, log_mel, *, speaker_embedding=None, label: Optional[int] = None,
+                         segment_hop: Optional[int] = None) -> torch.Tensor:
+        """The utterance-level latent that emotion conversion moves: the posterior means of its segments averaged by
+        real frames (inferred with emotion ``label`` where the family models the emotion)."""
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
+        encoded = self.encode(segments, speaker_embedding=speaker, labels=self._repeat(label, len(segments)))
+        return pool_segments(encoded.latent_dist.mean, lengths)
+
+    def _latent_shift(self, shift: torch.Tensor) -> torch.Tensor:
+        """A move of `utterance_latent` as a move of each segment's latent (the same, unless a family overrides)."""
+        return shift
+
+    @torch.no_grad()
+    def convert_emotion(self, log_mel, *, speaker_embedding=None, source: int, target: int, shift,
+                        segment_hop: Optional[int] = None) -> torch.Tensor:
+        """Move a (T, n_mels) utterance from emotion ``source`` to ``target``: add ``shift`` (a move of
+        `utterance_latent`, such as a multiple of the target's mean latent minus the source's) to every segment's
+        latent, and add what that changes in the decoder's output (moved latent with the target label, minus own
+        latent with the source label) to the utterance itself, so the detail the VAE does not reconstruct is kept.
+        With no shift and ``source == target`` the utterance comes back unchanged."""
+        hop = self.config.segment_hop if segment_hop is None else segment_hop
+        segments, _, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=hop)
+        count = len(segments)
+        z = self.encode(segments, speaker_embedding=speaker, labels=self._repeat(source, count)).latent_dist.mean
+        moved = z + self._latent_shift(torch.as_tensor(np.asarray(shift), dtype=z.dtype, device=z.device))
+        change = (self.decode(moved, speaker_embedding=speaker, labels=self._repeat(target, count)).sample
+                  - self.decode(z, speaker_embedding=speaker, labels=self._repeat(source, count)).sample)
+        return torch.tensor(np.asarray(log_mel)) + join_segments(change, len(log_mel), hop)
+
+    @classmethod
+    def forward_inputs(cls, batch: dict[str, torch.Tensor], with_targets: bool) -> dict[str, torch.Tensor]:
+        """Keyword arguments of ``forward`` for a batch of training rows (columns log_mel, length, embedding and
+        whatever the family trains with); ``with_targets``: training (targets such as labels included) or evaluation."""
+        return {"log_mel": batch["log_mel"], "lengths": batch["length"], "speaker_embedding": batch["embedding"]}
