@@ -1,8 +1,11 @@
 """Emotion conversion and how it is judged: neutral utterances of held-out actors moved to each other emotion by a
 model (`convert_emotion` of its family), then named by probes fitted on the other actors, next to those probes' hit rate
-on real emotional speech of the same actors."""
+on real emotional speech of the same actors. The independent judge reads what a listener would get: the converted
+log-mel made audible (Griffin-Lim), analysed again as a new recording (the front end, then eGeMAPS), standardised
+with the speaker's real recordings."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -10,6 +13,8 @@ from typing import Iterator, Optional
 import numpy as np
 import soundfile as sf
 
+from ravdess_dataset import egemaps as opensmile_features
+from ravdess_dataset.audio import AudioConfig, preprocess_nonempty
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.speaker_statistics import speaker_moments
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, validation_actors
@@ -62,6 +67,22 @@ class Judge:
         return self.probe.predict(vectors)
 
 
+def wav_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
+    """A (T, n_mels) dB log-mel made audible: the 16-bit WAV file that Griffin-Lim with these mel parameters gives."""
+    wav, rate = griffin_lim(log_mel, mel_params)
+    buffer = io.BytesIO()
+    sf.write(buffer, wav, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def resynthesised_egemaps(log_mel: np.ndarray, feature_params: dict) -> np.ndarray:
+    """The 88 eGeMAPS functionals of a (T, n_mels) dB log-mel made audible (`wav_bytes`, what `write_wav` writes), read
+    back and run through the front end (loudness normalisation, silence trimming) as any recording, then openSMILE."""
+    wav, rate = sf.read(io.BytesIO(wav_bytes(log_mel, feature_params["mel"])), dtype="float32")
+    audio = AudioConfig(**feature_params["audio"])
+    return opensmile_features.egemaps_functionals(preprocess_nonempty(wav, rate, audio, "a resynthesised utterance"), audio.sample_rate)
+
+
 def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, strength: float,
                     segment_hop: Optional[int] = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Each neutral utterance of ``rows`` converted to each of ``targets``: yields (utterance, target, log-mel)."""
@@ -74,7 +95,7 @@ def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: li
 
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, *, seed: int = 0,
                num_audio: int = 0, fold: int = NUM_FOLDS - 1, folds: str = "contiguous", segment_hop: Optional[int] = None,
-               pooling: Optional[str] = None) -> dict:
+               pooling: Optional[str] = None, egemaps: Optional[np.ndarray] = None) -> dict:
     """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
     emotions and score the results with probes fitted on the other actors: on the model's embedding, on
     log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
@@ -84,7 +105,12 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
     (`Utterances.model_view`); ``embedding``: the model's embedding of them, made with ``segment_hop`` and ``pooling``
     (the model's own when None), as the converted utterances are embedded; ``num_audio``: source utterances whose
-    conversions are written to ``out/audio``."""
+    conversions are written to ``out/audio``.
+
+    With ``egemaps`` (the eGeMAPS functionals of the real utterances, (n, 88)) a fourth, independent judge: a probe on
+    speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`resynthesised_egemaps`).
+    Its rate on the real utterances is given twice: as recorded, and made audible the same way from their own log-mels
+    (what Griffin-Lim alone costs)."""
     held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
@@ -103,9 +129,10 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     strength = max(rates, key=rates.get) if rates else 1.0
 
     means = emotion_means(latents, utterances.emotion, fit)
-    judges = {"model_probe": Judge.fit(embedding, utterances, fit, False, seed),
-              "log_mel_probe": Judge.fit(baseline, utterances, fit, False, seed),
-              "log_mel_probe_speaker_norm": Judge.fit(baseline, utterances, fit, True, seed)}
+    references = {"model_probe": (embedding, False), "log_mel_probe": (baseline, False), "log_mel_probe_speaker_norm": (baseline, True)}
+    if egemaps is not None:
+        references["egemaps_probe_speaker_norm"] = (egemaps, True)
+    judges = {name: Judge.fit(x, utterances, fit, speaker_norm, seed) for name, (x, speaker_norm) in references.items()}
     items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     for n, (i, target, converted) in enumerate(items):
@@ -118,8 +145,15 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     real = held & np.isin(utterances.emotion, targets)
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
               "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}}
+    if egemaps is not None:
+        params = model.config.feature_params
+        vectors["egemaps_probe_speaker_norm"] = np.stack([resynthesised_egemaps(utterances.to_db(i, m), params) for i, _, m in items]) if items else None
+        resynthesised = [resynthesised_egemaps(utterances.to_db(j, utterances.log_mel[j]), params) for j in np.flatnonzero(real)]
+        result["egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances"] = (
+            float(np.mean(judges["egemaps_probe_speaker_norm"].predict(np.stack(resynthesised), np.flatnonzero(real)) == utterances.emotion[real]))
+            if real.any() else None)
     for name, judge in judges.items():
-        source = embedding if name == "model_probe" else baseline
+        source = references[name][0]
         result[f"target_rate_{name}"] = float(np.mean(judge.predict(vectors[name], rows) == wanted)) if items else 0.0
         result[f"{name}_rate_on_real_utterances"] = (
             float(np.mean(judge.predict(source[real], np.flatnonzero(real)) == utterances.emotion[real])) if real.any() else None)
@@ -128,12 +162,11 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
 
 def conversion_rates(folds: list[dict]) -> dict[str, float]:
     """Each judge's hit rate on converted and on real utterances (`conversion`), averaged over ``folds``."""
-    keys = [k for k in folds[0]["conversion"] if k.startswith("target_rate_") or k.endswith("_rate_on_real_utterances")]
+    keys = [k for k in folds[0]["conversion"] if k.startswith("target_rate_") or k.endswith("real_utterances")]
     return {k: float(np.mean([f["conversion"][k] for f in folds if f["conversion"][k] is not None])) for k in keys}
 
 
 def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
-    """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters."""
+    """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters (`wav_bytes`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    wav, rate = griffin_lim(log_mel, model.config.feature_params["mel"])
-    sf.write(path, wav, rate)
+    path.write_bytes(wav_bytes(log_mel, model.config.feature_params["mel"]))

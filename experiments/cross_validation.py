@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ravdess_dataset import egemaps
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
 from .conversion import conversion, conversion_rates
@@ -33,10 +34,12 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
     called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
     With ``reuse_fold_models`` a fold whose model folder already holds trained weights is probed again instead of
     trained again. ``segment_hop``: embed from a segment every that many frames instead of the model's.
-    ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`; ``num_audio``
-    of them written as WAV to ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
+    ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
+    eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; ``num_audio`` of them written as WAV to
+    ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     baseline = log_mel_statistics(utterances.log_mel) if with_conversion else None
+    functionals = egemaps.dataset_functionals(dataset_dir, utterances.file)[0] if with_conversion else None
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
@@ -60,7 +63,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
               + (f", unseen sentence {unseen['uar']:.3f}" if unseen else "") + f", actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
         if with_conversion:
             folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, seed=probe.seed, num_audio=num_audio,
-                                                 fold=fold, folds=probe.folds, segment_hop=segment_hop)
+                                                 fold=fold, folds=probe.folds, segment_hop=segment_hop, egemaps=functionals)
             print(f"fold {fold} conversion: " + ", ".join(f"{k} {v:.3f}" for k, v in conversion_rates([folds[-1]]).items()), flush=True)
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
                for k in SUMMARY_SCORES if all(k in f for f in folds)}

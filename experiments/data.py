@@ -11,7 +11,6 @@ import torch
 
 from modeling.utterance import segment_utterance
 from ravdess_dataset.export_h5 import INFO_FILE
-from ravdess_dataset.features import MelConfig
 from ravdess_dataset.speaker_statistics import SpeakerStatistics, leave_one_out
 from ravdess_dataset.splits import load_all, select_actors
 

@@ -17,7 +17,7 @@ from .conversion import conversion, write_wav
 from .data import Utterances, dataset_params
 from .errors import CommandError
 from .loading import load_model
-from .plots import confusion_figure, projection_figure, reconstruction_figure, traversal_figure
+from .plots import confusion_figure, projection_figure, reconstruction_figure, save_figure, traversal_figure
 from .probes import model_representations
 from .report import results_table, write_report
 from .representation import ProbeOptions, assess, baselines
@@ -44,16 +44,16 @@ def figures(model, utterances: Utterances, view: Utterances, x: np.ndarray, resu
     utterances as the model sees them."""
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    projection_figure(x, utterances, seed).savefig(fig_dir / "projection.png", dpi=100)
-    confusion_figure(np.asarray(result["emotion"]["confusion"])).savefig(fig_dir / "confusion.png", dpi=100)
+    save_figure(projection_figure(x, utterances, seed), fig_dir / "projection.png")
+    save_figure(confusion_figure(np.asarray(result["emotion"]["confusion"])), fig_dir / "confusion.png")
     held = np.isin(utterances.actor, HELD_OUT)
     emotions = [e for e in range(len(EMOTIONS)) if (held & (utterances.emotion == e)).any()]  # one utterance each
     chosen = [np.flatnonzero(held & (utterances.emotion == e))[0] for e in emotions]
     originals = [utterances.log_mel[i] for i in chosen]
     recons = [view.to_db(i, model.reconstruct_utterance(view.log_mel[i], speaker_embedding=view.embedding[i], segment_hop=segment_hop).numpy())
               for i in chosen]
-    reconstruction_figure(originals, recons, titles=[EMOTIONS[e] for e in emotions]).savefig(fig_dir / "reconstructions.png", dpi=100)
-    traversal_figure(model, view.log_mel[chosen[0]], view.embedding[chosen[0]]).savefig(fig_dir / "traversals.png", dpi=100)
+    save_figure(reconstruction_figure(originals, recons, titles=[EMOTIONS[e] for e in emotions]), fig_dir / "reconstructions.png")
+    save_figure(traversal_figure(model, view.log_mel[chosen[0]], view.embedding[chosen[0]]), fig_dir / "traversals.png")
     curves = Path(model_dir) / "loss_curves.png"
     if curves.is_file():
         shutil.copy(curves, fig_dir / "training_curves.png")
@@ -104,7 +104,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
         "egemaps_missing": egemaps_missing,
         "reconstruction": reconstruction_metrics(model, utterances, view, np.isin(utterances.actor, HELD_OUT), segment_hop),
         "conversion": conversion(model, view, x, references["log_mel_mean_std"], out, seed=probe.seed, num_audio=num_audio,
-                                 segment_hop=segment_hop),
+                                 segment_hop=segment_hop, egemaps=references.get("egemaps")),
         "protocol": protocol(model_dir, probe.folds, model.config.uses_labels),
     }
     figures(model, utterances, view, x, results[headline], out, model_dir=model_dir, seed=probe.seed, num_audio=num_audio,

@@ -9,6 +9,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as PNG and free it."""
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def reconstruction_figure(original, reconstructed, titles=None):
     """Rows of (original, reconstruction) log-mels, each (frames, n_mels)."""
     n = len(original)

@@ -32,6 +32,15 @@ def _egemaps_note(metrics: dict) -> str:
     return f"\n\neGeMAPS baselines not computed: {metrics['egemaps_missing']}" if metrics.get("egemaps_missing") else ""
 
 
+def _egemaps_judge_row(conv: dict) -> str:
+    """The conversion table's row of the eGeMAPS judge, if it ran."""
+    if "target_rate_egemaps_probe_speaker_norm" not in conv:
+        return ""
+    return (f"| on eGeMAPS of the resynthesised audio, standardised per speaker | {_number(conv['target_rate_egemaps_probe_speaker_norm'])} | "
+            f"{_number(conv['egemaps_probe_speaker_norm_rate_on_real_utterances'])} (resynthesised: "
+            f"{_number(conv['egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances'])}) |\n")
+
+
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -80,9 +89,12 @@ utterance, and the result re-scored by probes fitted on actors 1-20:
 | on the model's embedding | {_number(conv.get('target_rate_model_probe'))} | {_number(conv.get('model_probe_rate_on_real_utterances'))} |
 | on log-mel statistics (independent of the model) | {_number(conv.get('target_rate_log_mel_probe'))} | {_number(conv.get('log_mel_probe_rate_on_real_utterances'))} |
 | on log-mel statistics standardised per speaker | {_number(conv.get('target_rate_log_mel_probe_speaker_norm'))} | {_number(conv.get('log_mel_probe_speaker_norm_rate_on_real_utterances'))} |
-
+{_egemaps_judge_row(conv)}
 Chance is 0.125. The first probe reads the latent space that the conversion moved (for semisupervised_vae it includes
-the model's own classifier), so it is an optimistic judge; the log-mel probes are independent of the model.
+the model's own classifier), so it is an optimistic judge; the log-mel probes are independent of the model. The eGeMAPS
+judge (where the `egemaps` extra is installed) hears the audio: each conversion is made audible with Griffin-Lim, run
+through the front end as a new recording, and its eGeMAPS functionals standardised with the speaker's real recordings;
+its rate on real speech is given as recorded and resynthesised the same way from the real log-mels.
 
 ## Figures and audio
 

@@ -133,12 +133,8 @@ def baselines(utterances: Utterances, dataset_dir: Path) -> tuple[dict[str, np.n
     Resemblyzer embedding and, where the `egemaps` extra is installed and the ``audio`` config prepared, the 88
     eGeMAPSv02 functionals alone and beside Resemblyzer (344-d). Returns them and why eGeMAPS is absent (or None)."""
     found = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
-    reason = egemaps.missing()
-    if reason is None:
-        try:
-            functionals = egemaps.dataset_egemaps(dataset_dir, utterances.file)
-        except ValueError as err:
-            return found, str(err)
+    functionals, reason = egemaps.dataset_functionals(dataset_dir, utterances.file)
+    if functionals is not None:
         found.update(egemaps_baselines(functionals, utterances.embedding))
     return found, reason
 

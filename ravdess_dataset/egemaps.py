@@ -68,6 +68,18 @@ def cache_file(dataset_dir: Path, cache_dir: Optional[Path] = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / "egemaps" / f"{fingerprint[:16]}-opensmile{opensmile.__version__}.npz"
 
 
+def dataset_functionals(dataset_dir: Path, files: Sequence[str]) -> tuple[Optional[np.ndarray], Optional[str]]:
+    """`dataset_egemaps` where they can be had, else None and why not (the extra is not installed, or the dataset
+    lacks the ``audio`` config they are computed from)."""
+    reason = missing()
+    if reason is not None:
+        return None, reason
+    try:
+        return dataset_egemaps(dataset_dir, files), None
+    except ValueError as err:
+        return None, str(err)
+
+
 def dataset_egemaps(dataset_dir: Path, files: Sequence[str], cache_dir: Optional[Path] = None,
                     num_proc: Optional[int] = None) -> np.ndarray:
     """(len(files), 88) functionals of the utterances ``files`` (file stems) of a prepared dataset, computed from its

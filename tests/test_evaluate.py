@@ -47,9 +47,13 @@ def test_metrics_are_in_range(evaluated):
         assert 0 <= r["leakage"]["actor_id_accuracy"] <= 1
     assert metrics["reconstruction"]["mse_db2"] > 0 and metrics["reconstruction"]["log_spectral_distance_db"] > 0
     assert 0 <= metrics["conversion"]["target_rate_log_mel_probe"] <= 1 and metrics["conversion"]["conversions"] > 0
-    for judge in ("model_probe", "log_mel_probe", "log_mel_probe_speaker_norm"):
+    judges = ("model_probe", "log_mel_probe", "log_mel_probe_speaker_norm") + (("egemaps_probe_speaker_norm",) if egemaps_rows else ())
+    for judge in judges:
         assert 0 <= metrics["conversion"][f"target_rate_{judge}"] <= 1
         assert 0 <= metrics["conversion"][f"{judge}_rate_on_real_utterances"] <= 1
+    if egemaps_rows:  # the judge that hears the audio: its rate on real speech made audible the same way, too
+        assert 0 <= metrics["conversion"]["egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances"] <= 1
+        assert "on eGeMAPS of the resynthesised audio" in (out / "report.md").read_text()
     assert metrics["protocol"]["train_actors"] == list(range(1, 21)) and 0 in metrics["protocol"]["transductive_folds"]
 
 
@@ -299,6 +303,26 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
     assert choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"]) == result
     with pytest.raises(CommandError, match="chose 'b'"):
         choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
+
+
+@pytest.mark.skipif(egemaps.missing() is not None, reason="the egemaps extra is not installed")
+def test_the_egemaps_judge_hears_the_written_audio(tiny_model, tmp_path):
+    """resynthesised_egemaps is what the WAV written for a conversion gives when analysed as a new recording."""
+    from experiments.conversion import resynthesised_egemaps, write_wav
+    from experiments.data import Utterances
+    from ravdess_dataset.audio import AudioConfig, preprocess_nonempty, read_audio
+    from ravdess_dataset.splits import load_all
+
+    dataset_dir, model_dir = tiny_model
+    model = load_model(str(model_dir))
+    log_mel = Utterances.from_dataset(load_all("mel", dataset_dir)).log_mel[0]
+    functionals = resynthesised_egemaps(log_mel, model.config.feature_params)
+    write_wav(tmp_path / "heard.wav", log_mel, model)
+    wav, rate = read_audio(tmp_path / "heard.wav")
+    audio = AudioConfig(**model.config.feature_params["audio"])
+    heard = egemaps.egemaps_functionals(preprocess_nonempty(wav, rate, audio, "heard.wav"), audio.sample_rate)
+    assert functionals.shape == (88,) and np.isfinite(functionals).all()
+    np.testing.assert_array_equal(functionals, heard)  # the judge hears exactly the file written
 
 
 @pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])
