@@ -61,15 +61,20 @@ def inner_uar(x: np.ndarray, utterances: Utterances, actors: list[int], seed: in
 
 def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool, seed: int = 0) -> dict[str, float]:
     """`inner_uar` of each of `EMBEDDING_CANDIDATES` over fold ``fold``'s training actors. Only for families that
-    trained without labels: a model that used the labels of these very actors cannot be judged on them."""
+    trained without labels: a model that used the labels of these very actors cannot be judged on them. A candidate
+    whose embedding equals an earlier one's (a representation that does not pool, such as FHVAE's s-vector) is left
+    out, so that a tie is not counted twice."""
     if model.config.uses_labels:
         raise CommandError(f"a {model.config.model_type} was trained with the labels of these very actors, so inner folds "
                            "cannot judge its embedding; compare its recipes with `choose.py recipe` instead")
     view = utterances.model_view(model.config.input_normalization)
     actors = sorted(set(fold_train_actors(fold)) & set(utterances.actor.tolist()))
-    row = {}
+    row, seen = {}, []
     for hop, pooling in EMBEDDING_CANDIDATES:
         x = embed_utterances(model, view, segment_hop=hop, pooling=pooling)
+        if any(np.array_equal(x, earlier) for earlier in seen):
+            continue
+        seen.append(x)
         row[f"hop {hop}, {pooling}"] = inner_uar(speaker_normalise(x, utterances.actor) if speaker_norm else x, utterances, actors, seed)
     return row
 

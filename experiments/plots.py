@@ -105,7 +105,7 @@ def traversal_figure(model, log_mel, speaker, dims: int = 4, steps: int = 5):
     import numpy as np
     import torch
 
-    segments, _, speaker = model.segment_utterance(log_mel, speaker)
+    segments, _, speaker = model.segment_utterance(log_mel, speaker_embedding=speaker)
     speaker = None if speaker is None else speaker[:1]
     with torch.no_grad():
         encoded = model.encode(segments[:1], speaker_embedding=speaker)

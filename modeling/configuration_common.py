@@ -48,8 +48,7 @@ class SpeechVAEBaseConfig(PretrainedConfig):
 
     n_mels: int = option(80, "mel bands of the input log-mel (default in train.py: the dataset's; it must match it)")
     segment_frames: int = option(128, "frames per segment the model sees (train.py: the dataset's, except for fhvae)")
-    segment_hop: int = option(64, "frames between segment starts when an utterance is cut up (embed_utterance; fhvae: "
-                                  "also its training segments)")
+    segment_hop: int = option(64, "frames between segment starts when an utterance is cut up (embed_utterance)")
     pad_value: float = option(-100.0, "input value of padding in short segments: the dataset's silence floor in dB, or with "
                                       "input_normalization=speaker the lowest standardised training value",
                                       set_by_train=True)

@@ -1,17 +1,20 @@
 """Configuration of `FHVAEModel`, the factorized hierarchical VAE of Hsu, Zhang and Glass (NIPS 2017)."""
+from typing import Optional
+
 from .configuration_common import SpeechVAEBaseConfig, option
 
 
 class FHVAEConfig(SpeechVAEBaseConfig):
     """`FHVAEModel` options, on top of those of `SpeechVAEBaseConfig` (defaults: the paper's recipe; see each field's
-    help). It trains on segments of its own ``segment_frames`` (20, every ``segment_hop`` = 20 frames as in the paper)
-    cut from whole utterances."""
+    help). It trains on segments of its own ``segment_frames`` (20 as in the paper) cut from whole utterances every
+    ``segment_hop`` frames (unset: ``segment_frames``, segments that do not overlap, as in the paper)."""
 
     model_type = "fhvae"
     cuts_own_segments = True
 
     segment_frames: int = option(20, "frames per segment (cut by train.py from whole utterances)")
-    segment_hop: int = option(20, "frames between segment starts, in training and in embed_utterance")
+    segment_hop: Optional[int] = option(None, "frames between segment starts, in training and in embed_utterance "
+                                              "(unset: segment_frames, so that segments do not overlap)")
     hidden_size: int = option(256, "units of each one-layer LSTM (z1 encoder, z2 encoder, decoder)")
     z1_dim: int = option(32, "segment-level latent (meant to hold what changes within an utterance)")
     z2_dim: int = option(32, "sequence-level latent (meant to hold what an utterance keeps throughout)")
@@ -22,6 +25,8 @@ class FHVAEConfig(SpeechVAEBaseConfig):
     mu2_prior_std: float = option(1.0, "std of p(mu2) = N(0, mu2_prior_std^2 I)")
 
     def __post_init__(self, **kwargs) -> None:
+        if self.segment_hop is None:
+            self.segment_hop = self.segment_frames
         for name in ("hidden_size", "z1_dim", "z2_dim", "num_sequences"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -100,16 +100,20 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ shared utterance-level methods
 
-    def segment_utterance(self, log_mel, speaker_embedding=None, *, segment_hop: Optional[int] = None
+    def segment_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None
                           ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """A whole (T, n_mels) utterance as the model sees it: (segments on the model's device, their real lengths,
         the (speaker_dim,) speaker embedding repeated per segment or None). ``segment_hop``: frames between segment
         starts for this call (default: the config's)."""
+        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self._hop(segment_hop), self.config.pad_value)
+        return segments.to(self.device), lengths, expand_speaker(speaker_embedding, len(segments), self.device)
+
+    def _hop(self, segment_hop: Optional[int]) -> int:
+        """The segment hop of one call: ``segment_hop`` if given (checked), else the config's."""
         hop = self.config.segment_hop if segment_hop is None else segment_hop
         if hop <= 0:
             raise ValueError(f"segment_hop must be positive, got {hop}")
-        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, hop, self.config.pad_value)
-        return segments.to(self.device), lengths, expand_speaker(speaker_embedding, len(segments), self.device)
+        return hop
 
     def _pooling(self, pooling: Optional[str]) -> str:
         """The pooling of one call: ``pooling`` if given (checked), else the config's."""
@@ -132,8 +136,8 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
     def reconstruct_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None) -> torch.Tensor:
         """The model's reconstruction of a whole (T, n_mels) utterance: its segments encoded, decoded from the posterior
         mean (with the predicted emotion where the family models it) and overlap-averaged, (T, n_mels)."""
-        hop = self.config.segment_hop if segment_hop is None else segment_hop
-        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=hop)
+        hop = self._hop(segment_hop)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=hop)
         encoded = self.encode(segments, speaker_embedding=speaker)
         decoded = self.decode(encoded.latent_dist.mean, speaker_embedding=speaker, labels=encoded.labels).sample
         return join_segments(decoded, len(log_mel), hop)
@@ -143,7 +147,7 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
                          segment_hop: Optional[int] = None) -> torch.Tensor:
         """The utterance-level latent that emotion conversion moves: the posterior means of its segments averaged by
         real frames (inferred with emotion ``label`` where the family models the emotion)."""
-        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
         encoded = self.encode(segments, speaker_embedding=speaker, labels=self._repeat(label, len(segments)))
         return pool_segments(encoded.latent_dist.mean, lengths)
 
@@ -159,8 +163,8 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
         latent, and add what that changes in the decoder's output (moved latent with the target label, minus own
         latent with the source label) to the utterance itself, so the detail the VAE does not reconstruct is kept.
         With no shift and ``source == target`` the utterance comes back unchanged."""
-        hop = self.config.segment_hop if segment_hop is None else segment_hop
-        segments, _, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=hop)
+        hop = self._hop(segment_hop)
+        segments, _, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=hop)
         count = len(segments)
         z = self.encode(segments, speaker_embedding=speaker, labels=self._repeat(source, count)).latent_dist.mean
         moved = z + self._latent_shift(torch.as_tensor(np.asarray(shift), dtype=z.dtype, device=z.device))

@@ -108,7 +108,8 @@ class FHVAEModel(FHVAEPreTrainedModel):
         return x if extra is None else torch.cat([x, extra[:, None, :].expand(-1, x.shape[1], -1)], -1)
 
     def encode_factors(
-        self, log_mel: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+        self, log_mel: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None
     ) -> tuple[DiagonalGaussian, DiagonalGaussian]:
         """(q(z1 | x, z2), q(z2 | x)) for (batch, frames, n_mels) dB; z1 is inferred from a z2 sample in
         training mode and from its mean in eval mode."""
@@ -121,7 +122,7 @@ class FHVAEModel(FHVAEPreTrainedModel):
                labels: Optional[torch.Tensor] = None) -> EncoderOutput:
         """The joint posterior over [z1, z2], (batch, z1_dim + z2_dim) (`encode_factors` gives the two apart);
         ``labels`` are not modelled."""
-        return EncoderOutput(latent_dist=DiagonalGaussian.cat(self.encode_factors(log_mel, speaker_embedding)))
+        return EncoderOutput(latent_dist=DiagonalGaussian.cat(self.encode_factors(log_mel, speaker_embedding=speaker_embedding)))
 
     def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
                labels: Optional[torch.Tensor] = None) -> DecoderOutput:
@@ -152,7 +153,7 @@ class FHVAEModel(FHVAEPreTrainedModel):
         data) z2's prior is the marginal N(0, (s2^2 + sm^2) I) and there is no discriminative term.
         """
         c = self.config
-        q_z1, q_z2 = self.encode_factors(log_mel, speaker_embedding, generator)
+        q_z1, q_z2 = self.encode_factors(log_mel, speaker_embedding=speaker_embedding, generator=generator)
         sample = self.training
         z1 = q_z1.sample(generator) if sample else q_z1.mean
         z2 = q_z2.sample(generator) if sample else q_z2.mean
@@ -192,8 +193,8 @@ class FHVAEModel(FHVAEPreTrainedModel):
     def infer_s_vector(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None) -> torch.Tensor:
         """mu2 of an unseen (T, n_mels) utterance: the posterior mean of mu2 given its N segments' z2 means,
         sum(z2) / (N + s2^2 / sm^2)."""
-        segments, _, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
-        z2 = self.encode_factors(segments, speaker)[1].mean
+        segments, _, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
+        z2 = self.encode_factors(segments, speaker_embedding=speaker)[1].mean
         ratio = self.config.z2_prior_std**2 / self.config.mu2_prior_std**2
         return z2.sum(0) / (len(z2) + ratio)
 
@@ -206,8 +207,8 @@ class FHVAEModel(FHVAEPreTrainedModel):
         pooling = self._pooling(pooling)
         if self._representation(representation) == "s_vector":
             return self.infer_s_vector(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
-        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
-        return pool_segments(self.encode_factors(segments, speaker)[0].mean, lengths, pooling)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
+        return pool_segments(self.encode_factors(segments, speaker_embedding=speaker)[0].mean, lengths, pooling)
 
     @torch.no_grad()
     def utterance_latent(self, log_mel, *, speaker_embedding=None, label: Optional[int] = None,
@@ -217,7 +218,7 @@ class FHVAEModel(FHVAEPreTrainedModel):
 
     @torch.no_grad()
     def generate(
-        self, num_samples: int = 1, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+        self, num_samples: int = 1, *, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
         """Decode z1 ~ N(0, I), z2 ~ N(0, (s2^2 + sm^2) I): (num_samples, frames, n_mels) dB."""
         c = self.config

@@ -186,7 +186,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         (num_labels), the z means of its segments inferred with the predicted class, pooled (``pooling``)].
         ``segment_hop`` and ``pooling`` override the config's for this call only."""
         self._representation(representation)
-        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
         logits = self.classify(segments)
         probs = pool_segments(logits.softmax(-1), lengths)
         z = self.encode(segments, speaker_embedding=speaker, labels=logits.argmax(-1)).latent_dist.mean
@@ -199,7 +199,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
 
     @torch.no_grad()
     def generate(
-        self, labels: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+        self, labels: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
         """Decode z ~ N(0, I) with the given emotion ids (num_samples,): (num_samples, frames, n_mels) dB."""
         labels = torch.as_tensor(labels, device=self.device)

@@ -126,12 +126,12 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         ``segment_hop`` frames), pooled (``pooling``: mean by real frames, or mean_std). ``segment_hop`` and
         ``pooling`` override the config's for this call only. ``speaker_embedding``: (speaker_dim,)."""
         self._representation(representation)
-        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding, segment_hop=segment_hop)
+        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
         return pool_segments(self.encode(segments, speaker_embedding=speaker).latent_dist.mean, lengths, self._pooling(pooling))
 
     @torch.no_grad()
     def generate(
-        self, num_samples: int = 1, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+        self, num_samples: int = 1, *, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
         """Decode z ~ N(0, I): (num_samples, frames, n_mels) log-mels in dB."""
         z = torch.randn(num_samples, self.config.latent_dim, generator=generator).to(self.device)

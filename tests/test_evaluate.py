@@ -218,6 +218,23 @@ def test_embedding_selection_reads_only_the_listed_actors():
     assert inner_uar(scrambled, u, listed) < score
 
 
+@pytest.mark.parametrize("family, candidates", [("speech_vae", 4), ("fhvae", 2)])
+def test_embedding_candidates_that_embed_alike_are_listed_once(family, candidates):
+    from experiments.choice import embedding_uars
+    from experiments.data import Utterances
+    from tests.test_modeling import make
+
+    model = make(family).eval()
+    rng = np.random.default_rng(0)
+    actors, emotion = np.repeat(np.arange(1, 25), 8), np.tile(np.arange(8), 24)
+    log_mel = [rng.normal(-40, 8, size=(80, model.config.n_mels)).astype(np.float32) for _ in actors]
+    u = Utterances(log_mel, np.zeros((len(actors), 256), np.float32), emotion, actors, actors % 2, np.zeros_like(actors), [])
+    row = embedding_uars(model, u, fold=0, speaker_norm=False)
+    # fhvae's s-vector does not pool: the mean_std candidates embed exactly as the mean ones and are left out
+    assert len(row) == candidates and all(0 <= v <= 1 for v in row.values())
+    assert any("mean_std" in k for k in row) == (family == "speech_vae")
+
+
 @pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])
 def test_conversion_keeps_the_utterance_and_adds_the_decoders_change(family):
     from modeling.utterance import join_segments
@@ -232,7 +249,7 @@ def test_conversion_keeps_the_utterance_and_adds_the_decoders_change(family):
     np.testing.assert_allclose(same.numpy(), log_mel, atol=1e-4)  # no move: the utterance itself, not its reconstruction
     shift = np.full(dim, 10.0, dtype=np.float32)
     moved = model.convert_emotion(log_mel, speaker_embedding=speaker, source=0, target=3, shift=shift).numpy()
-    segments, _, spk = model.segment_utterance(log_mel, speaker)
+    segments, _, spk = model.segment_utterance(log_mel, speaker_embedding=speaker)
     with torch.no_grad():  # the change by hand: decode(z + shift, target) - decode(z, source), z1 kept for fhvae
         source, target = torch.zeros(len(segments), dtype=torch.long), torch.full((len(segments),), 3)
         z = model.encode(segments, speaker_embedding=spk, labels=source).latent_dist.mean

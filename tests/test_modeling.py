@@ -60,7 +60,7 @@ def test_shapes_and_finite_losses(family, options):
     utterance = torch.randn(37, model.config.n_mels) - 40
     speaker = None if kwargs["speaker_embedding"] is None else kwargs["speaker_embedding"][0]
     assert model.embed_utterance(utterance, speaker_embedding=speaker).dim() == 1
-    generated = model.generate(torch.tensor([1, 2]), speaker) if family == "semisupervised_vae" else model.generate(2, speaker)
+    generated = model.generate(torch.tensor([1, 2]), speaker_embedding=speaker) if family == "semisupervised_vae" else model.generate(2, speaker_embedding=speaker)
     assert generated.shape == (2, model.config.segment_frames, model.config.n_mels)
 
 

@@ -52,6 +52,11 @@ def test_training_options_come_from_the_configuration_classes():
     assert options["hidden_size"].metadata["help"].startswith("fhvae: ")
     model_args, _, _ = train.parse_arguments(["--model_type", "fhvae", "--z2_prior_std", "0.3", "--output_dir", "o"])
     assert model_args.z2_prior_std == 0.3 and model_args.latent_dim is None  # unset: the family's default
+    # fhvae's training segments do not overlap unless a hop is given: the hop follows segment_frames
+    params = {"mel": {"n_mels": 80}, "segment": {"frames": 128, "hop": 64}}
+    for extra, hop in ((["--segment_frames", "40"], 40), (["--segment_frames", "40", "--segment_hop", "10"], 10), ([], 20)):
+        model_args, _, _ = train.parse_arguments(["--model_type", "fhvae", "--output_dir", "o", *extra])
+        assert model_args.config(params, pad_value=-90.0).segment_hop == hop
 
 
 def test_short_run_writes_the_output_folder(prepared, tmp_path):
