@@ -10,8 +10,6 @@ import json
 from typing import Iterator, Optional
 
 import datasets
-# The one segmentation rule: a model cuts utterances with it to embed them, and carries it to the hub with its code.
-from modeling.utterance import segment_starts, segment_utterance
 
 from .audio import flac_bytes
 from .cache import FeatureCache
@@ -148,6 +146,11 @@ class Ravdess(datasets.GeneratorBasedBuilder):
                 elif c.name == "audio":
                     yield rid.stem, {**labels, "audio": {"bytes": flac_bytes(feats.wav, c.sample_rate), "path": f"{rid.stem}.flac"}}
                 else:
+                    # The one segmentation rule: a model cuts utterances with it to embed them and carries it to the
+                    # hub with its code. Imported here, not at the top: `import modeling` loads transformers and the
+                    # models (seconds), which only the writer of this config needs.
+                    from modeling.utterance import segment_starts, segment_utterance
+
                     starts = segment_starts(len(feats.log_mel), seg_config.frames, seg_config.hop)
                     segs, lengths = segment_utterance(feats.log_mel, seg_config.frames, seg_config.hop, c.floor_db)
                     for i, (seg, start, length) in enumerate(zip(segs.numpy(), starts, lengths.tolist())):
