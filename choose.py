@@ -34,10 +34,10 @@ from experiments.representation import usable
 from ravdess_dataset.splits import NUM_FOLDS, load_all, validation_actors
 
 
-def print_choice(table: dict[int, dict[str, float]], score: str) -> dict:
-    """`best_candidate` of ``table``, printed."""
+def print_choice(table: dict[int, dict[str, float]], score: str, empty: str) -> dict:
+    """`best_candidate` of ``table``, printed; ``empty``: why no fold could be scored, if none was."""
     if not table:
-        raise CommandError("no fold could be scored (are the fold models or the validation actors there?)")
+        raise CommandError(f"no fold could be scored: {empty}")
     best = best_candidate(table)
     print(f"mean {score}: " + ", ".join(f"{k} {v:.3f}" for k, v in best["means"].items())
           + f"\nchoice: {best['choice']} (best in {best['folds_won'][best['choice']]} of {len(table)} folds)")
@@ -65,7 +65,7 @@ def choose_recipe(args: argparse.Namespace) -> dict:
             table[fold].update({f"{stem}, hop {hop}": uar for hop, uar in scores.items()})
         print(f"fold {fold} (validation actors {validation_actors(fold, args.group)}): "
               + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
-    best = print_choice(table, "validation UAR")
+    best = print_choice(table, "validation UAR", f"no fold of {args.folds} has both its validation actors and the others in {args.dataset}")
     result = {"speaker_norm": args.speaker_norm, "group": args.group, "train_args": args.train_args, "validation_uar": table,
               "mean_validation_uar": best["means"], "folds_won": best["folds_won"], "choice": best["choice"]}
     args.output.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ def choose_embedding(args: argparse.Namespace) -> dict:
         if folder.is_dir():
             table[fold] = embedding_uars(load_model(str(folder)), utterances, fold, args.speaker_norm)
             print(f"fold {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
-    best = print_choice(table, "inner UAR")
+    best = print_choice(table, "inner UAR", f"no fold model {args.cv_dir}/fold_K/model (K = 0..{NUM_FOLDS - 1})")
     result = {"speaker_norm": args.speaker_norm, "inner_uar": table, "mean_inner_uar": best["means"], "choice": best["choice"]}
     (args.cv_dir / "embedding_selection.json").write_text(json.dumps(result, indent=2))
     return result

@@ -305,6 +305,10 @@ def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prep
     assert trained["eval_actors"] == [1, 6, 11, 16] and not set(trained["train_actors"]) & {1, 6, 11, 16, 21, 22, 23, 24}
     with pytest.raises(CommandError, match="distinct file names"):
         choose.main(["recipe", recipes[0], recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path)])
+    with pytest.raises(CommandError, match=r"no fold of \[0\] has both its validation actors"):  # nothing trained
+        choose.main(["recipe", recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path / "none"), "--folds", "0"])
+    with pytest.raises(CommandError, match="no fold model .*fold_K/model"):
+        choose.main(["embedding", str(tmp_path / "none"), "--dataset", str(config.output_dir)])
 
 
 def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
