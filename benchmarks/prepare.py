@@ -180,6 +180,7 @@ def main() -> None:
 
 def benchmark(args: argparse.Namespace, work: Path) -> None:
     """Run the stages in ``work`` and print (and with ``--json`` write) their results."""
+    os.environ["HF_DATASETS_CACHE"] = str(work / "hf_cache")  # the stages' datasets copies stay in ``work`` too
     shutil.rmtree(work / "dataset", ignore_errors=True)
     shutil.rmtree(work / "cache", ignore_errors=True)
     shutil.rmtree(work / "subset", ignore_errors=True)

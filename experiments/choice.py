@@ -24,7 +24,10 @@ FoldTable = dict[int, dict[str, float]]  # fold -> candidate -> score
 def best_candidate(table: FoldTable) -> dict:
     """The candidate with the best mean over folds (ties: the first listed), each candidate's mean, and in how many
     folds each scored best."""
-    means = {k: float(np.mean([row[k] for row in table.values()])) for k in next(iter(table.values()))}
+    keys = [list(row) for row in table.values()]
+    if any(k != keys[0] for k in keys):
+        raise CommandError(f"the folds were scored on different candidates ({keys}); score them again with the same code")
+    means = {k: float(np.mean([row[k] for row in table.values()])) for k in keys[0]}
     wins = {k: sum(max(row, key=row.get) == k for row in table.values()) for k in means}
     return {"means": means, "folds_won": wins, "choice": max(means, key=means.get)}
 
@@ -61,20 +64,20 @@ def inner_uar(x: np.ndarray, utterances: Utterances, actors: list[int], seed: in
 
 def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool, seed: int = 0) -> dict[str, float]:
     """`inner_uar` of each of `EMBEDDING_CANDIDATES` over fold ``fold``'s training actors. Only for families that
-    trained without labels: a model that used the labels of these very actors cannot be judged on them. A candidate
-    whose embedding equals an earlier one's (a representation that does not pool, such as FHVAE's s-vector) is left
-    out, so that a tie is not counted twice."""
+    trained without labels: a model that used the labels of these very actors cannot be judged on them. A model whose
+    default representation does not pool segments (FHVAE's s-vector) is judged at the `EMBEDDING_CANDIDATES` hops with
+    its own pooling only, since the others would embed alike."""
     if model.config.uses_labels:
         raise CommandError(f"a {model.config.model_type} was trained with the labels of these very actors, so inner folds "
                            "cannot judge its embedding; compare its recipes with `choose.py recipe` instead")
     view = utterances.model_view(model.config.input_normalization)
     actors = sorted(set(fold_train_actors(fold)) & set(utterances.actor.tolist()))
-    row, seen = {}, []
+    pools = model.representations[0] in model.pooled_representations
+    row = {}
     for hop, pooling in EMBEDDING_CANDIDATES:
-        x = embed_utterances(model, view, segment_hop=hop, pooling=pooling)
-        if any(np.array_equal(x, earlier) for earlier in seen):
+        if not pools and pooling != model.config.pooling:
             continue
-        seen.append(x)
+        x = embed_utterances(model, view, segment_hop=hop, pooling=pooling)
         row[f"hop {hop}, {pooling}"] = inner_uar(speaker_normalise(x, utterances.actor) if speaker_norm else x, utterances, actors, seed)
     return row
 

@@ -55,11 +55,13 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
     """Base of every family: weight initialisation and the utterance-level methods.
 
     A family implements ``encode``, ``decode``, ``forward`` and ``embed_utterance``; ``representations`` names what
-    ``embed_utterance`` can return (the first is its default).
+    ``embed_utterance`` can return (the first is its default) and ``pooled_representations`` those of them that pool
+    per-segment vectors (the others ignore ``pooling``).
     """
 
     main_input_name = "log_mel"
     representations: tuple[str, ...] = ("embedding",)
+    pooled_representations: tuple[str, ...] = ("embedding",)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

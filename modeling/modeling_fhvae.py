@@ -73,6 +73,7 @@ class FHVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
     config_class = FHVAEConfig
     base_model_prefix = "fhvae"
     representations = ("s_vector", "z1")
+    pooled_representations = ("z1",)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

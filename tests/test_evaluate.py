@@ -219,8 +219,8 @@ def test_embedding_selection_reads_only_the_listed_actors():
 
 
 @pytest.mark.parametrize("family, candidates", [("speech_vae", 4), ("fhvae", 2)])
-def test_embedding_candidates_that_embed_alike_are_listed_once(family, candidates):
-    from experiments.choice import embedding_uars
+def test_embedding_candidates_of_a_representation_that_does_not_pool_leave_pooling_out(family, candidates):
+    from experiments.choice import best_candidate, embedding_uars
     from experiments.data import Utterances
     from tests.test_modeling import make
 
@@ -230,9 +230,12 @@ def test_embedding_candidates_that_embed_alike_are_listed_once(family, candidate
     log_mel = [rng.normal(-40, 8, size=(80, model.config.n_mels)).astype(np.float32) for _ in actors]
     u = Utterances(log_mel, np.zeros((len(actors), 256), np.float32), emotion, actors, actors % 2, np.zeros_like(actors), [])
     row = embedding_uars(model, u, fold=0, speaker_norm=False)
-    # fhvae's s-vector does not pool: the mean_std candidates embed exactly as the mean ones and are left out
+    # fhvae's s-vector does not pool: the mean_std candidates would embed exactly as the mean ones and are left out
     assert len(row) == candidates and all(0 <= v <= 1 for v in row.values())
     assert any("mean_std" in k for k in row) == (family == "speech_vae")
+    assert best_candidate({0: row, 1: row})["choice"] in row
+    with pytest.raises(CommandError, match="different candidates"):
+        best_candidate({0: row, 1: dict(list(row.items())[:1])})
 
 
 @pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])
