@@ -10,21 +10,13 @@ evaluations read them back.
 from __future__ import annotations
 
 import functools
-import io
-import json
-import logging
-import multiprocessing
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import soundfile as sf
 
-from .sources import default_cache_dir
-
-logger = logging.getLogger(__name__)
+from . import derived
+from .derived import read_flac
 
 EGEMAPS_DIM = 88
 INSTALL_HINT = "pip install 'ravdess-emotion-vae[egemaps]' (openSMILE: research and non-commercial use only)"
@@ -52,20 +44,19 @@ def egemaps_functionals(wav: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _from_flac(blob: bytes) -> np.ndarray:
-    wav, rate = sf.read(io.BytesIO(blob), dtype="float32")
+    wav, rate = read_flac(blob)
     return egemaps_functionals(wav, rate)
+
+
+def _version() -> str:
+    import opensmile
+
+    return f"opensmile{opensmile.__version__}-v2"
 
 
 def cache_file(dataset_dir: Path, cache_dir: Optional[Path] = None) -> Path:
     """Where the functionals of a prepared dataset are cached: keyed by its fingerprint and openSMILE's version."""
-    import opensmile
-
-    info = Path(dataset_dir) / "data" / "prepare_info.json"
-    try:
-        fingerprint = json.loads(info.read_text())["fingerprint"]
-    except (OSError, ValueError, KeyError):
-        raise ValueError(f"{info}: missing or unreadable; prepare the dataset with `python -m ravdess_dataset prepare`") from None
-    return Path(cache_dir or default_cache_dir()) / "egemaps" / f"{fingerprint[:16]}-opensmile{opensmile.__version__}.npz"
+    return derived.cache_file(dataset_dir, "egemaps", _version(), cache_dir)
 
 
 def dataset_functionals(dataset_dir: Path, files: Sequence[str]) -> tuple[Optional[np.ndarray], Optional[str]]:
@@ -83,37 +74,5 @@ def dataset_functionals(dataset_dir: Path, files: Sequence[str]) -> tuple[Option
 def dataset_egemaps(dataset_dir: Path, files: Sequence[str], cache_dir: Optional[Path] = None,
                     num_proc: Optional[int] = None) -> np.ndarray:
     """(len(files), 88) functionals of the utterances ``files`` (file stems) of a prepared dataset, computed from its
-    ``audio`` config once and then read from the cache (written atomically: an interrupted run leaves no cache)."""
-    path = cache_file(dataset_dir, cache_dir)
-    if path.is_file():
-        cached = np.load(path)
-        row = {name: i for i, name in enumerate(cached["files"].tolist())}
-        if all(name in row for name in files):
-            return cached["X"][[row[name] for name in files]]
-    from datasets import Audio
-
-    from .splits import load_all
-
-    try:
-        audio = load_all("audio", dataset_dir).cast_column("audio", Audio(decode=False))
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"{dataset_dir}: eGeMAPS is computed from the 'audio' config, which is not prepared there ({err})") from None
-    names = audio["file"]
-    blobs = [row["bytes"] for row in audio["audio"]]
-    num_proc = num_proc or len(os.sched_getaffinity(0))
-    logger.info("eGeMAPS: %d utterances with %d processes", len(blobs), num_proc)
-    if num_proc > 1:
-        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
-            x = np.stack(pool.map(_from_flac, blobs, chunksize=16))
-    else:
-        x = np.stack([_from_flac(blob) for blob in blobs])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, X=x, files=np.array(names))
-    os.replace(tmp.name, path)
-    row = {name: i for i, name in enumerate(names)}
-    missing_files = [name for name in files if name not in row]
-    if missing_files:
-        raise ValueError(f"{dataset_dir}: the 'audio' config lacks {len(missing_files)} utterances of 'mel' "
-                         f"(e.g. {missing_files[0]}); prepare both configs from the same source")
-    return x[[row[name] for name in files]]
+    ``audio`` config once and then read from the cache (`ravdess_dataset.derived.per_utterance`)."""
+    return np.stack(derived.per_utterance(dataset_dir, files, "egemaps", _version(), _from_flac, cache_dir, num_proc))

@@ -7,6 +7,7 @@ import numpy as np
 from .audio import AudioConfig, AudioReadError, preprocess_nonempty, resample
 from .embedding import ENCODER_PARAMS, partial_windows
 from .features import MelConfig, log_mel
+from .prosody import prosody_frames
 
 
 def analyse_waveform(
@@ -25,3 +26,9 @@ def analyse_waveform(
     mel_wav = resample(processed, audio.sample_rate, mel.sample_rate, audio.resample_quality)
     windows = partial_windows(processed, ENCODER_PARAMS["rate"], ENCODER_PARAMS["min_coverage"])
     return processed, log_mel(mel_wav, mel), windows
+
+
+def prosody_of(processed: np.ndarray, audio: AudioConfig, mel: MelConfig) -> np.ndarray:
+    """The (frames, 3) `prosody_frames` of a processed waveform (`analyse_waveform`'s first output, at
+    ``audio.sample_rate``), one row per frame of its log-mel: taken, like the log-mel, at the mel rate."""
+    return prosody_frames(resample(processed, audio.sample_rate, mel.sample_rate, audio.resample_quality), mel)

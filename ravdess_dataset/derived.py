@@ -1,0 +1,129 @@
+"""Per-utterance features computed from a prepared dataset's ``audio`` config on demand and cached: optional steps
+that `prepare` does not run (they would break its time budget, or need an optional package).
+
+Each kind is cached once per prepared dataset, in ``<cache>/<kind>/<fingerprint>-<version>.npz`` (``version`` names
+what the values depend on besides the audio), written atomically: an interrupted computation leaves no cache and
+is simply redone. `dataset_prosody` gives the prosody frames of `ravdess_dataset.prosody`; the eGeMAPS functionals
+of `ravdess_dataset.egemaps` are cached the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from .audio import AudioConfig
+from .features import MelConfig
+from .front_end import prosody_of
+from .prosody import ProsodyConfig
+from .sources import default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+
+def cache_file(dataset_dir: Path, kind: str, version: str, cache_dir: Optional[Path] = None) -> Path:
+    """Where the ``kind`` features of a prepared dataset are cached: keyed by its fingerprint and ``version``."""
+    info = Path(dataset_dir) / "data" / "prepare_info.json"
+    try:
+        fingerprint = json.loads(info.read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        raise ValueError(f"{info}: missing or unreadable; prepare the dataset with `python -m ravdess_dataset prepare`") from None
+    return Path(cache_dir or default_cache_dir()) / kind / f"{fingerprint[:16]}-{version}.npz"
+
+
+def read_flac(blob: bytes) -> tuple[np.ndarray, int]:
+    """A FLAC file of the ``audio`` config, in memory -> (float32 waveform, rate)."""
+    wav, rate = sf.read(io.BytesIO(blob), dtype="float32")
+    return wav, rate
+
+
+def per_utterance(dataset_dir: Path, files: Sequence[str], kind: str, version: str,
+                  compute: Callable[[bytes], np.ndarray], cache_dir: Optional[Path] = None,
+                  num_proc: Optional[int] = None) -> list[np.ndarray]:
+    """The arrays ``compute(flac_bytes)`` of the utterances ``files`` (file stems) of a prepared dataset, computed
+    from every utterance of its ``audio`` config once (in ``num_proc`` processes; default: the usable cores) and
+    then read from the cache. ``compute`` must be picklable (a module-level function). ValueError when the dataset
+    lacks the ``audio`` config or some of ``files``."""
+    path = cache_file(dataset_dir, kind, version, cache_dir)
+    if path.is_file():
+        try:
+            names, arrays = _read(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            logger.warning("%s: damaged cache (%s); computing it again", path, err)
+        else:
+            row = {name: i for i, name in enumerate(names)}
+            if all(name in row for name in files):
+                return [arrays[row[name]] for name in files]
+    from datasets import Audio
+
+    from .splits import load_all
+
+    try:
+        audio = load_all("audio", dataset_dir).cast_column("audio", Audio(decode=False))
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(f"{dataset_dir}: {kind} is computed from the 'audio' config, which is not prepared there ({err})") from None
+    names = audio["file"]
+    blobs = [row["bytes"] for row in audio["audio"]]
+    num_proc = num_proc or len(os.sched_getaffinity(0))
+    logger.info("%s: %d utterances with %d processes", kind, len(blobs), num_proc)
+    if num_proc > 1:
+        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
+            arrays = pool.map(compute, blobs, chunksize=16)
+    else:
+        arrays = [compute(blob) for blob in blobs]
+    _write(path, names, arrays)
+    row = {name: i for i, name in enumerate(names)}
+    missing_files = [name for name in files if name not in row]
+    if missing_files:
+        raise ValueError(f"{dataset_dir}: the 'audio' config lacks {len(missing_files)} utterances of 'mel' "
+                         f"(e.g. {missing_files[0]}); prepare both configs from the same source")
+    return [arrays[row[name]] for name in files]
+
+
+def _write(path: Path, names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
+    """One npz: the arrays concatenated along their first axis, with their lengths; replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = [np.atleast_1d(a) for a in arrays]
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz", delete=False) as tmp:
+        np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
+    os.replace(tmp.name, path)
+
+
+def _read(path: Path) -> tuple[list[str], list[np.ndarray]]:
+    with np.load(path) as cached:
+        rows, lengths, names = cached["rows"], cached["lengths"], cached["files"].tolist()
+    return names, np.split(rows, np.cumsum(lengths)[:-1])
+
+
+def _prosody_of_flac(feature_params: dict, blob: bytes) -> np.ndarray:
+    wav, _ = read_flac(blob)
+    return prosody_of(wav, AudioConfig(**feature_params["audio"]), MelConfig(**feature_params["mel"]))
+
+
+def dataset_prosody(dataset_dir: Path, files: Sequence[str], cache_dir: Optional[Path] = None,
+                    num_proc: Optional[int] = None) -> list[np.ndarray]:
+    """The (frames, 3) prosody frames (`ravdess_dataset.prosody`) of the utterances ``files`` of a prepared dataset,
+    one row per frame of their log-mel in the ``mel`` config: computed from the ``audio`` config's waveform (16-bit)
+    as the feature extractor computes them from a recording (`front_end.prosody_of`), about 90 s for the full corpus
+    on 2 cores, then read from the cache."""
+    try:
+        feature_params = json.loads((Path(dataset_dir) / "data" / "prepare_info.json").read_text())["feature_params"]
+    except (OSError, ValueError, KeyError):
+        raise ValueError(f"{dataset_dir}: no readable prepare_info.json; prepare the dataset with `python -m ravdess_dataset prepare`") from None
+    settings = json.dumps([dataclasses.asdict(ProsodyConfig()), feature_params["audio"], feature_params["mel"]], sort_keys=True)
+    version = f"librosa{librosa.__version__}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+    return per_utterance(dataset_dir, files, "prosody", version, functools.partial(_prosody_of_flac, feature_params),
+                         cache_dir, num_proc)
