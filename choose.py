@@ -61,7 +61,7 @@ def choose_recipe(args: argparse.Namespace) -> dict:
             if not (folder / "model.safetensors").is_file():
                 train.main([recipe, "--dataset_dir", str(args.dataset), "--output_dir", str(folder), "--fold", str(fold),
                             "--validation_group", str(args.group), "--seed", str(args.seed), *args.train_args])
-            scores = validation_uar(load_model(str(folder)), subset, test, args.speaker_norm, args.seed)
+            scores = validation_uar(load_model(str(folder)), subset, test, args.speaker_norm, args.seed, args.dataset)
             table[fold].update({f"{stem}, hop {hop}": uar for hop, uar in scores.items()})
         print(f"fold {fold} (validation actors {validation_actors(fold, args.group)}): "
               + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
@@ -79,7 +79,7 @@ def choose_embedding(args: argparse.Namespace) -> dict:
     for fold in range(NUM_FOLDS):
         folder = args.cv_dir / f"fold_{fold}" / "model"
         if folder.is_dir():
-            table[fold] = embedding_uars(load_model(str(folder)), utterances, fold, args.speaker_norm)
+            table[fold] = embedding_uars(load_model(str(folder)), utterances, fold, args.speaker_norm, dataset_dir=args.dataset)
             print(f"fold {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
     best = print_choice(table, "inner UAR", f"no fold model {args.cv_dir}/fold_K/model (K = 0..{NUM_FOLDS - 1})")
     result = {"speaker_norm": args.speaker_norm, "inner_uar": table, "mean_inner_uar": best["means"], "choice": best["choice"]}

@@ -96,6 +96,9 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     speaker_inputs = config.get("input_normalization") == "speaker"
     inputs_text = ("each utterance standardised per band with the mean and std of its speaker's other recordings, then "
                    if speaker_inputs else "")
+    prosody_text = (f", each frame followed by {config['prosody_dim']} prosody channels (f0 in semitones above 55 Hz from "
+                    "librosa's pyin, its voicing probability, energy in dB), which the feature extractor appends"
+                    if config.get("prosody_dim") else "")
     usage_text = usage(repo_id, config.get("feature_params") or {}, speaker_inputs)
     final_text = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float))) or "not recorded"
     mel = (config.get("feature_params") or {}).get("mel", {})
@@ -113,7 +116,7 @@ It turns a log-mel spectrogram of speech into an utterance embedding meant to ca
 RAVDESS audio-only speech (Livingstone & Russo, 2018): professional actors, 8 emotions, split by actor.
 Trained on {_trained_on(train_metrics)}; validation metrics at the end of training:
 {final_text}. Inputs: {config.get('n_mels')}-band log-mels ({mel.get('sample_rate')} Hz, n_fft {mel.get('n_fft')},
-hop {mel.get('hop_length')}), {inputs_text}normalised with statistics stored in the weights.
+hop {mel.get('hop_length')}){prosody_text}, {inputs_text}normalised with statistics stored in the weights.
 
 {recipe}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
+
 import numpy as np
 
 from ravdess_dataset.splits import fold_train_actors, validation_actors
@@ -38,10 +40,12 @@ def validation_split(utterances: Utterances, fold: int, group: int) -> tuple[Utt
     return subset, np.isin(subset.actor, validation_actors(fold, group))
 
 
-def validation_uar(model, subset: Utterances, test: np.ndarray, speaker_norm: bool, seed: int = 0) -> dict[int, float]:
+def validation_uar(model, subset: Utterances, test: np.ndarray, speaker_norm: bool, seed: int = 0,
+                   dataset_dir: Optional[Path] = None) -> dict[int, float]:
     """UAR on the ``test`` rows of `validation_split`'s ``subset`` of a probe fitted on its other rows (the
-    fold's other 16 training actors), for each of `SEGMENT_HOPS`."""
-    view = subset.model_view(model.config.input_normalization)
+    fold's other 16 training actors), for each of `SEGMENT_HOPS` (``dataset_dir``: where a model that reads prosody
+    finds it)."""
+    view = subset.model_view(model.config, dataset_dir)
     scores = {}
     for hop in SEGMENT_HOPS:
         x = embed_utterances(model, view, segment_hop=hop)
@@ -62,15 +66,16 @@ def inner_uar(x: np.ndarray, utterances: Utterances, actors: list[int], seed: in
     return float(np.mean(scores))
 
 
-def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool, seed: int = 0) -> dict[str, float]:
+def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool, seed: int = 0,
+                   dataset_dir: Optional[Path] = None) -> dict[str, float]:
     """`inner_uar` of each of `EMBEDDING_CANDIDATES` over fold ``fold``'s training actors. Only for families that
     trained without labels: a model that used the labels of these very actors cannot be judged on them. A model whose
     default representation does not pool segments (FHVAE's s-vector) is judged at the `EMBEDDING_CANDIDATES` hops with
-    its own pooling only, since the others would embed alike."""
+    its own pooling only, since the others would embed alike. ``dataset_dir``: as for `validation_uar`."""
     if model.config.uses_labels:
         raise CommandError(f"a {model.config.model_type} was trained with the labels of these very actors, so inner folds "
                            "cannot judge its embedding; compare its recipes with `choose.py recipe` instead")
-    view = utterances.model_view(model.config.input_normalization)
+    view = utterances.model_view(model.config, dataset_dir)
     actors = sorted(set(fold_train_actors(fold)) & set(utterances.actor.tolist()))
     pools = model.representations[0] in model.pooled_representations
     row = {}

@@ -51,7 +51,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
             train([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"), "--fold", str(fold),
                    "--folds", probe.folds, "--seed", str(probe.seed), *(["--verbose"] if verbose else []), *train_args])
         model = load_model(str(fold_dir / "model"))
-        view = utterances.model_view(model.config.input_normalization)
+        view = utterances.model_view(model.config, dataset_dir)
         embedding = embed_utterances(model, view, segment_hop=segment_hop)
         x = probe.view(embedding, utterances.actor)
         scores = probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test], probe.seed)

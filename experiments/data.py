@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from modeling.utterance import segment_utterance
+from ravdess_dataset.derived import dataset_prosody
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.speaker_statistics import SpeakerStatistics, leave_one_out
 from ravdess_dataset.splits import load_all, select_actors
@@ -50,6 +51,7 @@ class Utterances:
     file: list[str]
     statistics: Optional[list[SpeakerStatistics]] = None  # set when log_mel is speaker-standardised
     statement: Optional[np.ndarray] = None  # 0: "Kids are talking by the door", 1: "Dogs are sitting by the door"
+    mel_bands: Optional[int] = None  # set when prosody channels follow the log-mel bands in log_mel
 
     @classmethod
     def from_dataset(cls, dataset) -> "Utterances":
@@ -59,22 +61,44 @@ class Utterances:
 
     def select(self, rows: np.ndarray) -> "Utterances":
         """The utterances where the boolean mask ``rows`` is true, in their order (in dB: take `model_view` after)."""
-        if self.statistics is not None:
-            raise ValueError("select the utterances before taking a speaker-standardised model_view")
+        if self.statistics is not None or self.mel_bands is not None:
+            raise ValueError("select the utterances before taking a model_view")
         i = np.flatnonzero(rows)
         return Utterances([self.log_mel[k] for k in i], self.embedding[i], self.emotion[i], self.actor[i], self.gender[i],
                           self.repetition[i], [self.file[k] for k in i], statement=None if self.statement is None else self.statement[i])
 
-    def model_view(self, input_normalization: str) -> "Utterances":
-        """The utterances as a model with this ``input_normalization`` sees them: unchanged for
-        "dataset"; for "speaker" each log-mel standardised with its actor's other utterances."""
-        if input_normalization == "dataset":
-            return self
-        statistics = leave_one_out(self.log_mel, self.actor.tolist())
-        return replace(self, log_mel=[s.standardise(m) for s, m in zip(statistics, self.log_mel)], statistics=statistics)
+    def model_view(self, config, dataset_dir: Optional[Path] = None) -> "Utterances":
+        """The utterances as a model of ``config`` sees them. With ``input_normalization`` "dataset" the log-mels are
+        unchanged, with "speaker" each is standardised with its actor's other utterances; a model with
+        ``prosody_dim`` reads the prosody frames of ``dataset_dir`` (`ravdess_dataset.derived.dataset_prosody`)
+        after the log-mel bands of every frame."""
+        view = self
+        if config.input_normalization == "speaker":
+            statistics = leave_one_out(self.log_mel, self.actor.tolist())
+            view = replace(self, log_mel=[s.standardise(m) for s, m in zip(statistics, self.log_mel)], statistics=statistics)
+        prosody_dim = getattr(config, "prosody_dim", 0)
+        if not prosody_dim:
+            return view
+        if dataset_dir is None:
+            raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
+        try:
+            prosody = dataset_prosody(dataset_dir, self.file)
+        except ValueError as err:
+            raise CommandError(f"{err} (a model with prosody_dim reads prosody frames computed from the 'audio' config: "
+                               "prepare the dataset with it, `--configs mel segments audio`)") from None
+        if prosody and prosody[0].shape[1] != prosody_dim:
+            raise CommandError(f"the model reads {prosody_dim} prosody channels, {dataset_dir} gives {prosody[0].shape[1]}")
+        differ = [(f, len(m), len(p)) for f, m, p in zip(self.file, self.log_mel, prosody) if len(m) != len(p)]
+        if differ:
+            raise CommandError(f"{dataset_dir}: {len(differ)} utterances have prosody frames of another length than their "
+                               f"log-mel (e.g. {differ[0][0]}: {differ[0][2]} against {differ[0][1]})")
+        return replace(view, log_mel=[np.concatenate([m, p], 1) for m, p in zip(view.log_mel, prosody)],
+                       mel_bands=self.log_mel[0].shape[1] if self.log_mel else None)
 
     def to_db(self, i: int, log_mel: np.ndarray) -> np.ndarray:
-        """A log-mel in this view's units (a model's output for utterance ``i``) back in dB."""
+        """A log-mel in this view's units (a model's output for utterance ``i``, prosody channels included where the
+        view has them) back in dB, log-mel bands only."""
+        log_mel = log_mel if self.mel_bands is None else log_mel[:, : self.mel_bands]
         return log_mel if self.statistics is None else self.statistics[i].restore(log_mel)
 
 
@@ -134,15 +158,16 @@ def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], e
 
     With ``config.input_normalization == "speaker"`` every utterance is standardised with its actor's other
     utterances first and the segments are cut from those, as ``embed_utterance`` cuts (the padding value then is
-    the lowest standardised training value, `TrainingData.pad_value`)."""
+    the lowest standardised training value, `TrainingData.pad_value`); so are they for a model that reads prosody
+    frames (`Utterances.model_view`)."""
     params = dataset_params(dataset_dir, ["mel", "segments"])
     mel = load_all("mel", dataset_dir)
-    probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(config.input_normalization)
-    probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(config.input_normalization)
+    probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(config, dataset_dir)
+    probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(config, dataset_dir)
     pad = config.pad_value
     if config.input_normalization == "speaker":
-        pad = float(min(m.min() for m in probe_train.log_mel))
-    if config.cuts_own_segments or config.input_normalization == "speaker":
+        pad = float(min(m[:, : params["mel"]["n_mels"]].min() for m in probe_train.log_mel))
+    if config.cuts_own_segments or probe_train.statistics is not None or probe_train.mel_bands is not None:
         frames, hop = ((config.segment_frames, config.segment_hop) if config.cuts_own_segments
                        else (params["segment"]["frames"], params["segment"]["hop"]))  # the dataset's, as in "dataset" mode
         train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)

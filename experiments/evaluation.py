@@ -89,7 +89,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
     if model.config.n_mels != params["mel"]["n_mels"]:
         raise CommandError(f"{model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
-    view = utterances.model_view(model.config.input_normalization)
+    view = utterances.model_view(model.config, dataset_dir)
     start = time.perf_counter()
     representations = model_representations(model, view, segment_hop)
     references, egemaps_missing = baselines(utterances, dataset_dir)

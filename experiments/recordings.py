@@ -20,7 +20,7 @@ from ravdess_dataset import egemaps
 from ravdess_dataset.audio import AudioConfig, AudioReadError, read_audio
 from ravdess_dataset.feature_extraction import RavdessFeatureExtractor, voice_encoder
 from ravdess_dataset.features import MelConfig
-from ravdess_dataset.front_end import analyse_waveform
+from ravdess_dataset.front_end import analyse_waveform, prosody_of
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.sources import find_audio
 
@@ -76,6 +76,13 @@ class Analysed:
     resemblyzer: np.ndarray
     egemaps: Optional[np.ndarray]
     egemaps_missing: Optional[str]  # why the functionals are absent, or None
+    prosody: Optional[list[np.ndarray]] = None  # the prosody frames, for a model with prosody_dim
+
+    def model_inputs(self) -> list[np.ndarray]:
+        """What the model reads of each recording: its log-mel, followed frame by frame by its prosody where analysed."""
+        if self.prosody is None:
+            return self.log_mels
+        return [np.concatenate([m, p], 1) for m, p in zip(self.log_mels, self.prosody)]
 
     def baselines(self) -> dict[str, np.ndarray]:
         """The baselines of `experiments.representation.baselines` for these recordings."""
@@ -83,10 +90,11 @@ class Analysed:
         return {**found, **(egemaps_baselines(self.egemaps, self.resemblyzer) if self.egemaps is not None else {})}
 
 
-def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig) -> Analysed:
-    """Read and analyse every recording once; an unreadable one is an `AudioReadError` naming it."""
+def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig, prosody: bool = False) -> Analysed:
+    """Read and analyse every recording once (``prosody``: its prosody frames too); an unreadable one is an
+    `AudioReadError` naming it."""
     reason = egemaps.missing()
-    log_mels, windows, functionals = [], [], []
+    log_mels, windows, functionals, frames = [], [], [], []
     for path in paths:
         wav, rate = read_audio(path)
         processed, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, str(path))
@@ -94,8 +102,10 @@ def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig
         windows.append(encoder_windows)
         if reason is None:
             functionals.append(egemaps.egemaps_functionals(processed, audio.sample_rate))
+        if prosody:
+            frames.append(prosody_of(processed, audio, mel))
     resemblyzer = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
-    return Analysed(log_mels, resemblyzer, np.stack(functionals) if reason is None else None, reason)
+    return Analysed(log_mels, resemblyzer, np.stack(functionals) if reason is None else None, reason, frames if prosody else None)
 
 
 def audio_files(paths: list[str]) -> list[Path]:
@@ -159,10 +169,10 @@ def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0
     extractor = load_feature_extractor(model_dir, model)
     files, speakers = [r.path for r in recordings], np.array([r.speaker for r in recordings])
     try:
-        analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel))
+        analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel), extractor.prosody)
     except AudioReadError as err:
         raise CommandError(str(err)) from None
-    embedding = embed_log_mels(model, analysed.log_mels, analysed.resemblyzer, files, list(speakers), segment_hop)
+    embedding = embed_log_mels(model, analysed.model_inputs(), analysed.resemblyzer, files, list(speakers), segment_hop)
     labelled = all(r.emotion is not None for r in recordings)
     emotion = np.array([r.emotion for r in recordings]) if labelled else None
     results, normalised = {}, {}

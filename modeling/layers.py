@@ -72,6 +72,41 @@ class ConvDecoder(nn.Module):
         return x.squeeze(1).transpose(1, 2)
 
 
+class FrameEncoder(nn.Module):
+    """(batch, frames, channels) -> (batch, features): stride-2 convolutions along time only, then flatten; the
+    1-D counterpart of `ConvEncoder` for per-frame descriptors such as prosody."""
+
+    def __init__(self, in_channels: int, frames: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        layers, previous = [], in_channels
+        for c in channels:
+            layers += [nn.Conv1d(previous, c, 4, stride=2, padding=1), nn.BatchNorm1d(c), nn.SiLU()]
+            previous = c
+        self.net = nn.Sequential(*layers)
+        self.out_features = channels[-1] * (frames // 2 ** len(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(1, 2)).flatten(1)
+
+
+class FrameDecoder(nn.Module):
+    """(batch, in_features) -> (batch, frames, out_channels): a linear map, then stride-2 transposed convolutions
+    along time; the inverse of `FrameEncoder`."""
+
+    def __init__(self, in_features: int, out_channels: int, frames: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        self.shape = (channels[-1], frames // 2 ** len(channels))
+        self.project = nn.Linear(in_features, self.shape[0] * self.shape[1])
+        layers, reversed_channels = [], list(channels[::-1])
+        for c_in, c_out in zip(reversed_channels, reversed_channels[1:]):
+            layers += [nn.ConvTranspose1d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm1d(c_out), nn.SiLU()]
+        layers.append(nn.ConvTranspose1d(reversed_channels[-1], out_channels, 4, stride=2, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.nn.functional.silu(self.project(h)).view(-1, *self.shape)).transpose(1, 2)
+
+
 def mask_spans(x: torch.Tensor, count: int, length: int, dim: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """SpecAugment's masking (Park et al. 2019): in each row of ``x`` (batch, frames, n_mels), ``count`` spans
     of a random width 0..``length`` along ``dim`` (1: frames, 2: mel bands) at random places set to 0, the

@@ -67,7 +67,7 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Linear and convolution weights ~ N(0, 0.02) with zero biases, LSTM weights Xavier-uniform with zero biases,
         batch norms at identity, embeddings ~ N(0, 0.02) (the library's defaults, written out)."""
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)):
             init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -77,7 +77,7 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
                     init.xavier_uniform_(parameter)
                 else:
                     init.zeros_(parameter)
-        elif isinstance(module, nn.BatchNorm2d):
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
             init.zeros_(module.running_mean)

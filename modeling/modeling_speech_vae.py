@@ -1,7 +1,8 @@
-"""`SpeechVAEModel`: a (speaker-conditioned) beta-VAE over log-mel segments.
+"""`SpeechVAEModel`: a (speaker-conditioned) beta-VAE over log-mel segments, optionally with prosody frames.
 
-    segment (frames, n_mels) --FeatureNorm--> ConvEncoder --[+ speaker]--> q(z|x) = N(mu, sigma)
-    z --[+ speaker]--> ConvDecoder --> reconstruction (Gaussian likelihood, unit variance)
+    segment (frames, n_mels [+ prosody_dim]) --FeatureNorm--> ConvEncoder(log-mel) [+ FrameEncoder(prosody)]
+        --[+ speaker]--> q(z|x) = N(mu, sigma)
+    z --[+ speaker]--> ConvDecoder [+ FrameDecoder] --> reconstruction (Gaussian likelihood, unit variance)
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_speech_vae import SpeechVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import ConvDecoder, ConvEncoder, FeatureNorm, speaker_input
+from .layers import ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, speaker_input
 from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
 from .objectives import kl_penalty, masked_gaussian_nll
 from .utterance import expand_speaker, frame_mask, pool_segments
@@ -30,7 +31,7 @@ class SpeechVAEOutput(ModelOutput):
         kl: KL(q(z|x) || N(0, I)) in nats per segment, unweighted.
         kl_penalty: the KL term as weighted by the objective at this step.
         mse: mean squared error per real frame and band, in normalised units.
-        reconstruction: (batch, frames, n_mels) reconstructed log-mel in dB.
+        reconstruction: (batch, frames, n_mels + prosody_dim) reconstructed input (log-mel in dB, then prosody).
         example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
         example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
         latent_mean, latent_logvar: (batch, latent_dim) posterior parameters.
@@ -54,14 +55,26 @@ class SpeechVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
 
 
 class SpeechVAEModel(SpeechVAEPreTrainedModel):
-    """Convolutional VAE over (frames, n_mels) log-mel segments; see `SpeechVAEConfig`."""
+    """Convolutional VAE over (frames, n_mels) log-mel segments; see `SpeechVAEConfig`.
+
+    With ``config.prosody_dim > 0`` every input frame holds the log-mel followed by ``prosody_dim`` prosody channels
+    (`RavdessFeatureExtractor` appends them for such a model): a 1-D branch encodes them beside the log-mel, and
+    the decoder reconstructs both, so inputs, reconstructions and decoded samples are (..., n_mels + prosody_dim).
+    """
 
     def __init__(self, config: SpeechVAEConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = FeatureNorm(c.n_mels)
+        self.norm = FeatureNorm(c.n_mels + c.prosody_dim)
         self.encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
-        self.to_latent = nn.Linear(self.encoder.out_features + c.encoder_speaker_dim, 2 * c.latent_dim)
+        features = self.encoder.out_features
+        if c.prosody_dim:
+            self.prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels)
+            self.prosody_decoder = FrameDecoder(c.latent_dim + c.decoder_speaker_dim, c.prosody_dim, c.segment_frames, c.conv_channels)
+            features += self.prosody_encoder.out_features
+            self.register_buffer("band_weights", torch.cat([torch.ones(c.n_mels), torch.full((c.prosody_dim,), c.prosody_weight)]),
+                                 persistent=False)
+        self.to_latent = nn.Linear(features + c.encoder_speaker_dim, 2 * c.latent_dim)
         self.decoder = ConvDecoder(c.latent_dim + c.decoder_speaker_dim, c.n_mels, c.segment_frames, c.conv_channels)
         self.post_init()
 
@@ -71,18 +84,28 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
 
     def encode(self, log_mel: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
                labels: Optional[torch.Tensor] = None) -> EncoderOutput:
-        """q(z | x): (batch, frames, n_mels) -> ``latent_dist`` over (batch, latent_dim); ``labels`` are not modelled."""
-        h = self._with(self.encoder(self.norm(log_mel)), speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0))
+        """q(z | x): (batch, frames, n_mels [+ prosody_dim]) -> ``latent_dist`` over (batch, latent_dim); ``labels`` are
+        not modelled."""
+        x = self.norm(log_mel)
+        n_mels = self.config.n_mels
+        h = self.encoder(x[..., :n_mels])
+        if self.config.prosody_dim:
+            h = torch.cat([h, self.prosody_encoder(x[..., n_mels:])], -1)
+        h = self._with(h, speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0))
         mean, logvar = self.to_latent(h).chunk(2, dim=-1)
         return EncoderOutput(latent_dist=DiagonalGaussian(mean, logvar))
 
     def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
                labels: Optional[torch.Tensor] = None) -> DecoderOutput:
-        """(batch, latent_dim) -> ``sample`` (batch, frames, n_mels) log-mel; ``labels`` are not modelled."""
+        """(batch, latent_dim) -> ``sample`` (batch, frames, n_mels [+ prosody_dim]) log-mel [and prosody]; ``labels``
+        are not modelled."""
         return DecoderOutput(sample=self.norm.inverse(self._decode_normalized(z, speaker_embedding)))
 
     def _decode_normalized(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor]) -> torch.Tensor:
-        return self.decoder(self._with(z, speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0)))
+        h = self._with(z, speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0))
+        if self.config.prosody_dim:
+            return torch.cat([self.decoder(h), self.prosody_decoder(h)], -1)
+        return self.decoder(h)
 
     def forward(
         self,
@@ -102,7 +125,8 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         sample = self.training if sample_posterior is None else sample_posterior
         z = posterior.sample(generator) if sample else posterior.mode()
         recon = self._decode_normalized(z, speaker_embedding)
-        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel))
+        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel),
+                                       self.band_weights if self.config.prosody_dim else None)
         reconstruction_loss = nll.mean()
         kl_per_dim = posterior.kl()
         penalty = kl_penalty(kl_per_dim, self.config, step)
@@ -122,7 +146,7 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     @torch.no_grad()
     def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
-        """One vector per (T, n_mels) utterance: the posterior means of its segments (``segment_frames`` long, every
+        """One vector per (T, n_mels [+ prosody_dim]) utterance: the posterior means of its segments (``segment_frames`` long, every
         ``segment_hop`` frames), pooled (``pooling``: mean by real frames, or mean_std). ``segment_hop`` and
         ``pooling`` override the config's for this call only. ``speaker_embedding``: (speaker_dim,)."""
         self._representation(representation)
@@ -133,7 +157,7 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     def generate(
         self, num_samples: int = 1, *, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
-        """Decode z ~ N(0, I): (num_samples, frames, n_mels) log-mels in dB."""
+        """Decode z ~ N(0, I): (num_samples, frames, n_mels [+ prosody_dim]) log-mels in dB [and prosody]."""
         z = torch.randn(num_samples, self.config.latent_dim, generator=generator).to(self.device)
         speaker = expand_speaker(speaker_embedding, num_samples, self.device)
         return self.decode(z, speaker_embedding=speaker).sample

@@ -26,11 +26,14 @@ def kl_penalty(kl_per_dim: torch.Tensor, config, step: Optional[int] = None) -> 
     return warm * config.gamma * (kl - config.capacity_max * done).abs()
 
 
-def masked_gaussian_nll(reconstruction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_gaussian_nll(reconstruction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                        weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The reconstruction term every family uses: a Gaussian likelihood with unit variance over the real frames.
 
     ``reconstruction`` and ``target`` (batch, frames, n_mels) in normalised units, ``mask`` (batch, frames, 1) from
     `modeling.utterance.frame_mask`. Returns the negative log-likelihood of each example (batch,), up to a constant,
-    and the mean squared error per real frame and band (a scalar)."""
+    and the mean squared error per real frame and band (a scalar). ``weights`` (n_mels,): each band's weight in the
+    likelihood (default 1; the mean squared error is unweighted)."""
     squared = (reconstruction - target) ** 2 * mask
-    return 0.5 * squared.sum((1, 2)), squared.sum() / (mask.sum() * target.shape[2])
+    weighted = squared if weights is None else squared * weights.to(squared.dtype)
+    return 0.5 * weighted.sum((1, 2)), squared.sum() / (mask.sum() * target.shape[2])

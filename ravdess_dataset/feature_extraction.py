@@ -23,7 +23,7 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from .audio import AudioConfig, read_audio
 from .embedding import BatchedVoiceEncoder
 from .features import MelConfig
-from .front_end import analyse_waveform
+from .front_end import analyse_waveform, prosody_of
 from .speaker_statistics import leave_one_out
 
 Recording = Union[str, os.PathLike, np.ndarray]
@@ -43,6 +43,8 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         audio: `AudioConfig` fields (rate of the processed waveform, loudness target, silence trimming).
         mel: `MelConfig` fields (rate, n_mels, n_fft, hop and window length, fmin, fmax, amin).
         speaker_embedding: also return the Resemblyzer embedding (for speaker-conditioned models).
+        prosody: append the (frames, 3) prosody frames (f0, voicing, energy) to every log-mel frame, as models
+            with ``prosody_dim`` read them (``log_mel`` is then (frames, n_mels + 3); `front_end.prosody_of`).
 
     A model trained with ``input_normalization="speaker"`` reads log-mels standardised with other recordings
     of the same speaker: `standardise_per_speaker` does it, given those recordings.
@@ -50,7 +52,8 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
 
     model_input_names = ["log_mel", "speaker_embedding"]
 
-    def __init__(self, audio: Optional[dict] = None, mel: Optional[dict] = None, speaker_embedding: bool = False, **kwargs) -> None:
+    def __init__(self, audio: Optional[dict] = None, mel: Optional[dict] = None, speaker_embedding: bool = False,
+                 prosody: bool = False, **kwargs) -> None:
         audio_config, mel_config = AudioConfig(**(audio or {})), MelConfig(**(mel or {}))
         for derived in ("feature_size", "sampling_rate", "padding_value"):  # written by to_dict, set from the configs
             kwargs.pop(derived, None)
@@ -59,13 +62,15 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         self.audio = dataclasses.asdict(audio_config)
         self.mel = dataclasses.asdict(mel_config)
         self.speaker_embedding = speaker_embedding
+        self.prosody = prosody
 
     @classmethod
     def from_model_config(cls, config) -> "RavdessFeatureExtractor":
         """The extractor of a model of this project: its saved ``feature_params``, and the speaker embedding
-        where ``speaker_conditioning`` is not "none"."""
+        where ``speaker_conditioning`` is not "none", the prosody frames where the model has ``prosody_dim``."""
         params = config.feature_params or {}
-        return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none")
+        return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none",
+                   prosody=getattr(config, "prosody_dim", 0) > 0)
 
     def __call__(
         self,
@@ -83,7 +88,9 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         log_mels, windows = [], []
         for recording in recordings:
             wav, rate, source = self._waveform(recording, sampling_rate)
-            _, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, source)
+            processed, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, source)
+            if self.prosody:
+                log_mel = np.concatenate([log_mel, prosody_of(processed, audio, mel)], 1)
             log_mels.append(log_mel)
             windows.append(encoder_windows)
         data = {"log_mel": log_mels[0] if single else log_mels}

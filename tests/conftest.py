@@ -57,3 +57,16 @@ def speaker_input_model(prepared, tmp_path_factory):
     train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out), "--conv_channels", "8", "16",
                 "--latent_dim", "4", "--max_steps", "4", "--report_to", "none", "--input_normalization", "speaker"])
     return config.output_dir, out
+
+
+@pytest.fixture(scope="session")
+def prosody_model(prepared, tmp_path_factory):
+    """A tiny speech_vae that reads prosody frames beside the log-mel (configs/speech_vae_prosody.yaml): (dataset dir,
+    model dir)."""
+    import train
+
+    config, _ = prepared
+    out = tmp_path_factory.mktemp("prosody_model")
+    train.main(["configs/speech_vae_prosody.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out),
+                "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"])
+    return config.output_dir, out

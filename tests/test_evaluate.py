@@ -169,7 +169,7 @@ def test_speaker_standardised_inputs_are_what_the_model_trains_and_embeds_on(spe
     dataset_dir, model_dir = speaker_input_model
     model = load_model(str(model_dir))
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
-    view = utterances.model_view(model.config.input_normalization)
+    view = utterances.model_view(model.config)
     assert model.config.input_normalization == "speaker"
     train_frames = np.concatenate([m for m, a in zip(view.log_mel, view.actor) if a in (1, 2)])
     assert model.config.pad_value == pytest.approx(train_frames.min())  # padding: the lowest standardised training value

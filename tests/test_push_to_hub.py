@@ -37,7 +37,7 @@ def card_code(card: str, repo_id: str, staged, recordings) -> str:
     return code
 
 
-@pytest.mark.parametrize("fixture", ["tiny_model", "speaker_input_model"])
+@pytest.mark.parametrize("fixture", ["tiny_model", "speaker_input_model", "prosody_model"])
 def test_dry_run_folder_and_card_code_work_without_the_project(fixture, request, corpus, tmp_path):
     """The staged folder loads in a process that cannot import this project, and the card's usage code, run
     there as written, gives the embedding that the project computes."""

@@ -1,0 +1,184 @@
+"""Prosody frames (pitch, voicing, energy): computed, cached, read by a speech_vae beside the log-mel, and travelling
+with its feature extractor."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+import train
+from experiments.data import Utterances
+from experiments.errors import CommandError
+from modeling import SpeechVAEConfig, SpeechVAEModel
+from ravdess_dataset import derived
+from ravdess_dataset.features import MelConfig, log_mel
+from ravdess_dataset.prosody import SILENCE, prosody_frames
+from ravdess_dataset.splits import load_all
+from tests.synthetic import synth_voice
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"]
+
+
+def semitones(hz: float) -> float:
+    return 12 * np.log2(hz / 55.0)
+
+
+def test_frames_follow_the_pitch_one_per_log_mel_frame():
+    mel = MelConfig()
+    low, high = synth_voice(16000, 1.0, f0=110.0), synth_voice(16000, 1.0, f0=220.0, seed=1)
+    wav = np.concatenate([low, np.zeros(4800, np.float32), high])
+    frames = prosody_frames(wav, mel)
+    assert frames.shape == (len(log_mel(wav, mel)), 3) and frames.dtype == np.float32 and np.isfinite(frames).all()
+    f0, voiced, energy = frames.T
+    first, gap, second = slice(10, 90), slice(105, 125), slice(140, 220)
+    # the synthetic voice's f0 at frame k (every 10 ms): the nominal f0 with its 1.5 Hz vibrato of +-10 %
+    t = np.arange(len(frames)) * 0.01
+    truth = np.where(t < 1.15, semitones(110) + 12 * np.log2(1 + 0.1 * np.sin(2 * np.pi * 1.5 * t)),
+                     semitones(220) + 12 * np.log2(1 + 0.1 * np.sin(2 * np.pi * 1.5 * (t - 1.3))))
+    for part in (first, second):
+        sure = voiced[part] > 0.5
+        assert sure.sum() >= 20 and np.median(np.abs(f0[part][sure] - truth[part][sure])) < 0.5
+    # across the silence f0 is interpolated between its neighbours, unvoiced, and the energy is at the floor
+    assert np.all(np.diff(f0[gap]) >= 0) and semitones(90) < f0[gap].min() and f0[gap].max() < semitones(260)
+    assert voiced[gap].max() < 0.2 and np.all(energy[gap] == SILENCE[2])
+    assert energy[first].max() > -40
+
+
+def test_silence_takes_the_silence_values_and_a_stereo_array_is_refused():
+    np.testing.assert_array_equal(prosody_frames(np.zeros(8000, np.float32), MelConfig()), np.tile(SILENCE, (51, 1)))
+    with pytest.raises(ValueError, match="mono"):
+        prosody_frames(np.zeros((8000, 2), np.float32), MelConfig())
+
+
+def test_dataset_prosody_comes_from_the_audio_config_and_is_cached(prepared, tmp_path, monkeypatch, caplog):
+    config, _ = prepared
+    mel = load_all("mel", config.output_dir)
+    files, log_mels = mel["file"], [np.asarray(m) for m in mel["log_mel"]]
+    first = derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path, num_proc=2)
+    assert [len(p) for p in first] == [len(m) for m in log_mels] and all(p.shape[1] == 3 for p in first)
+    from datasets import Audio
+    audio = load_all("audio", config.output_dir).cast_column("audio", Audio(decode=False))
+    blob = audio[audio["file"].index(files[2])]["audio"]["bytes"]
+    wav, rate = derived.read_flac(blob)
+    assert rate == MelConfig().sample_rate
+    np.testing.assert_array_equal(first[2], prosody_frames(wav, MelConfig()))
+    monkeypatch.setattr(derived, "_prosody_of_flac", lambda *a: pytest.fail("computed again instead of read from the cache"))
+    again = derived.dataset_prosody(config.output_dir, files[::-1], cache_dir=tmp_path)
+    for a, b in zip(again, first[::-1]):
+        np.testing.assert_array_equal(a, b)
+    [cached] = (tmp_path / "prosody").iterdir()
+    cached.write_bytes(b"not an npz")
+    monkeypatch.undo()
+    redone = derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path, num_proc=1)
+    assert "damaged cache" in caplog.text and all(np.array_equal(a, b) for a, b in zip(redone, first))
+
+
+KILLED = """
+import sys, time
+from ravdess_dataset import derived
+real = derived._prosody_of_flac
+def slow(*args):
+    open(sys.argv[3], "a").write("x")
+    time.sleep(0.5)
+    return real(*args)
+derived._prosody_of_flac = slow
+from ravdess_dataset.splits import load_all
+derived.dataset_prosody(sys.argv[1], load_all("mel", sys.argv[1])["file"], cache_dir=sys.argv[2], num_proc=1)
+"""
+
+
+def test_a_computation_killed_with_sigkill_leaves_no_cache_and_the_rerun_completes(prepared, tmp_path):
+    config, _ = prepared
+    started = tmp_path / "started"
+    process = subprocess.Popen([sys.executable, "-c", KILLED, str(config.output_dir), str(tmp_path / "cache"), str(started)],
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while not (started.is_file() and len(started.read_text()) >= 2) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the computation ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list((tmp_path / "cache").rglob("*.npz")), "a killed computation left a cache behind"
+    files = load_all("mel", config.output_dir)["file"]
+    frames = derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path / "cache", num_proc=1)
+    assert len(frames) == len(files) and len(list((tmp_path / "cache" / "prosody").glob("*.npz"))) == 1
+
+
+def test_the_model_reads_and_reconstructs_its_prosody_channels():
+    torch.manual_seed(0)
+    config = SpeechVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16)
+    model = SpeechVAEModel(config).eval()
+    x = torch.randn(2, 32, 19)
+    moved = x.clone()
+    moved[..., 16:] += 1.0  # only the prosody channels change
+    out, out_moved = model(x), model(moved)
+    assert out.reconstruction.shape == (2, 32, 19)
+    assert not torch.allclose(out.latent_mean, out_moved.latent_mean), "the encoder ignores the prosody channels"
+    assert not torch.allclose(out.reconstruction_loss, out_moved.reconstruction_loss)
+    light = SpeechVAEModel(SpeechVAEConfig(**{**config.to_dict(), "prosody_weight": 0.0})).eval()
+    light.load_state_dict(model.state_dict())
+    assert torch.allclose(light(x).reconstruction_loss, light(moved).reconstruction_loss), "prosody_weight 0 still counts"
+    with pytest.raises(ValueError, match="input_normalization=speaker is not supported"):
+        SpeechVAEConfig(prosody_dim=3, input_normalization="speaker")
+
+
+def test_train_and_evaluate_a_prosody_model(prosody_model, tmp_path):
+    dataset_dir, model_dir = prosody_model
+    saved = json.loads((model_dir / "config.json").read_text())
+    assert saved["prosody_dim"] == 3 and saved["n_mels"] == 80
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path), "--num-audio", "1"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["representations"]["embedding"]["dim"] == 8  # mean and std of 4-d segment latents
+    assert np.isfinite(metrics["reconstruction"]["mse_db2"])  # in dB over the 80 log-mel bands only
+    assert (tmp_path / "audio").is_dir() and any((tmp_path / "audio").iterdir())
+    from push_to_hub import render_model_card
+
+    assert "each frame followed by 3 prosody channels" in render_model_card(model_dir, "tester/emo-vae", None, None)
+
+
+def test_the_saved_extractor_appends_the_prosody_a_model_reads(prosody_model, tmp_path):
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    dataset_dir, model_dir = prosody_model
+    extractor = AutoFeatureExtractor.from_pretrained(str(model_dir), trust_remote_code=True)
+    model = AutoModel.from_pretrained(str(model_dir), trust_remote_code=True).eval()
+    wav = synth_voice(16000, 1.5, f0=180.0)
+    features = extractor(wav, sampling_rate=16000)
+    assert features["log_mel"].shape[1] == 83
+    f0, voiced = features["log_mel"][:, 80], features["log_mel"][:, 81]
+    assert abs(np.median(f0[voiced > 0.5]) - semitones(180)) < 1.0
+    assert model.embed_utterance(**features).shape == (8,)
+
+
+def test_a_dataset_without_the_audio_config_is_a_one_line_error(corpus, tmp_path):
+    from ravdess_dataset.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(source=str(corpus), output_dir=tmp_path / "no_audio", cache_dir=tmp_path / "cache",
+                           configs=("mel", "segments"), num_proc=1)
+    prepare(config)
+    with pytest.raises(CommandError, match="'audio' config.*--configs mel segments audio"):
+        train.main(["configs/speech_vae_prosody.yaml", "--dataset_dir", str(config.output_dir), "--output_dir",
+                    str(tmp_path / "o"), *TINY])
+    utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
+    with pytest.raises(CommandError, match="'audio' config"):
+        utterances.model_view(SpeechVAEConfig(prosody_dim=3), config.output_dir)
+
+
+def test_own_recordings_reach_a_prosody_model_the_same_way_with_or_without_metadata(prosody_model, corpus, tmp_path):
+    from tests.test_recordings import write_metadata
+
+    _, model_dir = prosody_model
+    metadata = write_metadata(corpus, tmp_path / "meta.csv", absolute=True)
+    evaluate.main(["--model", str(model_dir), "--metadata", str(metadata), "--output", str(tmp_path / "with")])
+    metrics = json.loads((tmp_path / "with" / "metrics.json").read_text())
+    assert metrics["representations"]["embedding"]["dim"] == 8 and metrics["labelled"]
+    evaluate.main(["--model", str(model_dir), "--audio", str(corpus), "--export-embeddings", str(tmp_path / "plain.npz")])
+    np.testing.assert_allclose(np.load(tmp_path / "plain.npz")["X"], np.load(tmp_path / "with" / "embeddings.npz")["X"], atol=1e-5)
