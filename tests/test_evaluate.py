@@ -1,5 +1,6 @@
 """evaluate.py on a tiny trained model and the synthetic dataset."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -63,6 +64,16 @@ def test_folds_never_share_an_actor():
         fit, test = fold_masks(actors, fold)
         assert set(actors[test]) == set(fold_actors(fold)) and not set(actors[fit]) & set(actors[test])
         assert fit.sum() == 20 * 60
+
+
+def test_scores_of_a_test_set_that_lacks_a_predicted_class_are_quiet_and_count_it_wrong():
+    from experiments.probes import prediction_scores
+
+    # EmoBox's second fold holds out actors 4, 10, 12, 14, all women: the gender probe's test set has one class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = prediction_scores(np.array([1, 1, 1, 1]), np.array([1, 0, 1, 1]))
+    assert scores["accuracy"] == 0.75 and scores["uar"] == 0.75
 
 
 def test_exported_embeddings_round_trip(evaluated):
