@@ -375,9 +375,10 @@ def evaluate(model, accelerator: Accelerator, loader, data: TrainingData, args: 
     emotion probe on the main process."""
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {"reconstruction": [], "kl": [], "values": []}
+    bands = sum(accelerator.unwrap_model(model).config.band_weights())  # the input channels, as the loss weighs them
     for batch in loader:
         out = model(**type(accelerator.unwrap_model(model)).forward_inputs(batch, with_targets=False))
-        values = batch["length"].to(out.example_kl.dtype) * batch["log_mel"].shape[2]  # real frames x bands
+        values = batch["length"].to(out.example_kl.dtype) * bands  # real frames x (weighted) bands
         gathered = accelerator.gather_for_metrics((out.example_reconstruction_loss.float(), out.example_kl.float(), values.float()))
         for key, value in zip(parts, gathered):
             parts[key].append(value.cpu())
@@ -386,7 +387,7 @@ def evaluate(model, accelerator: Accelerator, loader, data: TrainingData, args: 
         "eval_loss": (recon + kl).mean().item(),
         "eval_reconstruction_loss": recon.mean().item(),
         "eval_kl": kl.mean().item(),
-        "eval_mse": (2 * recon.sum() / values.sum()).item(),  # the likelihood has unit variance
+        "eval_mse": (2 * recon.sum() / values.sum()).item(),  # unit-variance likelihood; prosody channels weighted as in the loss
         "eval_examples": len(recon),
     }
     if args.probe and accelerator.is_main_process and math.isfinite(metrics["eval_loss"]):
@@ -442,7 +443,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if (config.n_mels, config.segment_frames) != (params["mel"]["n_mels"], frames):
         raise CommandError(f"the model expects {config.segment_frames} x {config.n_mels} segments but the dataset holds "
                            f"{frames} x {params['mel']['n_mels']} (prepare it with --n-mels {config.n_mels}, or change the recipe)")
-    data = load_training_data(Path(data_args.dataset_dir), config, train_actors, eval_actors, args.seed)
+    with accelerator.main_process_first():  # features computed on first use (prosody frames) are cached once
+        data = load_training_data(Path(data_args.dataset_dir), config, train_actors, eval_actors, args.seed)
     config = model_args.config(params, data.pad_value, num_sequences=len(data.probe_train.file))
     family = modeling.FAMILIES[config.model_type][1]
     model = family(config)
@@ -542,7 +544,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
                     recon = accelerator.unwrap_model(model).eval()(**family.forward_inputs(batch, with_targets=False)).reconstruction
                 model.train()
                 writer = accelerator.get_tracker("tensorboard", unwrap=True)  # a SummaryWriter
-                writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4], recon[:4]), state.step)
+                n_mels = config.n_mels  # the log-mel bands; prosody channels, where the model reads them, follow
+                writer.add_figure("reconstructions", reconstruction_figure(batch["log_mel"][:4, :, :n_mels], recon[:4, :, :n_mels]),
+                                  state.step)
             if args.early_stopping_metric:
                 value = metrics.get(args.early_stopping_metric)
                 if value is not None and is_better(value, state.best, args.early_stopping_metric):

@@ -76,18 +76,14 @@ class Utterances:
         if config.input_normalization == "speaker":
             statistics = leave_one_out(self.log_mel, self.actor.tolist())
             view = replace(self, log_mel=[s.standardise(m) for s, m in zip(statistics, self.log_mel)], statistics=statistics)
-        prosody_dim = getattr(config, "prosody_dim", 0)
-        if not prosody_dim:
+        if not getattr(config, "prosody_dim", 0):
             return view
         if dataset_dir is None:
             raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
         try:
             prosody = dataset_prosody(dataset_dir, self.file)
         except ValueError as err:
-            raise CommandError(f"{err} (a model with prosody_dim reads prosody frames computed from the 'audio' config: "
-                               "prepare the dataset with it, `--configs mel segments audio`)") from None
-        if prosody and prosody[0].shape[1] != prosody_dim:
-            raise CommandError(f"the model reads {prosody_dim} prosody channels, {dataset_dir} gives {prosody[0].shape[1]}")
+            raise CommandError(f"this model reads prosody frames: {err}") from None
         differ = [(f, len(m), len(p)) for f, m, p in zip(self.file, self.log_mel, prosody) if len(m) != len(p)]
         if differ:
             raise CommandError(f"{dataset_dir}: {len(differ)} utterances have prosody frames of another length than their "
@@ -123,7 +119,7 @@ class TrainingData:
         return frames.mean(0), frames.std(0)
 
 
-def _segment_rows(utterances: Utterances, frames: int, hop: int, pad_value: float) -> dict[str, torch.Tensor]:
+def _segment_rows(utterances: Utterances, frames: int, hop: int, pad_value: float | Sequence[float]) -> dict[str, torch.Tensor]:
     """FHVAE rows: short segments cut from every utterance, with the utterance's index as sequence."""
     segs, lengths, index = [], [], []
     for i, log_mel in enumerate(utterances.log_mel):
@@ -166,11 +162,12 @@ def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], e
     probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(config, dataset_dir)
     pad = config.pad_value
     if config.input_normalization == "speaker":
-        pad = float(min(m[:, : params["mel"]["n_mels"]].min() for m in probe_train.log_mel))
+        pad = float(min(m.min() for m in probe_train.log_mel))
     if config.cuts_own_segments or probe_train.statistics is not None or probe_train.mel_bands is not None:
         frames, hop = ((config.segment_frames, config.segment_hop) if config.cuts_own_segments
                        else (params["segment"]["frames"], params["segment"]["hop"]))  # the dataset's, as in "dataset" mode
-        train, evaluation = _segment_rows(probe_train, frames, hop, pad), _segment_rows(probe_eval, frames, hop, pad)
+        padding = pad if probe_train.mel_bands is None else config.padding()  # per channel where prosody follows
+        train, evaluation = _segment_rows(probe_train, frames, hop, padding), _segment_rows(probe_eval, frames, hop, padding)
         utterance_ids = train["sequence_index"].numpy()
     else:
         segments = load_all("segments", dataset_dir)

@@ -116,7 +116,8 @@ def traversal_figure(model, log_mel, speaker, dims: int = 4, steps: int = 5):
             for col, value in enumerate(np.linspace(-2, 2, steps)):
                 moved = z.clone()
                 moved[d] = value
-                image = model.decode(moved[None], speaker_embedding=speaker, labels=encoded.labels).sample[0].cpu().numpy()
+                decoded = model.decode(moved[None], speaker_embedding=speaker, labels=encoded.labels).sample[0]
+                image = decoded[:, : model.config.n_mels].cpu().numpy()  # the log-mel bands (prosody channels follow)
                 axes[row][col].imshow(image.T, origin="lower", aspect="auto", cmap="magma")
                 axes[row][col].set_xticks([])
                 axes[row][col].set_yticks([])

@@ -86,6 +86,15 @@ class SpeechVAEBaseConfig(PretrainedConfig):
             raise ValueError("beta, gamma and free_bits must not be negative")
         super().__post_init__(**kwargs)
 
+    def padding(self) -> float | list[float]:
+        """What the frames that pad a short segment hold (`modeling.utterance.segment_utterance`): ``pad_value`` in
+        every channel; a family with other channels than the log-mel bands gives one value per channel."""
+        return self.pad_value
+
+    def band_weights(self) -> list[float]:
+        """The weight of each input channel in the reconstruction loss: 1 per mel band."""
+        return [1.0] * self.n_mels
+
     @classmethod
     def dataset_fields(cls, dataset_params: dict, pad_value: float, num_sequences: int) -> dict:
         """What a prepared dataset dictates (``dataset_params``: its ``prepare_info.json`` feature parameters): the

@@ -104,10 +104,10 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
 
     def segment_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None
                           ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """A whole (T, n_mels) utterance as the model sees it: (segments on the model's device, their real lengths,
-        the (speaker_dim,) speaker embedding repeated per segment or None). ``segment_hop``: frames between segment
-        starts for this call (default: the config's)."""
-        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self._hop(segment_hop), self.config.pad_value)
+        """A whole (T, channels) utterance (its log-mel, and prosody where the model reads it) as the model sees it:
+        (segments on the model's device, their real lengths, the (speaker_dim,) speaker embedding repeated per segment
+        or None). ``segment_hop``: frames between segment starts for this call (default: the config's)."""
+        segments, lengths = segment_utterance(log_mel, self.config.segment_frames, self._hop(segment_hop), self.config.padding())
         return segments.to(self.device), lengths, expand_speaker(speaker_embedding, len(segments), self.device)
 
     def _hop(self, segment_hop: Optional[int]) -> int:
@@ -136,8 +136,8 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def reconstruct_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None) -> torch.Tensor:
-        """The model's reconstruction of a whole (T, n_mels) utterance: its segments encoded, decoded from the posterior
-        mean (with the predicted emotion where the family models it) and overlap-averaged, (T, n_mels)."""
+        """The model's reconstruction of a whole (T, channels) utterance: its segments encoded, decoded from the posterior
+        mean (with the predicted emotion where the family models it) and overlap-averaged, (T, channels)."""
         hop = self._hop(segment_hop)
         segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=hop)
         encoded = self.encode(segments, speaker_embedding=speaker)
@@ -160,7 +160,7 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def convert_emotion(self, log_mel, *, speaker_embedding=None, source: int, target: int, shift,
                         segment_hop: Optional[int] = None) -> torch.Tensor:
-        """Move a (T, n_mels) utterance from emotion ``source`` to ``target``: add ``shift`` (a move of
+        """Move a (T, channels) utterance from emotion ``source`` to ``target``: add ``shift`` (a move of
         `utterance_latent`, such as a multiple of the target's mean latent minus the source's) to every segment's
         latent, and add what that changes in the decoder's output (moved latent with the target label, minus own
         latent with the source label) to the utterance itself, so the detail the VAE does not reconstruct is kept.

@@ -72,8 +72,6 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
             self.prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels)
             self.prosody_decoder = FrameDecoder(c.latent_dim + c.decoder_speaker_dim, c.prosody_dim, c.segment_frames, c.conv_channels)
             features += self.prosody_encoder.out_features
-            self.register_buffer("band_weights", torch.cat([torch.ones(c.n_mels), torch.full((c.prosody_dim,), c.prosody_weight)]),
-                                 persistent=False)
         self.to_latent = nn.Linear(features + c.encoder_speaker_dim, 2 * c.latent_dim)
         self.decoder = ConvDecoder(c.latent_dim + c.decoder_speaker_dim, c.n_mels, c.segment_frames, c.conv_channels)
         self.post_init()
@@ -86,8 +84,11 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
                labels: Optional[torch.Tensor] = None) -> EncoderOutput:
         """q(z | x): (batch, frames, n_mels [+ prosody_dim]) -> ``latent_dist`` over (batch, latent_dim); ``labels`` are
         not modelled."""
+        n_mels, width = self.config.n_mels, self.config.n_mels + self.config.prosody_dim
+        if log_mel.shape[-1] != width:
+            raise ValueError(f"this model reads {width} channels per frame ({n_mels} mel bands + {self.config.prosody_dim} "
+                             f"prosody channels, as its feature extractor gives them), got {log_mel.shape[-1]}")
         x = self.norm(log_mel)
-        n_mels = self.config.n_mels
         h = self.encoder(x[..., :n_mels])
         if self.config.prosody_dim:
             h = torch.cat([h, self.prosody_encoder(x[..., n_mels:])], -1)
@@ -125,8 +126,8 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         sample = self.training if sample_posterior is None else sample_posterior
         z = posterior.sample(generator) if sample else posterior.mode()
         recon = self._decode_normalized(z, speaker_embedding)
-        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel),
-                                       self.band_weights if self.config.prosody_dim else None)
+        weights = torch.tensor(self.config.band_weights(), device=log_mel.device) if self.config.prosody_dim else None
+        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel), weights)
         reconstruction_loss = nll.mean()
         kl_per_dim = posterior.kl()
         penalty = kl_penalty(kl_per_dim, self.config, step)

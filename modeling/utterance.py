@@ -6,6 +6,8 @@ training and every model's `embed_utterance` cut with it. It lives here because 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -20,16 +22,18 @@ def segment_starts(total: int, frames: int, hop: int) -> list[int]:
     return starts
 
 
-def segment_utterance(log_mel, frames: int, hop: int, pad_value: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut a (T, n_mels) log-mel into segments of ``frames`` at `segment_starts`.
+def segment_utterance(log_mel, frames: int, hop: int, pad_value: float | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a (T, channels) log-mel into segments of ``frames`` at `segment_starts`.
 
-    An utterance shorter than ``frames`` gives one segment padded with ``pad_value``.
-    Returns (segments (S, frames, n_mels), valid lengths (S,)).
+    An utterance shorter than ``frames`` gives one segment padded with ``pad_value``: one number for every
+    channel, or one per channel (a model's ``config.padding()``: silence in dB for the mel bands, silence's own
+    values for prosody channels). Returns (segments (S, frames, channels), valid lengths (S,)).
     """
     x = torch.tensor(np.asarray(log_mel), dtype=torch.float32)
     total = x.shape[0]
     if total <= frames:
-        padded = torch.full((frames, x.shape[1]), pad_value, dtype=x.dtype)
+        padded = torch.empty((frames, x.shape[1]), dtype=x.dtype)
+        padded[:] = torch.as_tensor(pad_value, dtype=x.dtype)
         padded[:total] = x
         return padded[None], torch.tensor([total])
     starts = segment_starts(total, frames, hop)

@@ -28,7 +28,7 @@ import soundfile as sf
 from .audio import AudioConfig
 from .features import MelConfig
 from .front_end import prosody_of
-from .prosody import ProsodyConfig
+from .prosody import PROSODY_VERSION, ProsodyConfig
 from .sources import default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def per_utterance(dataset_dir: Path, files: Sequence[str], kind: str, version: s
     if path.is_file():
         try:
             names, arrays = _read(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # EOFError: an empty file
             logger.warning("%s: damaged cache (%s); computing it again", path, err)
         else:
             row = {name: i for i, name in enumerate(names)}
@@ -74,16 +74,18 @@ def per_utterance(dataset_dir: Path, files: Sequence[str], kind: str, version: s
     try:
         audio = load_all("audio", dataset_dir).cast_column("audio", Audio(decode=False))
     except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"{dataset_dir}: {kind} is computed from the 'audio' config, which is not prepared there ({err})") from None
+        raise ValueError(f"{dataset_dir}: {kind} is computed from the 'audio' config, which is not prepared there ({err}); "
+                         "prepare the dataset with it, `--configs mel segments audio`") from None
     names = audio["file"]
-    blobs = [row["bytes"] for row in audio["audio"]]
+    items = [(f"{dataset_dir}: {kind} of {name}", row["bytes"]) for name, row in zip(names, audio["audio"])]
     num_proc = num_proc or len(os.sched_getaffinity(0))
-    logger.info("%s: %d utterances with %d processes", kind, len(blobs), num_proc)
+    logger.info("%s: %d utterances with %d processes", kind, len(items), num_proc)
+    named = functools.partial(_named, compute)
     if num_proc > 1:
         with multiprocessing.get_context("fork").Pool(num_proc) as pool:
-            arrays = pool.map(compute, blobs, chunksize=16)
+            arrays = pool.map(named, items, chunksize=16)
     else:
-        arrays = [compute(blob) for blob in blobs]
+        arrays = [named(item) for item in items]
     _write(path, names, arrays)
     row = {name: i for i, name in enumerate(names)}
     missing_files = [name for name in files if name not in row]
@@ -93,12 +95,28 @@ def per_utterance(dataset_dir: Path, files: Sequence[str], kind: str, version: s
     return [arrays[row[name]] for name in files]
 
 
+def _named(compute: Callable[[bytes], np.ndarray], item: tuple[str, bytes]) -> np.ndarray:
+    """``compute`` of one utterance; what it raises becomes a ValueError that names the utterance."""
+    where, blob = item
+    try:
+        return compute(blob)
+    except Exception as err:  # an unreadable FLAC, a library's failure on odd audio: say which utterance
+        raise ValueError(f"{where}: {type(err).__name__}: {err}") from None
+
+
 def _write(path: Path, names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
-    """One npz: the arrays concatenated along their first axis, with their lengths; replaced atomically."""
+    """One npz: the arrays concatenated along their first axis, with their lengths; written to a temporary file,
+    flushed to disk and renamed over ``path``, so a reader sees the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.atleast_1d(a) for a in arrays]
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
+        try:
+            np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, path)
 
 
@@ -116,14 +134,15 @@ def _prosody_of_flac(feature_params: dict, blob: bytes) -> np.ndarray:
 def dataset_prosody(dataset_dir: Path, files: Sequence[str], cache_dir: Optional[Path] = None,
                     num_proc: Optional[int] = None) -> list[np.ndarray]:
     """The (frames, 3) prosody frames (`ravdess_dataset.prosody`) of the utterances ``files`` of a prepared dataset,
-    one row per frame of their log-mel in the ``mel`` config: computed from the ``audio`` config's waveform (16-bit)
-    as the feature extractor computes them from a recording (`front_end.prosody_of`), about 90 s for the full corpus
-    on 2 cores, then read from the cache."""
+    one row per frame of their log-mel in the ``mel`` config: computed from the ``audio`` config's waveform (24-bit
+    FLAC) as the feature extractor computes them from a recording (`front_end.prosody_of`), about 50 s for the full
+    corpus on 2 cores, then read from the cache."""
     try:
         feature_params = json.loads((Path(dataset_dir) / "data" / "prepare_info.json").read_text())["feature_params"]
     except (OSError, ValueError, KeyError):
         raise ValueError(f"{dataset_dir}: no readable prepare_info.json; prepare the dataset with `python -m ravdess_dataset prepare`") from None
-    settings = json.dumps([dataclasses.asdict(ProsodyConfig()), feature_params["audio"], feature_params["mel"]], sort_keys=True)
+    settings = json.dumps([PROSODY_VERSION, dataclasses.asdict(ProsodyConfig()), feature_params["audio"], feature_params["mel"]],
+                          sort_keys=True)
     version = f"librosa{librosa.__version__}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
     return per_utterance(dataset_dir, files, "prosody", version, functools.partial(_prosody_of_flac, feature_params),
                          cache_dir, num_proc)

@@ -24,6 +24,7 @@ from .audio import AudioConfig, read_audio
 from .embedding import BatchedVoiceEncoder
 from .features import MelConfig
 from .front_end import analyse_waveform, prosody_of
+from .prosody import PROSODY_CHANNELS
 from .speaker_statistics import leave_one_out
 
 Recording = Union[str, os.PathLike, np.ndarray]
@@ -57,7 +58,7 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         audio_config, mel_config = AudioConfig(**(audio or {})), MelConfig(**(mel or {}))
         for derived in ("feature_size", "sampling_rate", "padding_value"):  # written by to_dict, set from the configs
             kwargs.pop(derived, None)
-        super().__init__(feature_size=mel_config.n_mels, sampling_rate=audio_config.sample_rate,
+        super().__init__(feature_size=mel_config.n_mels + (len(PROSODY_CHANNELS) if prosody else 0), sampling_rate=audio_config.sample_rate,
                          padding_value=mel_config.floor_db, **kwargs)
         self.audio = dataclasses.asdict(audio_config)
         self.mel = dataclasses.asdict(mel_config)
@@ -79,8 +80,8 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         return_tensors: Optional[str] = None,
     ) -> BatchFeature:
         """One recording or a list of them: file paths (WAV, FLAC, ...; channels are averaged) or mono waveforms
-        (samples,) at ``sampling_rate`` (an array, or a list of numbers). One recording gives ``log_mel`` (frames, n_mels) and ``speaker_embedding``
-        (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
+        (samples,) at ``sampling_rate`` (an array, or a list of numbers). One recording gives ``log_mel`` (frames,
+        ``feature_size``: n_mels, + 3 with ``prosody``) and ``speaker_embedding`` (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
         (for a list only when every log-mel has the same length)."""
         single = not isinstance(raw_speech, (list, tuple)) or (len(raw_speech) > 0 and isinstance(raw_speech[0], numbers.Number))
         recordings = [raw_speech] if single else list(raw_speech)

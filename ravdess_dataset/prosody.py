@@ -23,6 +23,7 @@ from .features import MelConfig
 
 PROSODY_CHANNELS = ("f0_semitones", "voiced_probability", "energy_db")
 SILENCE = (0.0, 0.0, -100.0)  # the channels' values for padding and for an utterance without a voiced frame
+PROSODY_VERSION = 1  # raise it when prosody_frames computes something else: cached frames are then computed again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +32,8 @@ class ProsodyConfig:
 
     Args:
         fmin, fmax: the F0 search range in Hz (65-700 Hz covers adult speech, shouted included).
-        frame_length: pyin's analysis window in samples at the log-mel rate (64 ms at 16 kHz: two periods of fmin).
-        resolution: pitch grid of the pyin HMM in semitones (0.25: a quarter tone, 3x faster than librosa's 0.1).
+        frame_length: pyin's analysis window in samples at the log-mel rate (64 ms at 16 kHz: four periods of fmin).
+        resolution: pitch grid of the pyin HMM in semitones (0.25: an eighth tone, 3x faster than librosa's 0.1).
         reference_hz: the frequency of 0 semitones.
     """
 

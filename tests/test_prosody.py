@@ -17,6 +17,7 @@ import train
 from experiments.data import Utterances
 from experiments.errors import CommandError
 from modeling import SpeechVAEConfig, SpeechVAEModel
+from modeling.configuration_speech_vae import PROSODY_SILENCE
 from ravdess_dataset import derived
 from ravdess_dataset.features import MelConfig, log_mel
 from ravdess_dataset.prosody import SILENCE, prosody_frames
@@ -79,6 +80,24 @@ def test_dataset_prosody_comes_from_the_audio_config_and_is_cached(prepared, tmp
     monkeypatch.undo()
     redone = derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path, num_proc=1)
     assert "damaged cache" in caplog.text and all(np.array_equal(a, b) for a, b in zip(redone, first))
+    caplog.clear()
+    cached.write_bytes(b"")  # what a crash right after the rename can leave
+    redone = derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path, num_proc=1)
+    assert "damaged cache" in caplog.text and all(np.array_equal(a, b) for a, b in zip(redone, first))
+    assert [p.name for p in (tmp_path / "prosody").iterdir()] == [cached.name], "a temporary file was left behind"
+
+
+def test_a_computation_that_fails_names_the_utterance_and_writes_no_cache(prepared, tmp_path, monkeypatch):
+    config, _ = prepared
+    files = load_all("mel", config.output_dir)["file"]
+
+    def fails(feature_params, blob):
+        raise RuntimeError("pyin gave up")
+
+    monkeypatch.setattr(derived, "_prosody_of_flac", fails)
+    with pytest.raises(ValueError, match=r"prosody of 03-01-\d\d-\d\d-\d\d-\d\d-\d\d: RuntimeError: pyin gave up"):
+        derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path, num_proc=1)
+    assert not list(tmp_path.rglob("*.npz"))
 
 
 KILLED = """
@@ -128,6 +147,30 @@ def test_the_model_reads_and_reconstructs_its_prosody_channels():
     assert torch.allclose(light(x).reconstruction_loss, light(moved).reconstruction_loss), "prosody_weight 0 still counts"
     with pytest.raises(ValueError, match="input_normalization=speaker is not supported"):
         SpeechVAEConfig(prosody_dim=3, input_normalization="speaker")
+    with pytest.raises(ValueError, match="prosody_dim must be 0 or 3"):
+        SpeechVAEConfig(prosody_dim=2)
+    with pytest.raises(ValueError, match="reads 19 channels per frame \\(16 mel bands \\+ 3 prosody channels"):
+        model(x[..., :16])
+
+
+def test_a_short_utterance_is_padded_with_silence_in_every_channel():
+    config = SpeechVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16, pad_value=-90.0)
+    assert list(PROSODY_SILENCE) == list(SILENCE)  # modeling's copy of ravdess_dataset.prosody's silence
+    model = SpeechVAEModel(config).eval()
+    short = np.random.default_rng(0).normal(size=(20, 19)).astype(np.float32)
+    [segment], lengths, _ = model.segment_utterance(short)
+    assert lengths.tolist() == [20] and torch.equal(segment[:20], torch.from_numpy(short))
+    assert torch.all(segment[20:, :16] == -90.0)
+    assert torch.equal(segment[20:, 16:], torch.tensor(SILENCE).expand(12, 3))
+
+
+def test_a_loaded_prosody_model_computes_the_same_loss(tmp_path):
+    torch.manual_seed(0)
+    model = SpeechVAEModel(SpeechVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = SpeechVAEModel.from_pretrained(tmp_path).eval()
+    x = torch.randn(2, 32, 19)
+    assert torch.allclose(model(x).reconstruction_loss, loaded(x).reconstruction_loss)
 
 
 def test_train_and_evaluate_a_prosody_model(prosody_model, tmp_path):
