@@ -10,6 +10,8 @@ Times, each stage in a fresh process on the same files and machine:
   rebuild     ``prepare`` with the cache warm but the Parquet configs deleted (rewritten from the cache);
   egemaps     the optional eGeMAPS functionals of the baselines (`ravdess_dataset.egemaps`, openSMILE) from the
               prepared ``audio`` config, empty cache; ``egemaps2``: again, read from its cache;
+  prosody     the optional prosody frames of models with ``prosody_dim`` (`ravdess_dataset.derived.dataset_prosody`,
+              librosa pyin) from the ``audio`` config, empty cache; ``prosody2``: again, read from its cache;
   loader      the ``segments`` train split through `batch_loader` into PyTorch batches of 256.
 It prints wall time, files/s, real-time factor (seconds of compute per second of audio), peak
 memory of the process tree (PSS), the reference/ours ratio, and the embedding agreement
@@ -76,12 +78,14 @@ def stage_prepare(source: Path, work: Path, num_proc: int) -> dict:
     return {"stages": report.stages, "rows": report.rows, "computed": report.computed, "up_to_date": report.up_to_date}
 
 
-def stage_egemaps(work: Path, num_proc: int) -> dict:
-    from ravdess_dataset import egemaps
+def stage_derived(work: Path, kind: str, num_proc: int) -> dict:
+    """One of the optional cached steps computed from the ``audio`` config: ``egemaps`` or ``prosody``."""
+    from ravdess_dataset import derived, egemaps
     from ravdess_dataset.splits import load_all
 
+    compute = {"egemaps": egemaps.dataset_egemaps, "prosody": derived.dataset_prosody}[kind]
     files = load_all("mel", work / "dataset")["file"]
-    egemaps.dataset_egemaps(work / "dataset", files, cache_dir=work / "cache", num_proc=num_proc)
+    compute(work / "dataset", files, cache_dir=work / "cache", num_proc=num_proc)
     return {}
 
 
@@ -163,8 +167,8 @@ def main() -> None:
             out = stage_reference(files, work / "reference.npz")
         elif args.stage == "prepare":
             out = stage_prepare(args.corpus, work, args.num_proc)
-        elif args.stage == "egemaps":
-            out = stage_egemaps(work, args.num_proc)
+        elif args.stage in ("egemaps", "prosody"):
+            out = stage_derived(work, args.stage, args.num_proc)
         else:
             out = stage_loader(work)
         args.result.write_text(json.dumps(out))
@@ -206,6 +210,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
         results["egemaps2"] = run_stage("egemaps", common)
     else:
         print(f"eGeMAPS rows skipped: {egemaps.missing()}")
+    results["prosody"] = run_stage("prosody", common)  # the optional cached input of models with prosody_dim
+    results["prosody2"] = run_stage("prosody", common)
     loader = run_stage("loader", common)
 
     print(f"\n{'stage':<10}{'wall s':>9}{'files/s':>10}{'RTF':>9}{'peak PSS GiB':>14}")
