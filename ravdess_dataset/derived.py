@@ -114,6 +114,7 @@ def _write(path: Path, names: Sequence[str], arrays: Sequence[np.ndarray]) -> No
             np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
             tmp.flush()
             os.fsync(tmp.fileno())
+            os.chmod(tmp.name, 0o644)  # readable by the other users of a shared cache, as a plain file would be
         except BaseException:
             os.unlink(tmp.name)
             raise

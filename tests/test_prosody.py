@@ -76,6 +76,7 @@ def test_dataset_prosody_comes_from_the_audio_config_and_is_cached(prepared, tmp
     for a, b in zip(again, first[::-1]):
         np.testing.assert_array_equal(a, b)
     [cached] = (tmp_path / "prosody").iterdir()
+    assert cached.stat().st_mode & 0o777 == 0o644  # other users of a shared cache can read it
     cached.write_bytes(b"not an npz")
     monkeypatch.undo()
     redone = derived.dataset_prosody(config.output_dir, files, cache_dir=tmp_path, num_proc=1)
