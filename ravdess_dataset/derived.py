@@ -34,13 +34,19 @@ from .sources import default_cache_dir
 logger = logging.getLogger(__name__)
 
 
-def cache_file(dataset_dir: Path, kind: str, version: str, cache_dir: Optional[Path] = None) -> Path:
-    """Where the ``kind`` features of a prepared dataset are cached: keyed by its fingerprint and ``version``."""
+def _prepare_info(dataset_dir: Path) -> dict:
+    """A prepared dataset's ``data/prepare_info.json`` (its fingerprint and feature parameters are read here)."""
     info = Path(dataset_dir) / "data" / "prepare_info.json"
     try:
-        fingerprint = json.loads(info.read_text())["fingerprint"]
-    except (OSError, ValueError, KeyError):
+        parsed = json.loads(info.read_text())
+        return {"fingerprint": parsed["fingerprint"], "feature_params": parsed["feature_params"]}
+    except (OSError, ValueError, KeyError, TypeError):
         raise ValueError(f"{info}: missing or unreadable; prepare the dataset with `python -m ravdess_dataset prepare`") from None
+
+
+def cache_file(dataset_dir: Path, kind: str, version: str, cache_dir: Optional[Path] = None) -> Path:
+    """Where the ``kind`` features of a prepared dataset are cached: keyed by its fingerprint and ``version``."""
+    fingerprint = _prepare_info(dataset_dir)["fingerprint"]
     return Path(cache_dir or default_cache_dir()) / kind / f"{fingerprint[:16]}-{version}.npz"
 
 
@@ -138,10 +144,7 @@ def dataset_prosody(dataset_dir: Path, files: Sequence[str], cache_dir: Optional
     one row per frame of their log-mel in the ``mel`` config: computed from the ``audio`` config's waveform (24-bit
     FLAC) as the feature extractor computes them from a recording (`front_end.prosody_of`), about 50 s for the full
     corpus on 2 cores, then read from the cache."""
-    try:
-        feature_params = json.loads((Path(dataset_dir) / "data" / "prepare_info.json").read_text())["feature_params"]
-    except (OSError, ValueError, KeyError):
-        raise ValueError(f"{dataset_dir}: no readable prepare_info.json; prepare the dataset with `python -m ravdess_dataset prepare`") from None
+    feature_params = _prepare_info(dataset_dir)["feature_params"]
     settings = json.dumps([PROSODY_VERSION, dataclasses.asdict(ProsodyConfig()), feature_params["audio"], feature_params["mel"]],
                           sort_keys=True)
     version = f"librosa{librosa.__version__}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
