@@ -94,7 +94,8 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     recipe = "" if not training else "```json\n" + json.dumps(training, indent=2) + "\n```"
     final = (train_metrics or {}).get("final", {})
     speaker_inputs = config.get("input_normalization") == "speaker"
-    inputs_text = ("each utterance standardised per band with the mean and std of its speaker's other recordings, then "
+    inputs_text = ("each utterance standardised per band (and prosody channel) with the mean and std of its speaker's "
+                   "other recordings, then "
                    if speaker_inputs else "")
     prosody_text = (f", each frame followed by {config['prosody_dim']} prosody channels (f0 in semitones above 55 Hz from "
                     "librosa's pyin, its voicing probability, energy in dB), which the feature extractor appends"
@@ -162,8 +163,8 @@ plus the Resemblyzer speaker embedding where the model reads one. Besides `trans
     if speaker_inputs:
         text += """
 
-This model reads each log-mel standardised per band with the mean and std of *other* recordings of the same
-speaker (at least two), so the three lines above become:
+This model reads each log-mel (and its prosody channels, where it has them) standardised per band with the mean
+and std of *other* recordings of the same speaker (at least two), so the three lines above become:
 
 ```python
 inputs = extractor(["speech.wav", "other_1.wav", "other_2.wav"])  # recordings of one speaker

@@ -52,12 +52,13 @@ def _check_model_arguments(self) -> None:
         raise ValueError(f"{self.model_type} has no options {unknown}")
 
 
-def _model_config(self, dataset_params: dict, pad_value: float, num_sequences: int = 1):
+def _model_config(self, dataset_params: dict, pad_value: float, num_sequences: int = 1,
+                  prosody_padding: Optional[list[float]] = None):
     """The family's configuration: what the dataset dictates (`SpeechVAEBaseConfig.dataset_fields`) with the
     options set here on top."""
     config_class = modeling.FAMILIES[self.model_type][0]
     chosen = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "model_type"}
-    return config_class(**{**config_class.dataset_fields(dataset_params, pad_value, num_sequences), **chosen})
+    return config_class(**{**config_class.dataset_fields(dataset_params, pad_value, num_sequences, prosody_padding), **chosen})
 
 
 def model_arguments_class() -> type:
@@ -445,7 +446,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                            f"{frames} x {params['mel']['n_mels']} (prepare it with --n-mels {config.n_mels}, or change the recipe)")
     with accelerator.main_process_first():  # features computed on first use (prosody frames) are cached once
         data = load_training_data(Path(data_args.dataset_dir), config, train_actors, eval_actors, args.seed)
-    config = model_args.config(params, data.pad_value, num_sequences=len(data.probe_train.file))
+    config = model_args.config(params, data.pad_value, num_sequences=len(data.probe_train.file), prosody_padding=data.prosody_padding)
     family = modeling.FAMILIES[config.model_type][1]
     model = family(config)
     model.norm.set_stats(*data.feature_stats())

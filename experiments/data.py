@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from modeling.configuration_common import PROSODY_SILENCE
 from modeling.utterance import segment_utterance
 from ravdess_dataset.derived import dataset_prosody
 from ravdess_dataset.export_h5 import INFO_FILE
@@ -68,34 +69,34 @@ class Utterances:
                           self.repetition[i], [self.file[k] for k in i], statement=None if self.statement is None else self.statement[i])
 
     def model_view(self, config, dataset_dir: Optional[Path] = None) -> "Utterances":
-        """The utterances as a model of ``config`` sees them. With ``input_normalization`` "dataset" the log-mels are
-        unchanged, with "speaker" each is standardised with its actor's other utterances; a model with
-        ``prosody_dim`` reads the prosody frames of ``dataset_dir`` (`ravdess_dataset.derived.dataset_prosody`)
-        after the log-mel bands of every frame."""
+        """The utterances as a model of ``config`` sees them: a model with ``prosody_dim`` reads the prosody frames of
+        ``dataset_dir`` (`ravdess_dataset.derived.dataset_prosody`) after the log-mel bands of every frame; with
+        ``input_normalization`` "speaker" each utterance (prosody channels included) is then standardised with its
+        actor's other utterances, with "dataset" it stays in dB."""
         view = self
+        if config.prosody_dim:
+            if dataset_dir is None:
+                raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
+            try:
+                prosody = dataset_prosody(dataset_dir, self.file)
+            except ValueError as err:
+                raise CommandError(f"this model reads prosody frames: {err}") from None
+            differ = [(f, len(m), len(p)) for f, m, p in zip(self.file, self.log_mel, prosody) if len(m) != len(p)]
+            if differ:
+                raise CommandError(f"{dataset_dir}: {len(differ)} utterances have prosody frames of another length than "
+                                   f"their log-mel (e.g. {differ[0][0]}: {differ[0][2]} against {differ[0][1]})")
+            view = replace(self, log_mel=[np.concatenate([m, p], 1) for m, p in zip(self.log_mel, prosody)],
+                           mel_bands=self.log_mel[0].shape[1] if self.log_mel else None)
         if config.input_normalization == "speaker":
-            statistics = leave_one_out(self.log_mel, self.actor.tolist())
-            view = replace(self, log_mel=[s.standardise(m) for s, m in zip(statistics, self.log_mel)], statistics=statistics)
-        if not getattr(config, "prosody_dim", 0):
-            return view
-        if dataset_dir is None:
-            raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
-        try:
-            prosody = dataset_prosody(dataset_dir, self.file)
-        except ValueError as err:
-            raise CommandError(f"this model reads prosody frames: {err}") from None
-        differ = [(f, len(m), len(p)) for f, m, p in zip(self.file, self.log_mel, prosody) if len(m) != len(p)]
-        if differ:
-            raise CommandError(f"{dataset_dir}: {len(differ)} utterances have prosody frames of another length than their "
-                               f"log-mel (e.g. {differ[0][0]}: {differ[0][2]} against {differ[0][1]})")
-        return replace(view, log_mel=[np.concatenate([m, p], 1) for m, p in zip(view.log_mel, prosody)],
-                       mel_bands=self.log_mel[0].shape[1] if self.log_mel else None)
+            statistics = leave_one_out(view.log_mel, view.actor.tolist())
+            view = replace(view, log_mel=[s.standardise(m) for s, m in zip(statistics, view.log_mel)], statistics=statistics)
+        return view
 
     def to_db(self, i: int, log_mel: np.ndarray) -> np.ndarray:
         """A log-mel in this view's units (a model's output for utterance ``i``, prosody channels included where the
         view has them) back in dB, log-mel bands only."""
-        log_mel = log_mel if self.mel_bands is None else log_mel[:, : self.mel_bands]
-        return log_mel if self.statistics is None else self.statistics[i].restore(log_mel)
+        log_mel = log_mel if self.statistics is None else self.statistics[i].restore(log_mel)
+        return log_mel if self.mel_bands is None else log_mel[:, : self.mel_bands]
 
 
 @dataclass
@@ -106,7 +107,8 @@ class TrainingData:
     eval: dict[str, torch.Tensor]
     probe_train: Utterances
     probe_eval: Utterances
-    pad_value: float  # the input value of padding: the config's, or the lowest standardised training value
+    pad_value: float  # the input value of padding in the mel bands: the config's, or the lowest standardised training value
+    prosody_padding: Optional[list[float]] = None  # in the prosody channels, where the model reads them (else None)
 
     def columns(self) -> list[str]:
         return list(self.train)
@@ -154,19 +156,23 @@ def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], e
 
     With ``config.input_normalization == "speaker"`` every utterance is standardised with its actor's other
     utterances first and the segments are cut from those, as ``embed_utterance`` cuts (the padding value then is
-    the lowest standardised training value, `TrainingData.pad_value`); so are they for a model that reads prosody
-    frames (`Utterances.model_view`)."""
+    the lowest standardised training value of the mel bands, `TrainingData.pad_value`); so are they for a model that
+    reads prosody frames (`Utterances.model_view`), whose prosody channels are padded with silence in dB inputs, or
+    with each channel's lowest standardised training value (`TrainingData.prosody_padding`)."""
     params = dataset_params(dataset_dir, ["mel", "segments"])
     mel = load_all("mel", dataset_dir)
     probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(config, dataset_dir)
     probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(config, dataset_dir)
-    pad = config.pad_value
+    pad, bands = config.pad_value, config.n_mels
+    prosody_pad = list(PROSODY_SILENCE) if config.prosody_dim else None
     if config.input_normalization == "speaker":
-        pad = float(min(m.min() for m in probe_train.log_mel))
+        pad = float(min(m[:, :bands].min() for m in probe_train.log_mel))
+        if config.prosody_dim:
+            prosody_pad = np.min([m[:, bands:].min(0) for m in probe_train.log_mel], 0).tolist()
     if config.cuts_own_segments or probe_train.statistics is not None or probe_train.mel_bands is not None:
         frames, hop = ((config.segment_frames, config.segment_hop) if config.cuts_own_segments
                        else (params["segment"]["frames"], params["segment"]["hop"]))  # the dataset's, as in "dataset" mode
-        padding = pad if probe_train.mel_bands is None else config.padding()  # per channel where prosody follows
+        padding = pad if prosody_pad is None else [pad] * bands + prosody_pad  # per channel where prosody follows
         train, evaluation = _segment_rows(probe_train, frames, hop, padding), _segment_rows(probe_eval, frames, hop, padding)
         utterance_ids = train["sequence_index"].numpy()
     else:
@@ -177,4 +183,4 @@ def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], e
     if config.uses_labels:
         train["label"] = _labels(train, utterance_ids, config.labeled_fraction, seed)
         evaluation["label"] = evaluation["emotion"]
-    return TrainingData(train, evaluation, probe_train, probe_eval, pad)
+    return TrainingData(train, evaluation, probe_train, probe_eval, pad, prosody_pad)

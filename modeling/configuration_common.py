@@ -13,6 +13,9 @@ OBJECTIVES = ("beta", "capacity")
 SPEAKER_CONDITIONING = ("none", "decoder", "both")
 INPUT_NORMALIZATIONS = ("dataset", "speaker")
 POOLINGS = ("mean", "mean_std")
+# silence in the prosody channels of ravdess_dataset.prosody (its SILENCE: f0 0 semitones, voicing 0, energy -100 dB),
+# what padding frames hold there in dB inputs; written out because a model published with its code carries only `modeling`
+PROSODY_SILENCE = (0.0, 0.0, -100.0)
 
 
 def option(default, help: str, set_by_train: bool = False):
@@ -45,6 +48,7 @@ class SpeechVAEBaseConfig(PretrainedConfig):
 
     uses_labels = False
     cuts_own_segments = False
+    reads_prosody = True
 
     n_mels: int = option(80, "mel bands of the input log-mel (default in train.py: the dataset's; it must match it)")
     segment_frames: int = option(128, "frames per segment the model sees (train.py: the dataset's, except for fhvae)")
@@ -67,6 +71,16 @@ class SpeechVAEBaseConfig(PretrainedConfig):
     capacity_steps: int = option(10000, "training steps over which C rises linearly from 0 to capacity_max")
     kl_warmup_steps: int = option(0, "steps over which the KL weight rises linearly from 0 (0: no warm-up)")
     free_bits: float = option(0.0, "nats per latent dimension below which the KL is not penalised (0: off)")
+    prosody_dim: int = option(0, "prosody channels that follow the n_mels log-mel bands in every input frame: 0 (none) or 3 "
+                                 "(the f0, voicing and energy frames of ravdess_dataset.prosody, which training and the "
+                                 "feature extractor then append). A 1-D convolutional branch reads them beside each "
+                                 "log-mel encoder and the decoder reconstructs them, so the latent has to carry pitch")
+    prosody_weight: float = option(8.0, "weight of each prosody channel in the reconstruction loss, counted in mel bands "
+                                        "(8: the three channels weigh as much as 24 of the 80 bands)")
+    prosody_padding: list[float] = option(list(PROSODY_SILENCE), "input value of padding in each prosody channel: silence "
+                                                                 "in dB inputs, or with input_normalization=speaker the "
+                                                                 "channel's lowest standardised training value",
+                                          set_by_train=True)
     pooling: str = option("mean", "how embed_utterance pools the vectors of an utterance's segments: mean (weighted by their "
                                   "real frames), or mean_std (followed by their standard deviation, twice the size)")
 
@@ -79,6 +93,17 @@ class SpeechVAEBaseConfig(PretrainedConfig):
             raise ValueError(f"speaker_conditioning must be one of {SPEAKER_CONDITIONING}, got {self.speaker_conditioning!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.prosody_dim and not self.reads_prosody:
+            raise ValueError(f"{self.model_type} does not read prosody frames: prosody_dim must be 0")
+        if self.prosody_dim not in (0, len(PROSODY_SILENCE)):
+            raise ValueError(f"prosody_dim must be 0 or {len(PROSODY_SILENCE)} (the channels of ravdess_dataset.prosody), "
+                             f"got {self.prosody_dim}")
+        self.prosody_padding = [float(v) for v in self.prosody_padding]
+        if len(self.prosody_padding) != len(PROSODY_SILENCE):
+            raise ValueError(f"prosody_padding must hold {len(PROSODY_SILENCE)} values, one per prosody channel, "
+                             f"got {self.prosody_padding}")
+        if self.prosody_weight < 0:
+            raise ValueError(f"prosody_weight must not be negative, got {self.prosody_weight}")
         for name in ("n_mels", "segment_frames", "segment_hop", "speaker_dim"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -86,21 +111,33 @@ class SpeechVAEBaseConfig(PretrainedConfig):
             raise ValueError("beta, gamma and free_bits must not be negative")
         super().__post_init__(**kwargs)
 
+    @property
+    def input_channels(self) -> int:
+        """Channels per input frame: the mel bands, then the prosody channels."""
+        return self.n_mels + self.prosody_dim
+
     def padding(self) -> float | list[float]:
         """What the frames that pad a short segment hold (`modeling.utterance.segment_utterance`): ``pad_value`` in
-        every channel; a family with other channels than the log-mel bands gives one value per channel."""
-        return self.pad_value
+        every mel band, followed by ``prosody_padding`` in the prosody channels, if any."""
+        if not self.prosody_dim:
+            return self.pad_value
+        return [self.pad_value] * self.n_mels + self.prosody_padding
 
     def band_weights(self) -> list[float]:
-        """The weight of each input channel in the reconstruction loss: 1 per mel band."""
-        return [1.0] * self.n_mels
+        """The weight of each input channel in the reconstruction loss: 1 per mel band, ``prosody_weight`` per
+        prosody channel."""
+        return [1.0] * self.n_mels + [self.prosody_weight] * self.prosody_dim
 
     @classmethod
-    def dataset_fields(cls, dataset_params: dict, pad_value: float, num_sequences: int) -> dict:
+    def dataset_fields(cls, dataset_params: dict, pad_value: float, num_sequences: int,
+                       prosody_padding: Optional[Sequence[float]] = None) -> dict:
         """What a prepared dataset dictates (``dataset_params``: its ``prepare_info.json`` feature parameters): the
-        input size, the feature parameters, the padding value and, for a family that trains on the dataset's
-        segments, their length and hop. ``num_sequences``: training utterances (used by families that need it)."""
+        input size, the feature parameters, the padding values and, for a family that trains on the dataset's
+        segments, their length and hop. ``num_sequences``: training utterances (used by families that need it);
+        ``prosody_padding``: the prosody channels' padding where the training data says it (else the default)."""
         fields = {"n_mels": dataset_params["mel"]["n_mels"], "feature_params": dataset_params, "pad_value": pad_value}
+        if prosody_padding is not None:
+            fields["prosody_padding"] = list(prosody_padding)
         if not cls.cuts_own_segments:
             fields.update(segment_frames=dataset_params["segment"]["frames"], segment_hop=dataset_params["segment"]["hop"])
         return fields

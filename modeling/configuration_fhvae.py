@@ -1,5 +1,5 @@
 """Configuration of `FHVAEModel`, the factorized hierarchical VAE of Hsu, Zhang and Glass (NIPS 2017)."""
-from typing import Optional
+from typing import Optional, Sequence
 
 from .configuration_common import SpeechVAEBaseConfig, option
 
@@ -11,6 +11,7 @@ class FHVAEConfig(SpeechVAEBaseConfig):
 
     model_type = "fhvae"
     cuts_own_segments = True
+    reads_prosody = False
 
     segment_frames: int = option(20, "frames per segment (cut by train.py from whole utterances)")
     segment_hop: Optional[int] = option(None, "frames between segment starts, in training and in embed_utterance "
@@ -35,5 +36,6 @@ class FHVAEConfig(SpeechVAEBaseConfig):
         super().__post_init__(**kwargs)
 
     @classmethod
-    def dataset_fields(cls, dataset_params: dict, pad_value: float, num_sequences: int) -> dict:
-        return {**super().dataset_fields(dataset_params, pad_value, num_sequences), "num_sequences": num_sequences}
+    def dataset_fields(cls, dataset_params: dict, pad_value: float, num_sequences: int,
+                       prosody_padding: Optional[Sequence[float]] = None) -> dict:
+        return {**super().dataset_fields(dataset_params, pad_value, num_sequences, prosody_padding), "num_sequences": num_sequences}

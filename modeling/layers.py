@@ -122,21 +122,48 @@ def mask_spans(x: torch.Tensor, count: int, length: int, dim: int, generator: Op
     return x * (keep[:, :, None] if dim == 1 else keep[:, None, :])
 
 
-def warp(x: torch.Tensor, speed: float, mel_shift: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def warp(x: torch.Tensor, speed: float, mel_shift: float, generator: Optional[torch.Generator] = None,
+         n_mels: Optional[int] = None) -> torch.Tensor:
     """Speed and pitch perturbation of log-mel segments ``x`` (batch, frames, n_mels): each row's time axis is
     stretched about its centre by a random factor in [1 - ``speed``, 1 + ``speed``] and its mel axis moved by a
     random ``-mel_shift``..``mel_shift`` bands (on the mel scale a pitch shift moves harmonics by roughly
-    a constant number of bands), linearly interpolated; positions past an edge repeat the edge."""
-    batch, frames, n_mels = x.shape
+    a constant number of bands), linearly interpolated; positions past an edge repeat the edge. With ``n_mels``
+    smaller than the channels of ``x``, the channels after the first ``n_mels`` (prosody frames) are stretched in
+    time with their row's bands but not moved along the mel axis."""
+    batch, frames, channels = x.shape
     if speed == 0 and mel_shift == 0:
         return x
+    n_mels = channels if n_mels is None else n_mels
     scale = 1 + speed * (2 * torch.rand(batch, 1, 1, generator=generator) - 1)
     shift = mel_shift * (2 * torch.rand(batch, 1, 1, generator=generator) - 1) * 2 / max(n_mels - 1, 1)
+    warped = _resample(x[..., :n_mels], scale, shift)
+    if n_mels == channels:
+        return warped
+    return torch.cat([warped, _resample(x[..., n_mels:], scale, torch.zeros_like(shift))], -1)
+
+
+def _resample(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``x`` (batch, frames, bands) read at time positions stretched by ``scale`` and band positions moved by ``shift``
+    (both (batch, 1, 1), in grid units of [-1, 1]), bilinear, edges repeated."""
+    _, frames, bands = x.shape
     time = torch.linspace(-1, 1, frames)[None, :, None] * scale  # (batch, frames, 1), align_corners grid
-    mel = torch.linspace(-1, 1, n_mels)[None, None, :] + shift  # (batch, 1, n_mels)
-    grid = torch.stack(torch.broadcast_tensors(mel, time), -1).to(x.device, x.dtype)  # (batch, frames, n_mels, [mel, time])
-    warped = nn.functional.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return warped[:, 0]
+    band = torch.linspace(-1, 1, bands)[None, None, :] + shift  # (batch, 1, bands)
+    grid = torch.stack(torch.broadcast_tensors(band, time), -1).to(x.device, x.dtype)  # (batch, frames, bands, [band, time])
+    return nn.functional.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
+
+
+def encode_frames(x: torch.Tensor, n_mels: int, encoder: nn.Module, prosody_encoder: Optional[nn.Module]) -> torch.Tensor:
+    """(batch, frames, n_mels [+ prosody]) standardised inputs -> (batch, features): the log-mel bands through
+    ``encoder`` (a `ConvEncoder`), followed by the prosody channels through ``prosody_encoder`` (a `FrameEncoder`)
+    where the model reads them."""
+    h = encoder(x[..., :n_mels])
+    return h if prosody_encoder is None else torch.cat([h, prosody_encoder(x[..., n_mels:])], -1)
+
+
+def decode_frames(h: torch.Tensor, decoder: nn.Module, prosody_decoder: Optional[nn.Module]) -> torch.Tensor:
+    """(batch, in_features) -> (batch, frames, n_mels [+ prosody]): the log-mel bands of ``decoder`` (a
+    `ConvDecoder`), followed by the prosody channels of ``prosody_decoder`` (a `FrameDecoder`) where there is one."""
+    return decoder(h) if prosody_decoder is None else torch.cat([decoder(h), prosody_decoder(h)], -1)
 
 
 def speaker_input(speaker_embedding: Optional[torch.Tensor], used: bool) -> Optional[torch.Tensor]:

@@ -102,6 +102,13 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ shared utterance-level methods
 
+    def _check_width(self, log_mel: torch.Tensor) -> None:
+        """A one-line error where the input frames are not ``n_mels`` bands followed by ``prosody_dim`` channels."""
+        c = self.config
+        if log_mel.shape[-1] != c.input_channels:
+            raise ValueError(f"this model reads {c.input_channels} channels per frame ({c.n_mels} mel bands + {c.prosody_dim} "
+                             f"prosody channels, as its feature extractor gives them), got {log_mel.shape[-1]}")
+
     def segment_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None
                           ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """A whole (T, channels) utterance (its log-mel, and prosody where the model reads it) as the model sees it:

@@ -1,11 +1,12 @@
 """`SemiSupervisedVAEModel`: the M2 model of Kingma, Rezende, Mohamed and Welling (NIPS 2014).
 
-    q(y | x)     ConvEncoder -> softmax over the emotions
-    q(z | x, y)  ConvEncoder features + one-hot y -> N(mu, sigma)
-    p(x | y, z)  ConvDecoder over [z, one-hot y (, speaker)]
+    q(y | x)     ConvEncoder(log-mel) [+ FrameEncoder(prosody)] -> softmax over the emotions
+    q(z | x, y)  ConvEncoder(log-mel) [+ FrameEncoder(prosody)] features + one-hot y -> N(mu, sigma)
+    p(x | y, z)  ConvDecoder [+ FrameDecoder] over [z, one-hot y (, speaker)]
 Labelled segments: -ELBO(x, y) + alpha * -log q(y | x). Unlabelled: the ELBO summed over y weighted by
 q(y | x), plus the entropy of q(y | x). In training the classifier may see speed/pitch-perturbed (``perturb_*`` options) and
-SpecAugment-masked inputs (``mask_*``); the VAE always sees them as they are.
+SpecAugment-masked inputs (``mask_*``); the VAE always sees them as they are. With ``prosody_dim`` every frame holds the
+log-mel followed by prosody channels (f0, voicing, energy), as in `SpeechVAEModel`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from transformers.utils import ModelOutput
 
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import ConvDecoder, ConvEncoder, FeatureNorm, mask_spans, speaker_input, warp
+from .layers import (ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, mask_spans,
+                     speaker_input, warp)
 from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
 from .objectives import kl_penalty, masked_gaussian_nll
 from .utterance import expand_speaker, frame_mask, pool_segments
@@ -35,7 +37,8 @@ class SemiSupervisedVAEOutput(ModelOutput):
         kl_penalty: the KL term as weighted by the objective at this step.
         classification_loss: -log q(y|x) over the labelled segments (0 when none).
         logits: (batch, num_labels) of q(y|x).
-        reconstruction: (batch, frames, n_mels) log-mel in dB, decoded with the label (or the predicted class).
+        reconstruction: (batch, frames, n_mels [+ prosody_dim]) in the input's units, decoded with the label (or the
+            predicted class).
         example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
         example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
         latent_mean, latent_logvar: (batch, latent_dim) of q(z | x, y).
@@ -59,34 +62,52 @@ class SemiSupervisedVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
     base_model_prefix = "semisupervised_vae"
 
 
+def _features(encoder: ConvEncoder, prosody_encoder: Optional[FrameEncoder]) -> int:
+    """Size of `encode_frames`' output with these encoders."""
+    return encoder.out_features + (0 if prosody_encoder is None else prosody_encoder.out_features)
+
+
 class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
-    """M2 over (frames, n_mels) segments; see `SemiSupervisedVAEConfig`."""
+    """M2 over (frames, n_mels [+ prosody_dim]) segments; see `SemiSupervisedVAEConfig`."""
 
     def __init__(self, config: SemiSupervisedVAEConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = FeatureNorm(c.n_mels)
+        decoder_in = c.latent_dim + c.num_labels + c.decoder_speaker_dim
+        prosody = c.prosody_dim > 0
+        self.norm = FeatureNorm(c.input_channels)
         self.classifier_encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.classifier_encoder.out_features, c.num_labels))
+        self.classifier_prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels) if prosody else None
+        classifier_features = _features(self.classifier_encoder, self.classifier_prosody_encoder)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(classifier_features, c.num_labels))
         self.encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
-        self.to_latent = nn.Linear(self.encoder.out_features + c.num_labels + c.encoder_speaker_dim, 2 * c.latent_dim)
-        self.decoder = ConvDecoder(c.latent_dim + c.num_labels + c.decoder_speaker_dim, c.n_mels, c.segment_frames, c.conv_channels)
+        self.prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels) if prosody else None
+        self.to_latent = nn.Linear(_features(self.encoder, self.prosody_encoder) + c.num_labels + c.encoder_speaker_dim, 2 * c.latent_dim)
+        self.decoder = ConvDecoder(decoder_in, c.n_mels, c.segment_frames, c.conv_channels)
+        self.prosody_decoder = FrameDecoder(decoder_in, c.prosody_dim, c.segment_frames, c.conv_channels) if prosody else None
         self.post_init()
 
     def classify(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Logits of q(y | x), (batch, num_labels)."""
+        self._check_width(log_mel)
         return self._classify_normalized(self.norm(log_mel))
 
     def _classify_normalized(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.classifier_encoder(x))
+        return self.classifier(encode_frames(x, self.config.n_mels, self.classifier_encoder, self.classifier_prosody_encoder))
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder of q(z | x, y) over standardised inputs, before y joins: (batch, features)."""
+        return encode_frames(x, self.config.n_mels, self.encoder, self.prosody_encoder)
 
     def _augment(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-        """The classifier's training view of standardised segments: speed and pitch perturbation, then
-        SpecAugment masks over frames and bands."""
+        """The classifier's training view of standardised segments: speed and pitch perturbation (the prosody
+        channels are stretched with the bands, not shifted), then SpecAugment masks over frames (every channel) and
+        mel bands."""
         c = self.config
-        x = warp(x, c.perturb_speed, c.perturb_mel_shift, generator)
+        x = warp(x, c.perturb_speed, c.perturb_mel_shift, generator, n_mels=c.n_mels)
         x = mask_spans(x, c.mask_time_count, c.mask_time_length, 1, generator)
-        return mask_spans(x, c.mask_feature_count, c.mask_feature_length, 2, generator)
+        bands = mask_spans(x[..., : c.n_mels], c.mask_feature_count, c.mask_feature_length, 2, generator)
+        return torch.cat([bands, x[..., c.n_mels:]], -1)
 
     def _one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(labels, self.config.num_labels).float()
@@ -102,19 +123,19 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         output's ``labels`` are the y used."""
         labels = self.classify(log_mel).argmax(-1) if labels is None else labels
         speaker = speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0)
-        return EncoderOutput(latent_dist=self._posterior(self.encoder(self.norm(log_mel)), self._one_hot(labels), speaker),
+        return EncoderOutput(latent_dist=self._posterior(self._features(self.norm(log_mel)), self._one_hot(labels), speaker),
                              labels=labels)
 
     def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
                labels: Optional[torch.Tensor] = None) -> DecoderOutput:
-        """p(x | y, z): (batch, latent_dim) and (batch,) emotion ids -> ``sample`` (batch, frames, n_mels)."""
+        """p(x | y, z): (batch, latent_dim) and (batch,) emotion ids -> ``sample`` (batch, frames, n_mels [+ prosody_dim])."""
         if labels is None:
             raise ValueError("semisupervised_vae decodes z with an emotion: pass labels (batch,), such as encode()'s output.labels")
         return DecoderOutput(sample=self.norm.inverse(self._decode_normalized(z, self._one_hot(labels), speaker_embedding)))
 
     def _decode_normalized(self, z: torch.Tensor, y: torch.Tensor, speaker_embedding: Optional[torch.Tensor]) -> torch.Tensor:
         speaker = speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0)
-        return self.decoder(torch.cat([z, y] + ([speaker] if speaker is not None else []), -1))
+        return decode_frames(torch.cat([z, y] + ([speaker] if speaker is not None else []), -1), self.decoder, self.prosody_decoder)
 
     def forward(
         self,
@@ -130,6 +151,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         c, batch = self.config, log_mel.shape[0]
         labels = torch.full((batch,), -1, dtype=torch.long, device=log_mel.device) if labels is None else labels
         labeled = labels >= 0
+        self._check_width(log_mel)
         x = self.norm(log_mel)
         logits = self._classify_normalized(self._augment(x, generator) if self.training else x)
         q_y = logits.softmax(-1)
@@ -144,10 +166,11 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         speaker_dec = speaker_input(speaker_embedding, c.decoder_speaker_dim > 0)
         pick = lambda t: None if t is None else t[rows]  # noqa: E731
         y = self._one_hot(classes)
-        posterior = self._posterior(self.encoder(x)[rows], y, pick(speaker_enc))
+        posterior = self._posterior(self._features(x)[rows], y, pick(speaker_enc))
         z = posterior.sample(generator) if self.training else posterior.mode()
         recon = self._decode_normalized(z, y, pick(speaker_dec))
-        nll, _ = masked_gaussian_nll(recon, x[rows], frame_mask(lengths, x.shape[1], x)[rows])  # (pairs,)
+        band_weights = torch.tensor(c.band_weights(), device=x.device) if c.prosody_dim else None
+        nll, _ = masked_gaussian_nll(recon, x[rows], frame_mask(lengths, x.shape[1], x)[rows], band_weights)  # (pairs,)
         example_nll = torch.zeros(batch, dtype=nll.dtype, device=x.device).index_add(0, rows, pair_weights * nll)
         expected_kl = torch.zeros(batch, c.latent_dim, dtype=nll.dtype, device=x.device).index_add(
             0, rows, pair_weights[:, None] * posterior.kl())  # (batch, latent_dim)
@@ -182,7 +205,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
     @torch.no_grad()
     def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
-        """One vector per (T, n_mels) utterance: [log of the segments' class probabilities averaged by real frames
+        """One vector per (T, n_mels [+ prosody_dim]) utterance: [log of the segments' class probabilities averaged by real frames
         (num_labels), the z means of its segments inferred with the predicted class, pooled (``pooling``)].
         ``segment_hop`` and ``pooling`` override the config's for this call only."""
         self._representation(representation)
@@ -201,7 +224,8 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
     def generate(
         self, labels: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
-        """Decode z ~ N(0, I) with the given emotion ids (num_samples,): (num_samples, frames, n_mels) dB."""
+        """Decode z ~ N(0, I) with the given emotion ids (num_samples,): (num_samples, frames, n_mels [+ prosody_dim]),
+        in the units of the model's inputs."""
         labels = torch.as_tensor(labels, device=self.device)
         z = torch.randn(len(labels), self.config.latent_dim, generator=generator).to(self.device)
         speaker = expand_speaker(speaker_embedding, len(labels), self.device)

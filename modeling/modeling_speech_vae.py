@@ -15,7 +15,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_speech_vae import SpeechVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, speaker_input
+from .layers import ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, speaker_input
 from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
 from .objectives import kl_penalty, masked_gaussian_nll
 from .utterance import expand_speaker, frame_mask, pool_segments
@@ -65,9 +65,9 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     def __init__(self, config: SpeechVAEConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = FeatureNorm(c.n_mels + c.prosody_dim)
+        self.norm = FeatureNorm(c.input_channels)
         self.encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
-        features = self.encoder.out_features
+        features, self.prosody_encoder, self.prosody_decoder = self.encoder.out_features, None, None
         if c.prosody_dim:
             self.prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels)
             self.prosody_decoder = FrameDecoder(c.latent_dim + c.decoder_speaker_dim, c.prosody_dim, c.segment_frames, c.conv_channels)
@@ -84,14 +84,8 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
                labels: Optional[torch.Tensor] = None) -> EncoderOutput:
         """q(z | x): (batch, frames, n_mels [+ prosody_dim]) -> ``latent_dist`` over (batch, latent_dim); ``labels`` are
         not modelled."""
-        n_mels, width = self.config.n_mels, self.config.n_mels + self.config.prosody_dim
-        if log_mel.shape[-1] != width:
-            raise ValueError(f"this model reads {width} channels per frame ({n_mels} mel bands + {self.config.prosody_dim} "
-                             f"prosody channels, as its feature extractor gives them), got {log_mel.shape[-1]}")
-        x = self.norm(log_mel)
-        h = self.encoder(x[..., :n_mels])
-        if self.config.prosody_dim:
-            h = torch.cat([h, self.prosody_encoder(x[..., n_mels:])], -1)
+        self._check_width(log_mel)
+        h = encode_frames(self.norm(log_mel), self.config.n_mels, self.encoder, self.prosody_encoder)
         h = self._with(h, speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0))
         mean, logvar = self.to_latent(h).chunk(2, dim=-1)
         return EncoderOutput(latent_dist=DiagonalGaussian(mean, logvar))
@@ -104,9 +98,7 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
 
     def _decode_normalized(self, z: torch.Tensor, speaker_embedding: Optional[torch.Tensor]) -> torch.Tensor:
         h = self._with(z, speaker_input(speaker_embedding, self.config.decoder_speaker_dim > 0))
-        if self.config.prosody_dim:
-            return torch.cat([self.decoder(h), self.prosody_decoder(h)], -1)
-        return self.decoder(h)
+        return decode_frames(h, self.decoder, self.prosody_decoder)
 
     def forward(
         self,

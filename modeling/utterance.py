@@ -26,8 +26,8 @@ def segment_utterance(log_mel, frames: int, hop: int, pad_value: float | Sequenc
     """Cut a (T, channels) log-mel into segments of ``frames`` at `segment_starts`.
 
     An utterance shorter than ``frames`` gives one segment padded with ``pad_value``: one number for every
-    channel, or one per channel (a model's ``config.padding()``: silence in dB for the mel bands, silence's own
-    values for prosody channels). Returns (segments (S, frames, channels), valid lengths (S,)).
+    channel, or one per channel (a model's ``config.padding()``: its ``pad_value`` for the mel bands, its
+    ``prosody_padding`` for prosody channels). Returns (segments (S, frames, channels), valid lengths (S,)).
     """
     x = torch.tensor(np.asarray(log_mel), dtype=torch.float32)
     total = x.shape[0]

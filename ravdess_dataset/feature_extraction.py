@@ -102,9 +102,10 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
 
     @staticmethod
     def standardise_per_speaker(log_mels: list[np.ndarray], speakers: list) -> list[np.ndarray]:
-        """Each (frames, n_mels) log-mel standardised per band with the mean and std of the frames of the *other*
-        log-mels of its speaker (``speakers``: one name per log-mel, each speaker at least twice), as models trained
-        with ``input_normalization="speaker"`` read them. A speaker with a single recording is a ValueError."""
+        """Each (frames, n_mels [+ 3 prosody]) log-mel standardised per band (and prosody channel) with the mean and
+        std of the frames of the *other* log-mels of its speaker (``speakers``: one name per log-mel, each speaker at
+        least twice), as models trained with ``input_normalization="speaker"`` read them. A speaker with a single
+        recording is a ValueError."""
         if len(log_mels) != len(speakers):
             raise ValueError(f"one speaker per log-mel: got {len(log_mels)} log-mels and {len(speakers)} speakers")
         return [statistics.standardise(m) for statistics, m in zip(leave_one_out(log_mels, speakers), log_mels)]

@@ -1,5 +1,5 @@
-"""Prosody frames (pitch, voicing, energy): computed, cached, read by a speech_vae beside the log-mel, and travelling
-with its feature extractor."""
+"""Prosody frames (pitch, voicing, energy): computed, cached, read by a speech_vae or an M2 beside the log-mel (in dB
+or standardised per speaker), and travelling with its feature extractor."""
 import json
 import os
 import signal
@@ -16,12 +16,13 @@ import evaluate
 import train
 from experiments.data import Utterances
 from experiments.errors import CommandError
-from modeling import SpeechVAEConfig, SpeechVAEModel
-from modeling.configuration_speech_vae import PROSODY_SILENCE
+from modeling import FHVAEConfig, SemiSupervisedVAEConfig, SemiSupervisedVAEModel, SpeechVAEConfig, SpeechVAEModel
+from modeling.configuration_common import PROSODY_SILENCE
+from modeling.layers import warp
 from ravdess_dataset import derived
 from ravdess_dataset.features import MelConfig, log_mel
 from ravdess_dataset.prosody import SILENCE, prosody_frames
-from ravdess_dataset.splits import load_all
+from ravdess_dataset.splits import SPLIT_ACTORS, load_all
 from tests.synthetic import synth_voice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +111,7 @@ def slow(*args):
     time.sleep(0.5)
     return real(*args)
 derived._prosody_of_flac = slow
-from ravdess_dataset.splits import load_all
+from ravdess_dataset.splits import SPLIT_ACTORS, load_all
 derived.dataset_prosody(sys.argv[1], load_all("mel", sys.argv[1])["file"], cache_dir=sys.argv[2], num_proc=1)
 """
 
@@ -146,8 +147,10 @@ def test_the_model_reads_and_reconstructs_its_prosody_channels():
     light = SpeechVAEModel(SpeechVAEConfig(**{**config.to_dict(), "prosody_weight": 0.0})).eval()
     light.load_state_dict(model.state_dict())
     assert torch.allclose(light(x).reconstruction_loss, light(moved).reconstruction_loss), "prosody_weight 0 still counts"
-    with pytest.raises(ValueError, match="input_normalization=speaker is not supported"):
-        SpeechVAEConfig(prosody_dim=3, input_normalization="speaker")
+    with pytest.raises(ValueError, match="fhvae does not read prosody frames"):
+        FHVAEConfig(prosody_dim=3)
+    with pytest.raises(ValueError, match="prosody_padding must hold 3 values"):
+        SpeechVAEConfig(prosody_dim=3, prosody_padding=[0.0])
     with pytest.raises(ValueError, match="prosody_dim must be 0 or 3"):
         SpeechVAEConfig(prosody_dim=2)
     with pytest.raises(ValueError, match="reads 19 channels per frame \\(16 mel bands \\+ 3 prosody channels"):
@@ -163,6 +166,50 @@ def test_a_short_utterance_is_padded_with_silence_in_every_channel():
     assert lengths.tolist() == [20] and torch.equal(segment[:20], torch.from_numpy(short))
     assert torch.all(segment[20:, :16] == -90.0)
     assert torch.equal(segment[20:, 16:], torch.tensor(SILENCE).expand(12, 3))
+
+
+def test_m2_reads_prosody_in_its_classifier_and_its_encoder_and_reconstructs_it():
+    torch.manual_seed(0)
+    config = SemiSupervisedVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16)
+    model = SemiSupervisedVAEModel(config).eval()
+    x, labels = torch.randn(4, 32, 19), torch.tensor([0, 3, -1, -1])
+    moved = x.clone()
+    moved[..., 16:] += 1.0  # only the prosody channels change
+    out, out_moved = model(x, labels=labels), model(moved, labels=labels)
+    assert out.reconstruction.shape == (4, 32, 19)
+    assert not torch.allclose(out.logits, out_moved.logits), "the classifier ignores the prosody channels"
+    given = {"labels": torch.tensor([0, 3, 1, 2])}
+    assert not torch.allclose(model.encode(x, **given).latent_dist.mean, model.encode(moved, **given).latent_dist.mean)
+    assert model.decode(torch.zeros(2, 4), labels=torch.tensor([0, 1])).sample.shape == (2, 32, 19)
+    light = SemiSupervisedVAEModel(SemiSupervisedVAEConfig(**{**config.to_dict(), "prosody_weight": 0.0})).eval()
+    light.load_state_dict(model.state_dict())
+    mel_only = {"labels": torch.tensor([0, 3, 1, 2])}  # labelled, so that q(y|x) does not weigh the terms
+    torch.testing.assert_close(light(x, **mel_only).reconstruction_loss, light(moved, **mel_only).reconstruction_loss)
+    with pytest.raises(ValueError, match="reads 19 channels per frame"):
+        model.classify(x[..., :16])
+    model.save_pretrained(Path(os.environ["RAVDESS_CACHE"]) / "m2_prosody")
+    loaded = SemiSupervisedVAEModel.from_pretrained(Path(os.environ["RAVDESS_CACHE"]) / "m2_prosody").eval()
+    torch.testing.assert_close(loaded(x, labels=labels).loss, out.loss)
+
+
+def test_the_classifier_perturbations_stretch_prosody_in_time_but_do_not_shift_or_mask_it():
+    g = torch.Generator().manual_seed(0)
+    frames, n_mels = 32, 16
+    ramp = torch.arange(frames, dtype=torch.float32)[:, None].expand(64, frames, n_mels + 3).clone()
+    ramp[..., n_mels:] = ramp[..., n_mels:] * 2 + 5  # prosody channels: another time ramp
+    bands = torch.arange(n_mels + 3, dtype=torch.float32).expand(64, frames, n_mels + 3)
+    shifted = warp(bands, speed=0.0, mel_shift=3.0, generator=g, n_mels=n_mels)
+    assert torch.equal(shifted[..., n_mels:], bands[..., n_mels:]), "the mel shift moved the prosody channels"
+    assert shifted[..., :n_mels].max() <= n_mels - 1, "the mel bands read from the prosody channels"
+    assert not torch.allclose(shifted[..., :n_mels], bands[..., :n_mels])
+    stretched = warp(ramp, speed=0.2, mel_shift=0.0, generator=g, n_mels=n_mels)
+    torch.testing.assert_close(stretched[..., n_mels:], stretched[..., :1].expand(64, frames, 3) * 2 + 5)  # same stretch
+
+    config = SemiSupervisedVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16,
+                                     mask_feature_count=4, mask_feature_length=16)
+    x = torch.randn(8, 32, 19)
+    masked = SemiSupervisedVAEModel(config)._augment(x, torch.Generator().manual_seed(1))
+    assert torch.equal(masked[..., 16:], x[..., 16:]) and (masked[..., :16] == 0).any()
 
 
 def test_a_loaded_prosody_model_computes_the_same_loss(tmp_path):
@@ -226,3 +273,30 @@ def test_own_recordings_reach_a_prosody_model_the_same_way_with_or_without_metad
     assert metrics["representations"]["embedding"]["dim"] == 8 and metrics["labelled"]
     evaluate.main(["--model", str(model_dir), "--audio", str(corpus), "--export-embeddings", str(tmp_path / "plain.npz")])
     np.testing.assert_allclose(np.load(tmp_path / "plain.npz")["X"], np.load(tmp_path / "with" / "embeddings.npz")["X"], atol=1e-5)
+
+
+def test_an_m2_standardises_prosody_per_speaker_and_pads_it_with_its_lowest_training_values(prepared, tmp_path):
+    """configs/semisupervised_vae_prosody.yaml: the prosody channels are standardised with the speaker's other
+    utterances like the bands, and a short segment is padded per channel with the lowest standardised training value."""
+    config, _ = prepared
+    out = tmp_path / "m2"
+    train.main(["configs/semisupervised_vae_prosody.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out), *TINY])
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["prosody_dim"] == 3 and saved["input_normalization"] == "speaker"
+    utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
+    view = utterances.model_view(SemiSupervisedVAEConfig(**saved), config.output_dir)
+    standardised = np.concatenate([m for m, actor in zip(view.log_mel, view.actor) if actor in SPLIT_ACTORS["train"]])
+    np.testing.assert_allclose(saved["prosody_padding"], standardised[:, 80:].min(0), rtol=1e-5)
+    assert saved["pad_value"] == pytest.approx(float(standardised[:, :80].min()), rel=1e-5)
+    in_db = utterances.model_view(SemiSupervisedVAEConfig(**{**saved, "input_normalization": "dataset"}), config.output_dir)
+    assert view.statistics[0].mean_std()[0].shape == (83,)  # one mean per band and per prosody channel
+    for i in range(len(view.file)):
+        np.testing.assert_allclose(view.statistics[i].restore(view.log_mel[i]), in_db.log_mel[i], atol=1e-3)
+        np.testing.assert_allclose(view.to_db(i, view.log_mel[i]), utterances.log_mel[i], atol=1e-3)
+    model = SemiSupervisedVAEModel.from_pretrained(out).eval()
+    [segment], _, _ = model.segment_utterance(np.zeros((10, 83), np.float32), speaker_embedding=np.zeros(256, np.float32))
+    pad = model.config.segment_frames - 10
+    torch.testing.assert_close(segment[10:, 80:], torch.tensor(saved["prosody_padding"]).expand(pad, 3))
+    evaluate.main(["--model", str(out), "--dataset", str(config.output_dir), "--output", str(tmp_path / "eval"), "--num-audio", "0"])
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["representations"]["embedding"]["dim"] == 8 + 4  # log q(y|x) and the mean of the 4-d z
