@@ -94,9 +94,9 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     recipe = "" if not training else "```json\n" + json.dumps(training, indent=2) + "\n```"
     final = (train_metrics or {}).get("final", {})
     speaker_inputs = config.get("input_normalization") == "speaker"
-    inputs_text = ("each utterance standardised per band (and prosody channel) with the mean and std of its speaker's "
-                   "other recordings, then "
-                   if speaker_inputs else "")
+    channels = "band and prosody channel" if config.get("prosody_dim") else "band"
+    inputs_text = (f"each utterance standardised per {channels} with the mean and std of its speaker's other "
+                   "recordings, then " if speaker_inputs else "")
     prosody_text = (f", each frame followed by {config['prosody_dim']} prosody channels (f0 in semitones above 55 Hz from "
                     "librosa's pyin, its voicing probability, energy in dB), which the feature extractor appends"
                     if config.get("prosody_dim") else "")

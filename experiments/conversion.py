@@ -75,12 +75,17 @@ def wav_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
     return buffer.getvalue()
 
 
-def resynthesised_egemaps(log_mel: np.ndarray, feature_params: dict) -> np.ndarray:
-    """The 88 eGeMAPS functionals of a (T, n_mels) dB log-mel made audible (`wav_bytes`, what `write_wav` writes), read
-    back and run through the front end (loudness normalisation, silence trimming) as any recording, then openSMILE."""
+def resynthesised_waveform(log_mel: np.ndarray, feature_params: dict) -> np.ndarray:
+    """A (T, n_mels) dB log-mel made audible (`wav_bytes`, what `write_wav` writes), read back and run through the
+    front end (loudness normalisation, silence trimming) as any recording: the processed waveform at the audio rate."""
     wav, rate = sf.read(io.BytesIO(wav_bytes(log_mel, feature_params["mel"])), dtype="float32")
-    audio = AudioConfig(**feature_params["audio"])
-    return opensmile_features.egemaps_functionals(preprocess_nonempty(wav, rate, audio, "a resynthesised utterance"), audio.sample_rate)
+    return preprocess_nonempty(wav, rate, AudioConfig(**feature_params["audio"]), "a resynthesised utterance")
+
+
+def resynthesised_egemaps(log_mel: np.ndarray, feature_params: dict) -> np.ndarray:
+    """The 88 eGeMAPS functionals of a (T, n_mels) dB log-mel as a listener gets it (`resynthesised_waveform`)."""
+    return opensmile_features.egemaps_functionals(resynthesised_waveform(log_mel, feature_params),
+                                                  feature_params["audio"]["sample_rate"])
 
 
 def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, strength: float,

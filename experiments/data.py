@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from modeling.configuration_common import PROSODY_SILENCE
+from modeling.configuration_common import PROSODY_SILENCE, channel_padding
 from modeling.utterance import segment_utterance
 from ravdess_dataset.derived import dataset_prosody
 from ravdess_dataset.export_h5 import INFO_FILE
@@ -41,7 +41,8 @@ def dataset_params(dataset_dir: Path, configs: Sequence[str]) -> dict:
 
 @dataclass
 class Utterances:
-    """Whole utterances for probes: log-mels (T_i, n_mels), speaker embeddings, labels, ids."""
+    """Whole utterances for probes: log-mels (T_i, n_mels), or as a model sees them (`model_view`: prosody channels
+    may follow, speaker-standardised), speaker embeddings, labels, ids."""
 
     log_mel: list[np.ndarray]
     embedding: np.ndarray
@@ -172,7 +173,7 @@ def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], e
     if config.cuts_own_segments or probe_train.statistics is not None or probe_train.mel_bands is not None:
         frames, hop = ((config.segment_frames, config.segment_hop) if config.cuts_own_segments
                        else (params["segment"]["frames"], params["segment"]["hop"]))  # the dataset's, as in "dataset" mode
-        padding = pad if prosody_pad is None else [pad] * bands + prosody_pad  # per channel where prosody follows
+        padding = channel_padding(pad, bands, prosody_pad)
         train, evaluation = _segment_rows(probe_train, frames, hop, padding), _segment_rows(probe_eval, frames, hop, padding)
         utterance_ids = train["sequence_index"].numpy()
     else:

@@ -38,12 +38,19 @@ def check_invertible(n_mels: int, frames: int, channels: Sequence[int]) -> None:
             )
 
 
+def channel_padding(pad_value: float, n_mels: int, prosody_padding: Optional[Sequence[float]]) -> float | list[float]:
+    """The padding of a short segment's frames: ``pad_value`` for every channel, or where prosody channels follow the
+    ``n_mels`` bands, one value per channel (``prosody_padding`` for those)."""
+    return pad_value if prosody_padding is None else [pad_value] * n_mels + list(prosody_padding)
+
+
 class SpeechVAEBaseConfig(PretrainedConfig):
     """Fields shared by `SpeechVAEConfig`, `FHVAEConfig` and `SemiSupervisedVAEConfig` (see each field's help).
 
     Class attributes (not options): ``uses_labels``, whether the family's training reads emotion labels;
     ``cuts_own_segments``, whether it trains on segments of its own ``segment_frames`` cut from whole utterances
-    rather than on the dataset's ``segments`` config.
+    rather than on the dataset's ``segments`` config; ``reads_prosody``, whether it can read prosody frames
+    (``prosody_dim``).
     """
 
     uses_labels = False
@@ -74,7 +81,8 @@ class SpeechVAEBaseConfig(PretrainedConfig):
     prosody_dim: int = option(0, "prosody channels that follow the n_mels log-mel bands in every input frame: 0 (none) or 3 "
                                  "(the f0, voicing and energy frames of ravdess_dataset.prosody, which training and the "
                                  "feature extractor then append). A 1-D convolutional branch reads them beside each "
-                                 "log-mel encoder and the decoder reconstructs them, so the latent has to carry pitch")
+                                 "log-mel encoder and the decoder reconstructs them, so the latent has to carry pitch "
+                                 "(speech_vae and semisupervised_vae; fhvae does not read them)")
     prosody_weight: float = option(8.0, "weight of each prosody channel in the reconstruction loss, counted in mel bands "
                                         "(8: the three channels weigh as much as 24 of the 80 bands)")
     prosody_padding: list[float] = option(list(PROSODY_SILENCE), "input value of padding in each prosody channel: silence "
@@ -118,10 +126,8 @@ class SpeechVAEBaseConfig(PretrainedConfig):
 
     def padding(self) -> float | list[float]:
         """What the frames that pad a short segment hold (`modeling.utterance.segment_utterance`): ``pad_value`` in
-        every mel band, followed by ``prosody_padding`` in the prosody channels, if any."""
-        if not self.prosody_dim:
-            return self.pad_value
-        return [self.pad_value] * self.n_mels + self.prosody_padding
+        every mel band, followed by ``prosody_padding`` in the prosody channels, if any (`channel_padding`)."""
+        return channel_padding(self.pad_value, self.n_mels, self.prosody_padding if self.prosody_dim else None)
 
     def band_weights(self) -> list[float]:
         """The weight of each input channel in the reconstruction loss: 1 per mel band, ``prosody_weight`` per

@@ -160,6 +160,11 @@ def encode_frames(x: torch.Tensor, n_mels: int, encoder: nn.Module, prosody_enco
     return h if prosody_encoder is None else torch.cat([h, prosody_encoder(x[..., n_mels:])], -1)
 
 
+def encoded_size(encoder: "ConvEncoder", prosody_encoder: Optional["FrameEncoder"]) -> int:
+    """Features of `encode_frames` with these encoders."""
+    return encoder.out_features + (0 if prosody_encoder is None else prosody_encoder.out_features)
+
+
 def decode_frames(h: torch.Tensor, decoder: nn.Module, prosody_decoder: Optional[nn.Module]) -> torch.Tensor:
     """(batch, in_features) -> (batch, frames, n_mels [+ prosody]): the log-mel bands of ``decoder`` (a
     `ConvDecoder`), followed by the prosody channels of ``prosody_decoder`` (a `FrameDecoder`) where there is one."""

@@ -2,7 +2,7 @@
 methods (embedding, reconstruction, emotion conversion) written once over the families' ``encode`` and ``decode``.
 
     encode(log_mel, *, speaker_embedding=None, labels=None) -> EncoderOutput(latent_dist=DiagonalGaussian, labels=...)
-    decode(z, *, speaker_embedding=None, labels=None)       -> DecoderOutput(sample=(batch, frames, n_mels) dB)
+    decode(z, *, speaker_embedding=None, labels=None)       -> DecoderOutput(sample=(batch, frames, channels))
 
 Every argument after the input is keyword-only. A family takes what it models and ignores the rest: the speaker
 embedding where ``speaker_conditioning`` asks for it (an error if it is then missing), emotion ids where the family
@@ -45,7 +45,8 @@ class DecoderOutput(ModelOutput):
     """Output of ``decode``.
 
     Args:
-        sample: (batch, frames, n_mels) decoded log-mel, in the units of the model's inputs (dB, or speaker-standardised).
+        sample: (batch, frames, n_mels [+ prosody_dim]) decoded log-mel (and prosody channels), in the units of the
+            model's inputs (dB, or speaker-standardised).
     """
 
     sample: Optional[torch.Tensor] = None
@@ -101,6 +102,10 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared utterance-level methods
+
+    def _band_weights(self, device: torch.device) -> Optional[torch.Tensor]:
+        """Each input channel's weight in the reconstruction loss (`band_weights`), or None where all weigh 1."""
+        return torch.tensor(self.config.band_weights(), device=device) if self.config.prosody_dim else None
 
     def _check_width(self, log_mel: torch.Tensor) -> None:
         """A one-line error where the input frames are not ``n_mels`` bands followed by ``prosody_dim`` channels."""

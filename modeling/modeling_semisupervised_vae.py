@@ -19,8 +19,8 @@ from transformers.utils import ModelOutput
 
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import (ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, mask_spans,
-                     speaker_input, warp)
+from .layers import (ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, encoded_size,
+                     mask_spans, speaker_input, warp)
 from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
 from .objectives import kl_penalty, masked_gaussian_nll
 from .utterance import expand_speaker, frame_mask, pool_segments
@@ -62,11 +62,6 @@ class SemiSupervisedVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
     base_model_prefix = "semisupervised_vae"
 
 
-def _features(encoder: ConvEncoder, prosody_encoder: Optional[FrameEncoder]) -> int:
-    """Size of `encode_frames`' output with these encoders."""
-    return encoder.out_features + (0 if prosody_encoder is None else prosody_encoder.out_features)
-
-
 class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
     """M2 over (frames, n_mels [+ prosody_dim]) segments; see `SemiSupervisedVAEConfig`."""
 
@@ -78,11 +73,11 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         self.norm = FeatureNorm(c.input_channels)
         self.classifier_encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
         self.classifier_prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels) if prosody else None
-        classifier_features = _features(self.classifier_encoder, self.classifier_prosody_encoder)
+        classifier_features = encoded_size(self.classifier_encoder, self.classifier_prosody_encoder)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(classifier_features, c.num_labels))
         self.encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
         self.prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels) if prosody else None
-        self.to_latent = nn.Linear(_features(self.encoder, self.prosody_encoder) + c.num_labels + c.encoder_speaker_dim, 2 * c.latent_dim)
+        self.to_latent = nn.Linear(encoded_size(self.encoder, self.prosody_encoder) + c.num_labels + c.encoder_speaker_dim, 2 * c.latent_dim)
         self.decoder = ConvDecoder(decoder_in, c.n_mels, c.segment_frames, c.conv_channels)
         self.prosody_decoder = FrameDecoder(decoder_in, c.prosody_dim, c.segment_frames, c.conv_channels) if prosody else None
         self.post_init()
@@ -95,7 +90,7 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
     def _classify_normalized(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(encode_frames(x, self.config.n_mels, self.classifier_encoder, self.classifier_prosody_encoder))
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def _encoded(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder of q(z | x, y) over standardised inputs, before y joins: (batch, features)."""
         return encode_frames(x, self.config.n_mels, self.encoder, self.prosody_encoder)
 
@@ -106,6 +101,8 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         c = self.config
         x = warp(x, c.perturb_speed, c.perturb_mel_shift, generator, n_mels=c.n_mels)
         x = mask_spans(x, c.mask_time_count, c.mask_time_length, 1, generator)
+        if not c.prosody_dim:
+            return mask_spans(x, c.mask_feature_count, c.mask_feature_length, 2, generator)
         bands = mask_spans(x[..., : c.n_mels], c.mask_feature_count, c.mask_feature_length, 2, generator)
         return torch.cat([bands, x[..., c.n_mels:]], -1)
 
@@ -121,9 +118,10 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
                labels: Optional[torch.Tensor] = None) -> EncoderOutput:
         """q(z | x, y) over (batch, latent_dim); without ``labels`` (batch,) y is the classifier's prediction. The
         output's ``labels`` are the y used."""
+        self._check_width(log_mel)
         labels = self.classify(log_mel).argmax(-1) if labels is None else labels
         speaker = speaker_input(speaker_embedding, self.config.encoder_speaker_dim > 0)
-        return EncoderOutput(latent_dist=self._posterior(self._features(self.norm(log_mel)), self._one_hot(labels), speaker),
+        return EncoderOutput(latent_dist=self._posterior(self._encoded(self.norm(log_mel)), self._one_hot(labels), speaker),
                              labels=labels)
 
     def decode(self, z: torch.Tensor, *, speaker_embedding: Optional[torch.Tensor] = None,
@@ -166,11 +164,10 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         speaker_dec = speaker_input(speaker_embedding, c.decoder_speaker_dim > 0)
         pick = lambda t: None if t is None else t[rows]  # noqa: E731
         y = self._one_hot(classes)
-        posterior = self._posterior(self._features(x)[rows], y, pick(speaker_enc))
+        posterior = self._posterior(self._encoded(x)[rows], y, pick(speaker_enc))
         z = posterior.sample(generator) if self.training else posterior.mode()
         recon = self._decode_normalized(z, y, pick(speaker_dec))
-        band_weights = torch.tensor(c.band_weights(), device=x.device) if c.prosody_dim else None
-        nll, _ = masked_gaussian_nll(recon, x[rows], frame_mask(lengths, x.shape[1], x)[rows], band_weights)  # (pairs,)
+        nll, _ = masked_gaussian_nll(recon, x[rows], frame_mask(lengths, x.shape[1], x)[rows], self._band_weights(x.device))  # (pairs,)
         example_nll = torch.zeros(batch, dtype=nll.dtype, device=x.device).index_add(0, rows, pair_weights * nll)
         expected_kl = torch.zeros(batch, c.latent_dim, dtype=nll.dtype, device=x.device).index_add(
             0, rows, pair_weights[:, None] * posterior.kl())  # (batch, latent_dim)

@@ -15,7 +15,8 @@ from transformers.utils import ModelOutput
 
 from .configuration_speech_vae import SpeechVAEConfig
 from .distributions import DiagonalGaussian
-from .layers import ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, speaker_input
+from .layers import (ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, encoded_size,
+                     speaker_input)
 from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
 from .objectives import kl_penalty, masked_gaussian_nll
 from .utterance import expand_speaker, frame_mask, pool_segments
@@ -31,7 +32,7 @@ class SpeechVAEOutput(ModelOutput):
         kl: KL(q(z|x) || N(0, I)) in nats per segment, unweighted.
         kl_penalty: the KL term as weighted by the objective at this step.
         mse: mean squared error per real frame and band, in normalised units.
-        reconstruction: (batch, frames, n_mels + prosody_dim) reconstructed input (log-mel in dB, then prosody).
+        reconstruction: (batch, frames, n_mels [+ prosody_dim]) reconstructed input, in its units (log-mel, then prosody).
         example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
         example_kl: (batch,) unweighted KL of each example; with the previous field, the negative ELBO.
         latent_mean, latent_logvar: (batch, latent_dim) posterior parameters.
@@ -67,12 +68,11 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         c = config
         self.norm = FeatureNorm(c.input_channels)
         self.encoder = ConvEncoder(c.n_mels, c.segment_frames, c.conv_channels)
-        features, self.prosody_encoder, self.prosody_decoder = self.encoder.out_features, None, None
+        self.prosody_encoder, self.prosody_decoder = None, None
         if c.prosody_dim:
             self.prosody_encoder = FrameEncoder(c.prosody_dim, c.segment_frames, c.conv_channels)
             self.prosody_decoder = FrameDecoder(c.latent_dim + c.decoder_speaker_dim, c.prosody_dim, c.segment_frames, c.conv_channels)
-            features += self.prosody_encoder.out_features
-        self.to_latent = nn.Linear(features + c.encoder_speaker_dim, 2 * c.latent_dim)
+        self.to_latent = nn.Linear(encoded_size(self.encoder, self.prosody_encoder) + c.encoder_speaker_dim, 2 * c.latent_dim)
         self.decoder = ConvDecoder(c.latent_dim + c.decoder_speaker_dim, c.n_mels, c.segment_frames, c.conv_channels)
         self.post_init()
 
@@ -118,8 +118,8 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         sample = self.training if sample_posterior is None else sample_posterior
         z = posterior.sample(generator) if sample else posterior.mode()
         recon = self._decode_normalized(z, speaker_embedding)
-        weights = torch.tensor(self.config.band_weights(), device=log_mel.device) if self.config.prosody_dim else None
-        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel), weights)
+        nll, mse = masked_gaussian_nll(recon, self.norm(log_mel), frame_mask(lengths, log_mel.shape[1], log_mel),
+                                       self._band_weights(log_mel.device))
         reconstruction_loss = nll.mean()
         kl_per_dim = posterior.kl()
         penalty = kl_penalty(kl_per_dim, self.config, step)
@@ -150,7 +150,8 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
     def generate(
         self, num_samples: int = 1, *, speaker_embedding: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
-        """Decode z ~ N(0, I): (num_samples, frames, n_mels [+ prosody_dim]) log-mels in dB [and prosody]."""
+        """Decode z ~ N(0, I): (num_samples, frames, n_mels [+ prosody_dim]) log-mels [and prosody], in the units of the
+        model's inputs."""
         z = torch.randn(num_samples, self.config.latent_dim, generator=generator).to(self.device)
         speaker = expand_speaker(speaker_embedding, num_samples, self.device)
         return self.decode(z, speaker_embedding=speaker).sample

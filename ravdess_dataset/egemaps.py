@@ -38,6 +38,11 @@ def _smile():
     return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
 
 
+def feature_names() -> list[str]:
+    """The names of the 88 eGeMAPSv02 functionals, in `egemaps_functionals`' order."""
+    return list(_smile().feature_names)
+
+
 def egemaps_functionals(wav: np.ndarray, rate: int) -> np.ndarray:
     """The 88 eGeMAPSv02 functionals of a mono waveform."""
     return _smile().process_signal(np.asarray(wav, dtype=np.float32), rate).to_numpy(dtype=np.float32)[0]

@@ -187,9 +187,32 @@ def test_m2_reads_prosody_in_its_classifier_and_its_encoder_and_reconstructs_it(
     torch.testing.assert_close(light(x, **mel_only).reconstruction_loss, light(moved, **mel_only).reconstruction_loss)
     with pytest.raises(ValueError, match="reads 19 channels per frame"):
         model.classify(x[..., :16])
-    model.save_pretrained(Path(os.environ["RAVDESS_CACHE"]) / "m2_prosody")
-    loaded = SemiSupervisedVAEModel.from_pretrained(Path(os.environ["RAVDESS_CACHE"]) / "m2_prosody").eval()
-    torch.testing.assert_close(loaded(x, labels=labels).loss, out.loss)
+    with pytest.raises(ValueError, match="reads 19 channels per frame"):
+        model.encode(x[..., :16], labels=given["labels"])
+
+
+def test_a_loaded_m2_with_prosody_computes_the_same_loss(tmp_path):
+    torch.manual_seed(0)
+    config = SemiSupervisedVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16)
+    model = SemiSupervisedVAEModel(config).eval()
+    x, labels = torch.randn(4, 32, 19), torch.tensor([0, 3, -1, -1])
+    model.save_pretrained(tmp_path)
+    loaded = SemiSupervisedVAEModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(x, labels=labels).loss, model(x, labels=labels).loss)
+
+
+def test_models_without_prosody_keep_their_parameters_and_old_configs_pad_with_silence():
+    """The prosody branches exist only where prosody_dim is set: the parameters (names and order, hence the seeded
+    initialisation) of models without prosody are those of the code before M2 read prosody; a configuration saved
+    before prosody_padding existed pads its prosody channels with silence."""
+    small = dict(conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16)
+    m2 = [name.split(".")[0] for name, _ in SemiSupervisedVAEModel(SemiSupervisedVAEConfig(**small)).named_parameters()]
+    assert list(dict.fromkeys(m2)) == ["classifier_encoder", "classifier", "encoder", "to_latent", "decoder"]
+    vae = [name.split(".")[0] for name, _ in SpeechVAEModel(SpeechVAEConfig(**small)).named_parameters()]
+    assert list(dict.fromkeys(vae)) == ["encoder", "to_latent", "decoder"]
+    saved = SpeechVAEConfig(prosody_dim=3, pad_value=-90.0, **small).to_dict()
+    del saved["prosody_padding"]
+    assert SpeechVAEConfig.from_dict(saved).padding() == [-90.0] * 16 + list(PROSODY_SILENCE)
 
 
 def test_the_classifier_perturbations_stretch_prosody_in_time_but_do_not_shift_or_mask_it():
@@ -204,6 +227,9 @@ def test_the_classifier_perturbations_stretch_prosody_in_time_but_do_not_shift_o
     assert not torch.allclose(shifted[..., :n_mels], bands[..., :n_mels])
     stretched = warp(ramp, speed=0.2, mel_shift=0.0, generator=g, n_mels=n_mels)
     torch.testing.assert_close(stretched[..., n_mels:], stretched[..., :1].expand(64, frames, 3) * 2 + 5)  # same stretch
+    both = warp(ramp, speed=0.2, mel_shift=3.0, generator=torch.Generator().manual_seed(5), n_mels=n_mels)
+    time_only = warp(ramp, speed=0.2, mel_shift=0.0, generator=torch.Generator().manual_seed(5), n_mels=n_mels)
+    torch.testing.assert_close(both[..., n_mels:], time_only[..., n_mels:])  # with both on, prosody is only stretched
 
     config = SemiSupervisedVAEConfig(prosody_dim=3, conv_channels=[8, 16], latent_dim=4, segment_frames=32, n_mels=16,
                                      mask_feature_count=4, mask_feature_length=16)
@@ -275,7 +301,7 @@ def test_own_recordings_reach_a_prosody_model_the_same_way_with_or_without_metad
     np.testing.assert_allclose(np.load(tmp_path / "plain.npz")["X"], np.load(tmp_path / "with" / "embeddings.npz")["X"], atol=1e-5)
 
 
-def test_an_m2_standardises_prosody_per_speaker_and_pads_it_with_its_lowest_training_values(prepared, tmp_path):
+def test_an_m2_standardises_prosody_per_speaker_and_pads_it_with_its_lowest_training_values(prepared, corpus, tmp_path):
     """configs/semisupervised_vae_prosody.yaml: the prosody channels are standardised with the speaker's other
     utterances like the bands, and a short segment is padded per channel with the lowest standardised training value."""
     config, _ = prepared
@@ -300,3 +326,10 @@ def test_an_m2_standardises_prosody_per_speaker_and_pads_it_with_its_lowest_trai
     evaluate.main(["--model", str(out), "--dataset", str(config.output_dir), "--output", str(tmp_path / "eval"), "--num-audio", "0"])
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["representations"]["embedding"]["dim"] == 8 + 4  # log q(y|x) and the mean of the 4-d z
+
+    # recordings reach it as the training data did: prosody appended, then everything standardised per speaker
+    evaluate.main(["--model", str(out), "--audio", str(corpus), "--export-embeddings", str(tmp_path / "mine.npz")])
+    mine = np.load(tmp_path / "mine.npz")
+    rows = [view.file.index(Path(f).stem) for f in mine["files"]]
+    expected = np.stack([model.embed_utterance(view.log_mel[i], speaker_embedding=view.embedding[i]).numpy() for i in rows])
+    np.testing.assert_allclose(mine["X"], expected, atol=1e-4)
