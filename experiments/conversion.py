@@ -88,6 +88,14 @@ def resynthesised_egemaps(log_mel: np.ndarray, feature_params: dict) -> np.ndarr
                                                   feature_params["audio"]["sample_rate"])
 
 
+def resynthesis_moments(heard: np.ndarray, actor: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each held-out utterance, the mean and std (`speaker_moments`) of its speaker's *other* recordings as they
+    sound resynthesised (``heard``: their eGeMAPS, `resynthesised_egemaps`); 0 and 1 elsewhere."""
+    mean, std = np.zeros_like(heard, dtype=np.float64), np.ones_like(heard, dtype=np.float64)
+    mean[held], std[held] = speaker_moments(heard[held], actor[held])
+    return mean, std
+
+
 def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, strength: float,
                     segment_hop: Optional[int] = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Each neutral utterance of ``rows`` converted to each of ``targets``: yields (utterance, target, log-mel)."""
@@ -115,7 +123,9 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     With ``egemaps`` (the eGeMAPS functionals of the real utterances, (n, 88)) a fourth, independent judge: a probe on
     speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`resynthesised_egemaps`).
     Its rate on the real utterances is given twice: as recorded, and made audible the same way from their own log-mels
-    (what Griffin-Lim alone costs)."""
+    (what Griffin-Lim alone costs). Beside it, not instead, the same probe with each held-out speaker standardised by
+    the statistics of that speaker's recordings made audible the same way (``egemaps_probe_resynthesis_norm``), so
+    that what resynthesis does to every utterance alike is standardised away as a recording channel would be."""
     held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
@@ -153,10 +163,15 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     if egemaps is not None:
         params = model.config.feature_params
         vectors["egemaps_probe_speaker_norm"] = np.stack([resynthesised_egemaps(utterances.to_db(i, m), params) for i, _, m in items]) if items else None
-        resynthesised = [resynthesised_egemaps(utterances.to_db(j, utterances.log_mel[j]), params) for j in np.flatnonzero(real)]
-        result["egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances"] = (
-            float(np.mean(judges["egemaps_probe_speaker_norm"].predict(np.stack(resynthesised), np.flatnonzero(real)) == utterances.emotion[real]))
-            if real.any() else None)
+        heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is
+        for j in np.flatnonzero(held):
+            heard[j] = resynthesised_egemaps(utterances.to_db(j, utterances.log_mel[j]), params)
+        matched = Judge(judges["egemaps_probe_speaker_norm"].probe, resynthesis_moments(heard, utterances.actor, held))
+        for name, judge in (("egemaps_probe_speaker_norm", judges["egemaps_probe_speaker_norm"]), ("egemaps_probe_resynthesis_norm", matched)):
+            result[f"{name}_rate_on_resynthesised_real_utterances"] = (
+                float(np.mean(judge.predict(heard[real], np.flatnonzero(real)) == utterances.emotion[real])) if real.any() else None)
+        result["target_rate_egemaps_probe_resynthesis_norm"] = float(np.mean(matched.predict(vectors["egemaps_probe_speaker_norm"], rows)
+                                                                             == wanted)) if items else 0.0
     for name, judge in judges.items():
         source = references[name][0]
         result[f"target_rate_{name}"] = float(np.mean(judge.predict(vectors[name], rows) == wanted)) if items else 0.0

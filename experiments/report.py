@@ -38,7 +38,10 @@ def _egemaps_judge_row(conv: dict) -> str:
         return ""
     return (f"| on eGeMAPS of the resynthesised audio, standardised per speaker | {_number(conv['target_rate_egemaps_probe_speaker_norm'])} | "
             f"{_number(conv['egemaps_probe_speaker_norm_rate_on_real_utterances'])} (resynthesised: "
-            f"{_number(conv['egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances'])}) |\n")
+            f"{_number(conv['egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances'])}) |\n"
+            f"| the same probe, each speaker standardised by its resynthesised recordings | "
+            f"{_number(conv['target_rate_egemaps_probe_resynthesis_norm'])} | resynthesised: "
+            f"{_number(conv['egemaps_probe_resynthesis_norm_rate_on_resynthesised_real_utterances'])} |\n")
 
 
 def _number(value) -> str:

@@ -55,6 +55,9 @@ def test_metrics_are_in_range(evaluated):
     if egemaps_rows:  # the judge that hears the audio: its rate on real speech made audible the same way, too
         assert 0 <= metrics["conversion"]["egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances"] <= 1
         assert "on eGeMAPS of the resynthesised audio" in (out / "report.md").read_text()
+        assert 0 <= metrics["conversion"]["target_rate_egemaps_probe_resynthesis_norm"] <= 1
+        assert 0 <= metrics["conversion"]["egemaps_probe_resynthesis_norm_rate_on_resynthesised_real_utterances"] <= 1
+        assert "standardised by its resynthesised recordings" in (out / "report.md").read_text()
     assert metrics["protocol"]["train_actors"] == list(range(1, 21)) and 0 in metrics["protocol"]["transductive_folds"]
 
 
@@ -431,3 +434,21 @@ def test_evaluate_and_cv_train_on_the_emobox_folds(tiny_model, prepared, tmp_pat
     for f in result["folds"]:
         trained = json.loads((tmp_path / "cv" / f"fold_{f['fold']}" / "model" / "metrics.json").read_text())["train_actors"]
         assert not set(trained) & set(f["held_out"]) and len(trained) == 20
+
+
+def test_a_judge_standardised_by_resynthesised_recordings_does_not_hear_a_shift_common_to_all():
+    """Resynthesis that moves every utterance's functionals alike (a channel) changes the verdict of the judge
+    standardised by recorded speech, not that of the judge standardised by the speaker's resynthesised recordings."""
+    from experiments.conversion import Judge, resynthesis_moments
+
+    rng = np.random.default_rng(0)
+    actor, emotion = np.repeat(np.arange(1, 9), 24), np.tile(np.arange(8), 24)
+    x = rng.normal(size=(len(actor), 6)) + np.eye(8)[emotion][:, :6] * 2 + actor[:, None] * 0.5
+    utterances = type("U", (), {"actor": actor, "emotion": emotion})()
+    fit, held = actor <= 6, actor > 6
+    judge = Judge.fit(x, utterances, fit, True, 0)
+    heard = x + 5.0  # every functional moved alike
+    rows = np.flatnonzero(held)
+    matched = Judge(judge.probe, resynthesis_moments(heard, actor, held))
+    np.testing.assert_array_equal(matched.predict(heard[held], rows), judge.predict(x[held], rows))
+    assert (judge.predict(heard[held], rows) != judge.predict(x[held], rows)).mean() > 0.25  # the shift is heard
