@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from modeling.configuration_common import PROSODY_SILENCE, channel_padding
+from modeling.configuration_common import channel_padding
 from modeling.utterance import segment_utterance
 from ravdess_dataset.derived import dataset_prosody
 from ravdess_dataset.export_h5 import INFO_FILE
@@ -165,7 +165,7 @@ def load_training_data(dataset_dir: Path, config, train_actors: Sequence[int], e
     probe_train = Utterances.from_dataset(select_actors(mel, train_actors)).model_view(config, dataset_dir)
     probe_eval = Utterances.from_dataset(select_actors(mel, eval_actors)).model_view(config, dataset_dir)
     pad, bands = config.pad_value, config.n_mels
-    prosody_pad = list(PROSODY_SILENCE) if config.prosody_dim else None
+    prosody_pad = list(config.prosody_padding) if config.prosody_dim else None  # silence, in dB inputs
     if config.input_normalization == "speaker":
         pad = float(min(m[:, :bands].min() for m in probe_train.log_mel))
         if config.prosody_dim:
