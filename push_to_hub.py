@@ -97,9 +97,12 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     channels = "band and prosody channel" if config.get("prosody_dim") else "band"
     inputs_text = (f"each utterance standardised per {channels} with the mean and std of its speaker's other "
                    "recordings, then " if speaker_inputs else "")
-    prosody_text = (f", each frame followed by {config['prosody_dim']} prosody channels (f0 in semitones above 55 Hz from "
-                    "librosa's pyin, its voicing probability, energy in dB), which the feature extractor appends"
-                    if config.get("prosody_dim") else "")
+    described = ("the 25 eGeMAPSv02 low-level descriptors of openSMILE at the log-mel's frame rate; the feature "
+                 "extractor needs the opensmile package, research and non-commercial use only"
+                 if config.get("prosody_source") == "egemaps" else
+                 "f0 in semitones above 55 Hz from librosa's pyin, its voicing probability, energy in dB")
+    prosody_text = (f", each frame followed by {config['prosody_dim']} prosody channels ({described}), which the feature "
+                    "extractor appends" if config.get("prosody_dim") else "")
     usage_text = usage(repo_id, config.get("feature_params") or {}, speaker_inputs)
     final_text = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float))) or "not recorded"
     mel = (config.get("feature_params") or {}).get("mel", {})

@@ -12,6 +12,8 @@ Times, each stage in a fresh process on the same files and machine:
               prepared ``audio`` config, empty cache; ``egemaps2``: again, read from its cache;
   prosody     the optional prosody frames of models with ``prosody_dim`` (`ravdess_dataset.derived.dataset_prosody`,
               librosa pyin) from the ``audio`` config, empty cache; ``prosody2``: again, read from its cache;
+  egemaps_frames  the optional eGeMAPS low-level descriptor frames of models with ``prosody_source: egemaps``
+              (openSMILE), empty cache; ``egemaps_frames2``: again, read from its cache;
   loader      the ``segments`` train split through `batch_loader` into PyTorch batches of 256.
 It prints wall time, files/s, real-time factor (seconds of compute per second of audio), peak
 memory of the process tree (PSS), the reference/ours ratio, and the embedding agreement
@@ -79,11 +81,15 @@ def stage_prepare(source: Path, work: Path, num_proc: int) -> dict:
 
 
 def stage_derived(work: Path, kind: str, num_proc: int) -> dict:
-    """One of the optional cached steps computed from the ``audio`` config: ``egemaps`` or ``prosody``."""
+    """One of the optional cached steps computed from the ``audio`` config: ``egemaps``, ``prosody`` or
+    ``egemaps_frames``."""
+    import functools
+
     from ravdess_dataset import derived, egemaps
     from ravdess_dataset.splits import load_all
 
-    compute = {"egemaps": egemaps.dataset_egemaps, "prosody": derived.dataset_prosody}[kind]
+    compute = {"egemaps": egemaps.dataset_egemaps, "prosody": derived.dataset_prosody,
+               "egemaps_frames": functools.partial(derived.dataset_prosody, source="egemaps")}[kind]
     files = load_all("mel", work / "dataset")["file"]
     compute(work / "dataset", files, cache_dir=work / "cache", num_proc=num_proc)
     return {}
@@ -167,7 +173,7 @@ def main() -> None:
             out = stage_reference(files, work / "reference.npz")
         elif args.stage == "prepare":
             out = stage_prepare(args.corpus, work, args.num_proc)
-        elif args.stage in ("egemaps", "prosody"):
+        elif args.stage in ("egemaps", "prosody", "egemaps_frames"):
             out = stage_derived(work, args.stage, args.num_proc)
         else:
             out = stage_loader(work)
@@ -205,18 +211,20 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
     results["rebuild"] = run_stage("prepare", [str(source), *common])
     from ravdess_dataset import egemaps
 
-    if egemaps.missing() is None:  # the optional cached step of the baselines: first computation, then the cache
-        results["egemaps"] = run_stage("egemaps", common)
+    if egemaps.missing() is None:  # the optional cached steps of openSMILE: first computation, then the cache
+        results["egemaps"] = run_stage("egemaps", common)  # the baselines' functionals
         results["egemaps2"] = run_stage("egemaps", common)
+        results["egemaps_frames"] = run_stage("egemaps_frames", common)  # the input of prosody_source: egemaps
+        results["egemaps_frames2"] = run_stage("egemaps_frames", common)
     else:
         print(f"eGeMAPS rows skipped: {egemaps.missing()}")
     results["prosody"] = run_stage("prosody", common)  # the optional cached input of models with prosody_dim
     results["prosody2"] = run_stage("prosody", common)
     loader = run_stage("loader", common)
 
-    print(f"\n{'stage':<10}{'wall s':>9}{'files/s':>10}{'RTF':>9}{'peak PSS GiB':>14}")
+    print(f"\n{'stage':<16}{'wall s':>9}{'files/s':>10}{'RTF':>9}{'peak PSS GiB':>14}")
     for name, r in results.items():
-        print(f"{name:<10}{r['wall']:>9.1f}{len(files) / r['wall']:>10.1f}{r['wall'] / audio_s:>9.4f}{r['peak_pss'] / 2**30:>14.2f}")
+        print(f"{name:<16}{r['wall']:>9.1f}{len(files) / r['wall']:>10.1f}{r['wall'] / audio_s:>9.4f}{r['peak_pss'] / 2**30:>14.2f}")
     for name in ("cold", "warm", "rebuild"):
         stages = ", ".join(f"{k} {v:.1f}" for k, v in results[name]["stages"].items())
         print(f"  {name} stages (s): {stages}")

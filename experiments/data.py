@@ -71,7 +71,7 @@ class Utterances:
 
     def model_view(self, config, dataset_dir: Optional[Path] = None) -> "Utterances":
         """The utterances as a model of ``config`` sees them: a model with ``prosody_dim`` reads the prosody frames of
-        ``dataset_dir`` (`ravdess_dataset.derived.dataset_prosody`) after the log-mel bands of every frame; with
+        its ``prosody_source`` in ``dataset_dir`` (`ravdess_dataset.derived.dataset_prosody`) after the log-mel bands of every frame; with
         ``input_normalization`` "speaker" each utterance (prosody channels included) is then standardised with its
         actor's other utterances, with "dataset" it stays in dB."""
         view = self
@@ -79,8 +79,8 @@ class Utterances:
             if dataset_dir is None:
                 raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
             try:
-                prosody = dataset_prosody(dataset_dir, self.file)
-            except ValueError as err:
+                prosody = dataset_prosody(dataset_dir, self.file, config.prosody_source)
+            except (ValueError, ImportError) as err:  # no audio config; the egemaps source without opensmile
                 raise CommandError(f"this model reads prosody frames: {err}") from None
             differ = [(f, len(m), len(p)) for f, m, p in zip(self.file, self.log_mel, prosody) if len(m) != len(p)]
             if differ:

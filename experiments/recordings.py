@@ -90,9 +90,9 @@ class Analysed:
         return {**found, **(egemaps_baselines(self.egemaps, self.resemblyzer) if self.egemaps is not None else {})}
 
 
-def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig, prosody: bool = False) -> Analysed:
-    """Read and analyse every recording once (``prosody``: its prosody frames too); an unreadable one is an
-    `AudioReadError` naming it."""
+def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig, prosody: Optional[str] = None) -> Analysed:
+    """Read and analyse every recording once (``prosody``: a source of `ravdess_dataset.prosody`, whose frames are
+    computed too); an unreadable one is an `AudioReadError` naming it."""
     reason = egemaps.missing()
     log_mels, windows, functionals, frames = [], [], [], []
     for path in paths:
@@ -103,7 +103,7 @@ def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig
         if reason is None:
             functionals.append(egemaps.egemaps_functionals(processed, audio.sample_rate))
         if prosody:
-            frames.append(prosody_of(processed, audio, mel))
+            frames.append(prosody_of(processed, audio, mel, prosody))
     resemblyzer = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
     return Analysed(log_mels, resemblyzer, np.stack(functionals) if reason is None else None, reason, frames if prosody else None)
 
@@ -136,7 +136,7 @@ def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[li
     models that standardise per speaker) by default the files' folders."""
     try:
         inputs = extractor([str(f) for f in files])
-    except AudioReadError as err:
+    except (AudioReadError, ImportError) as err:  # ImportError: a model that reads eGeMAPS frames, without opensmile
         raise CommandError(str(err)) from None
     voices = inputs.get("speaker_embedding", [None] * len(files))
     return embed_log_mels(model, inputs["log_mel"], voices, files, speakers or [f.parent for f in files], segment_hop)
@@ -169,8 +169,9 @@ def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0
     extractor = load_feature_extractor(model_dir, model)
     files, speakers = [r.path for r in recordings], np.array([r.speaker for r in recordings])
     try:
-        analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel), extractor.prosody)
-    except AudioReadError as err:
+        prosody = extractor.prosody_source if extractor.prosody else None
+        analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel), prosody)
+    except (AudioReadError, ImportError) as err:  # ImportError: a model that reads eGeMAPS frames, without opensmile
         raise CommandError(str(err)) from None
     embedding = embed_log_mels(model, analysed.model_inputs(), analysed.resemblyzer, files, list(speakers), segment_hop)
     labelled = all(r.emotion is not None for r in recordings)

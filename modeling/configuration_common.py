@@ -13,9 +13,12 @@ OBJECTIVES = ("beta", "capacity")
 SPEAKER_CONDITIONING = ("none", "decoder", "both")
 INPUT_NORMALIZATIONS = ("dataset", "speaker")
 POOLINGS = ("mean", "mean_std")
-# silence in the prosody channels of ravdess_dataset.prosody (its SILENCE: f0 0 semitones, voicing 0, energy -100 dB),
-# what padding frames hold there in dB inputs; written out because a model published with its code carries only `modeling`
+# silence in the prosody channels of each source of ravdess_dataset.prosody (pyin's SILENCE: f0 0 semitones, voicing 0,
+# energy -100 dB; egemaps: openSMILE's descriptors of digital silence, 0 but for the two spectral slopes, and 0 in the
+# voiced-only descriptors as egemaps_frames gives them without a voiced frame), what padding frames hold there in dB
+# inputs; written out because a model published with its code carries only `modeling`
 PROSODY_SILENCE = (0.0, 0.0, -100.0)
+PROSODY_SOURCES = {"pyin": PROSODY_SILENCE, "egemaps": (0.0, 0.0, 0.0, 0.112, 0.076) + (0.0,) * 20}
 
 
 def option(default, help: str, set_by_train: bool = False):
@@ -78,17 +81,20 @@ class SpeechVAEBaseConfig(PretrainedConfig):
     capacity_steps: int = option(10000, "training steps over which C rises linearly from 0 to capacity_max")
     kl_warmup_steps: int = option(0, "steps over which the KL weight rises linearly from 0 (0: no warm-up)")
     free_bits: float = option(0.0, "nats per latent dimension below which the KL is not penalised (0: off)")
-    prosody_dim: int = option(0, "prosody channels that follow the n_mels log-mel bands in every input frame: 0 (none) or 3 "
-                                 "(the f0, voicing and energy frames of ravdess_dataset.prosody, which training and the "
-                                 "feature extractor then append). A 1-D convolutional branch reads them beside each "
-                                 "log-mel encoder and the decoder reconstructs them, so the latent has to carry pitch "
-                                 "(speech_vae and semisupervised_vae; fhvae does not read them)")
+    prosody_dim: int = option(0, "prosody channels that follow the n_mels log-mel bands in every input frame: 0 (none), or "
+                                 "the channels of prosody_source (3 for pyin, 25 for egemaps), which training and the "
+                                 "feature extractor then append (ravdess_dataset.prosody). A 1-D convolutional branch reads "
+                                 "them beside each log-mel encoder and the decoder reconstructs them, so the latent has to "
+                                 "carry pitch (speech_vae and semisupervised_vae; fhvae does not read them)")
+    prosody_source: str = option("pyin", "where the prosody frames come from: pyin (f0, voicing and energy, librosa) or "
+                                         "egemaps (the 25 eGeMAPSv02 low-level descriptors of openSMILE, which the egemaps "
+                                         "extra installs: research and non-commercial use only)")
     prosody_weight: float = option(8.0, "weight of each prosody channel in the reconstruction loss, counted in mel bands "
-                                        "(8: the three channels weigh as much as 24 of the 80 bands)")
-    prosody_padding: list[float] = option(list(PROSODY_SILENCE), "input value of padding in each prosody channel: silence "
-                                                                 "in dB inputs, or with input_normalization=speaker the "
-                                                                 "channel's lowest standardised training value",
-                                          set_by_train=True)
+                                        "(8: the three pyin channels weigh as much as 24 of the 80 bands)")
+    prosody_padding: Optional[list[float]] = option(None, "input value of padding in each prosody channel: silence in dB "
+                                                          "inputs (None: the source's), or with input_normalization=speaker "
+                                                          "the channel's lowest standardised training value",
+                                                    set_by_train=True)
     pooling: str = option("mean", "how embed_utterance pools the vectors of an utterance's segments: mean (weighted by their "
                                   "real frames), or mean_std (followed by their standard deviation, twice the size)")
 
@@ -103,13 +109,16 @@ class SpeechVAEBaseConfig(PretrainedConfig):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.prosody_dim and not self.reads_prosody:
             raise ValueError(f"{self.model_type} does not read prosody frames: prosody_dim must be 0")
-        if self.prosody_dim not in (0, len(PROSODY_SILENCE)):
-            raise ValueError(f"prosody_dim must be 0 or {len(PROSODY_SILENCE)} (the channels of ravdess_dataset.prosody), "
-                             f"got {self.prosody_dim}")
-        self.prosody_padding = [float(v) for v in self.prosody_padding]
-        if len(self.prosody_padding) != len(PROSODY_SILENCE):
-            raise ValueError(f"prosody_padding must hold {len(PROSODY_SILENCE)} values, one per prosody channel, "
-                             f"got {self.prosody_padding}")
+        if self.prosody_source not in PROSODY_SOURCES:
+            raise ValueError(f"prosody_source must be one of {tuple(PROSODY_SOURCES)}, got {self.prosody_source!r}")
+        silence = PROSODY_SOURCES[self.prosody_source]
+        if self.prosody_dim not in (0, len(silence)):
+            raise ValueError(f"prosody_dim must be 0 or {len(silence)} (the channels of the {self.prosody_source} prosody "
+                             f"source), got {self.prosody_dim}")
+        self.prosody_padding = [float(v) for v in (silence if self.prosody_padding is None else self.prosody_padding)]
+        if len(self.prosody_padding) != len(silence):
+            raise ValueError(f"prosody_padding must hold {len(silence)} values, one per channel of the {self.prosody_source} "
+                             f"prosody source, got {self.prosody_padding}")
         if self.prosody_weight < 0:
             raise ValueError(f"prosody_weight must not be negative, got {self.prosody_weight}")
         for name in ("n_mels", "segment_frames", "segment_hop", "speaker_dim"):

@@ -28,7 +28,7 @@ import soundfile as sf
 from .audio import AudioConfig
 from .features import MelConfig
 from .front_end import prosody_of
-from .prosody import PROSODY_VERSION, ProsodyConfig
+from .prosody import EGEMAPS_VERSION, PROSODY_VERSION, ProsodyConfig, opensmile_module
 from .sources import default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -133,20 +133,24 @@ def _read(path: Path) -> tuple[list[str], list[np.ndarray]]:
     return names, np.split(rows, np.cumsum(lengths)[:-1])
 
 
-def _prosody_of_flac(feature_params: dict, blob: bytes) -> np.ndarray:
+def _prosody_of_flac(feature_params: dict, source: str, blob: bytes) -> np.ndarray:
     wav, _ = read_flac(blob)
-    return prosody_of(wav, AudioConfig(**feature_params["audio"]), MelConfig(**feature_params["mel"]))
+    return prosody_of(wav, AudioConfig(**feature_params["audio"]), MelConfig(**feature_params["mel"]), source)
 
 
-def dataset_prosody(dataset_dir: Path, files: Sequence[str], cache_dir: Optional[Path] = None,
+def dataset_prosody(dataset_dir: Path, files: Sequence[str], source: str = "pyin", cache_dir: Optional[Path] = None,
                     num_proc: Optional[int] = None) -> list[np.ndarray]:
-    """The (frames, 3) prosody frames (`ravdess_dataset.prosody`) of the utterances ``files`` of a prepared dataset,
-    one row per frame of their log-mel in the ``mel`` config: computed from the ``audio`` config's waveform (24-bit
-    FLAC) as the feature extractor computes them from a recording (`front_end.prosody_of`), about 50 s for the full
-    corpus on 2 cores, then read from the cache."""
+    """The prosody frames of ``source`` (`ravdess_dataset.prosody`: pyin's 3 channels, or the 25 eGeMAPS
+    descriptors) of the utterances ``files`` of a prepared dataset, one row per frame of their log-mel in the ``mel``
+    config: computed from the ``audio`` config's waveform (24-bit FLAC) as the feature extractor computes them from a
+    recording (`front_end.prosody_of`), about 50 s (pyin) or 30 s (egemaps) for the full corpus on 2 cores, then read
+    from the cache (``prosody`` and ``egemaps_frames``)."""
     feature_params = _prepare_info(dataset_dir)["feature_params"]
-    settings = json.dumps([PROSODY_VERSION, dataclasses.asdict(ProsodyConfig()), feature_params["audio"], feature_params["mel"]],
-                          sort_keys=True)
-    version = f"librosa{librosa.__version__}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
-    return per_utterance(dataset_dir, files, "prosody", version, functools.partial(_prosody_of_flac, feature_params),
+    if source == "egemaps":
+        kind, library, settings = "egemaps_frames", f"opensmile{opensmile_module().__version__}", [EGEMAPS_VERSION]
+    else:
+        kind, library, settings = "prosody", f"librosa{librosa.__version__}", [PROSODY_VERSION, dataclasses.asdict(ProsodyConfig())]
+    settings = json.dumps(settings + [feature_params["audio"], feature_params["mel"]], sort_keys=True)
+    version = f"{library}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+    return per_utterance(dataset_dir, files, kind, version, functools.partial(_prosody_of_flac, feature_params, source),
                          cache_dir, num_proc)

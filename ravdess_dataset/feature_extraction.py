@@ -24,7 +24,7 @@ from .audio import AudioConfig, read_audio
 from .embedding import BatchedVoiceEncoder
 from .features import MelConfig
 from .front_end import analyse_waveform, prosody_of
-from .prosody import PROSODY_CHANNELS
+from .prosody import SOURCES
 from .speaker_statistics import leave_one_out
 
 Recording = Union[str, os.PathLike, np.ndarray]
@@ -44,8 +44,10 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         audio: `AudioConfig` fields (rate of the processed waveform, loudness target, silence trimming).
         mel: `MelConfig` fields (rate, n_mels, n_fft, hop and window length, fmin, fmax, amin).
         speaker_embedding: also return the Resemblyzer embedding (for speaker-conditioned models).
-        prosody: append the (frames, 3) prosody frames (f0, voicing, energy) to every log-mel frame, as models
-            with ``prosody_dim`` read them (``log_mel`` is then (frames, n_mels + 3); `front_end.prosody_of`).
+        prosody: append the prosody frames of ``prosody_source`` to every log-mel frame, as models with
+            ``prosody_dim`` read them (`front_end.prosody_of`): ``log_mel`` is then (frames, n_mels + 3) for pyin's
+            f0, voicing and energy, (frames, n_mels + 25) for the eGeMAPS descriptors (``opensmile`` needed).
+        prosody_source: "pyin" or "egemaps" (`ravdess_dataset.prosody.SOURCES`).
 
     A model trained with ``input_normalization="speaker"`` reads log-mels standardised with other recordings
     of the same speaker: `standardise_per_speaker` does it, given those recordings.
@@ -54,24 +56,28 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
     model_input_names = ["log_mel", "speaker_embedding"]
 
     def __init__(self, audio: Optional[dict] = None, mel: Optional[dict] = None, speaker_embedding: bool = False,
-                 prosody: bool = False, **kwargs) -> None:
+                 prosody: bool = False, prosody_source: str = "pyin", **kwargs) -> None:
         audio_config, mel_config = AudioConfig(**(audio or {})), MelConfig(**(mel or {}))
+        if prosody_source not in SOURCES:
+            raise ValueError(f"prosody_source must be one of {tuple(SOURCES)}, got {prosody_source!r}")
         for derived in ("feature_size", "sampling_rate", "padding_value"):  # written by to_dict, set from the configs
             kwargs.pop(derived, None)
-        super().__init__(feature_size=mel_config.n_mels + (len(PROSODY_CHANNELS) if prosody else 0), sampling_rate=audio_config.sample_rate,
+        super().__init__(feature_size=mel_config.n_mels + (len(SOURCES[prosody_source]) if prosody else 0), sampling_rate=audio_config.sample_rate,
                          padding_value=mel_config.floor_db, **kwargs)
         self.audio = dataclasses.asdict(audio_config)
         self.mel = dataclasses.asdict(mel_config)
         self.speaker_embedding = speaker_embedding
         self.prosody = prosody
+        self.prosody_source = prosody_source
 
     @classmethod
     def from_model_config(cls, config) -> "RavdessFeatureExtractor":
         """The extractor of a model of this project: its saved ``feature_params``, and the speaker embedding
-        where ``speaker_conditioning`` is not "none", the prosody frames where the model has ``prosody_dim``."""
+        where ``speaker_conditioning`` is not "none", the prosody frames of its ``prosody_source`` where the model has
+        ``prosody_dim``."""
         params = config.feature_params or {}
         return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none",
-                   prosody=getattr(config, "prosody_dim", 0) > 0)
+                   prosody=getattr(config, "prosody_dim", 0) > 0, prosody_source=getattr(config, "prosody_source", "pyin"))
 
     def __call__(
         self,
@@ -81,7 +87,7 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
     ) -> BatchFeature:
         """One recording or a list of them: file paths (WAV, FLAC, ...; channels are averaged) or mono waveforms
         (samples,) at ``sampling_rate`` (an array, or a list of numbers). One recording gives ``log_mel`` (frames,
-        ``feature_size``: n_mels, + 3 with ``prosody``) and ``speaker_embedding`` (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
+        ``feature_size``: n_mels, + the prosody channels with ``prosody``) and ``speaker_embedding`` (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
         (for a list only when every log-mel has the same length)."""
         single = not isinstance(raw_speech, (list, tuple)) or (len(raw_speech) > 0 and isinstance(raw_speech[0], numbers.Number))
         recordings = [raw_speech] if single else list(raw_speech)
@@ -91,7 +97,7 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
             wav, rate, source = self._waveform(recording, sampling_rate)
             processed, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, source)
             if self.prosody:
-                log_mel = np.concatenate([log_mel, prosody_of(processed, audio, mel)], 1)
+                log_mel = np.concatenate([log_mel, prosody_of(processed, audio, mel, self.prosody_source)], 1)
             log_mels.append(log_mel)
             windows.append(encoder_windows)
         data = {"log_mel": log_mels[0] if single else log_mels}
@@ -102,7 +108,7 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
 
     @staticmethod
     def standardise_per_speaker(log_mels: list[np.ndarray], speakers: list) -> list[np.ndarray]:
-        """Each (frames, n_mels [+ 3 prosody]) log-mel standardised per band (and prosody channel) with the mean and
+        """Each (frames, n_mels [+ prosody]) log-mel standardised per band (and prosody channel) with the mean and
         std of the frames of the *other* log-mels of its speaker (``speakers``: one name per log-mel, each speaker at
         least twice), as models trained with ``input_normalization="speaker"`` read them. A speaker with a single
         recording is a ValueError."""

@@ -7,7 +7,7 @@ import numpy as np
 from .audio import AudioConfig, AudioReadError, preprocess_nonempty, resample
 from .embedding import ENCODER_PARAMS, partial_windows
 from .features import MelConfig, log_mel
-from .prosody import prosody_frames
+from .prosody import descriptor_frames
 
 
 def analyse_waveform(
@@ -28,7 +28,8 @@ def analyse_waveform(
     return processed, log_mel(mel_wav, mel), windows
 
 
-def prosody_of(processed: np.ndarray, audio: AudioConfig, mel: MelConfig) -> np.ndarray:
-    """The (frames, 3) `prosody_frames` of a processed waveform (`analyse_waveform`'s first output, at
-    ``audio.sample_rate``), one row per frame of its log-mel: taken, like the log-mel, at the mel rate."""
-    return prosody_frames(resample(processed, audio.sample_rate, mel.sample_rate, audio.resample_quality), mel)
+def prosody_of(processed: np.ndarray, audio: AudioConfig, mel: MelConfig, source: str = "pyin") -> np.ndarray:
+    """The prosody frames of ``source`` (`ravdess_dataset.prosody.descriptor_frames`: 3 channels for pyin, 25 for
+    egemaps) of a processed waveform (`analyse_waveform`'s first output, at ``audio.sample_rate``), one row per frame
+    of its log-mel: taken, like the log-mel, at the mel rate."""
+    return descriptor_frames(resample(processed, audio.sample_rate, mel.sample_rate, audio.resample_quality), mel, source)

@@ -1,8 +1,10 @@
 """Prosody frames: pitch, voicing and energy at the log-mel's frame rate, the model input the log-mel lacks.
 
 An 80-band log-mel of 25 ms windows barely resolves the harmonics from which pitch is read, yet pitch, its range
-and movement carry much of what hand-crafted emotion features (eGeMAPS) measure. `prosody_frames` gives, for every
-log-mel frame, three channels (`PROSODY_CHANNELS`):
+and movement carry much of what hand-crafted emotion features (eGeMAPS) measure. Two sources of such frames
+(`SOURCES`, a model's ``prosody_source``) give one row per log-mel frame:
+
+``pyin``: `prosody_frames`, three channels (`PROSODY_CHANNELS`):
 
 - ``f0_semitones``: the fundamental frequency of probabilistic YIN (librosa ``pyin``, Mauch & Dixon 2014) in
   semitones above ``reference_hz``; across unvoiced frames it is interpolated linearly between the voiced ones
@@ -10,11 +12,20 @@ log-mel frame, three channels (`PROSODY_CHANNELS`):
 - ``voiced_probability``: pyin's probability that the frame is voiced;
 - ``energy_db``: the RMS energy of the log-mel's analysis window in dB (floor ``SILENCE[2]``).
 
-This module depends on numpy and librosa only: it travels with the feature extractor of models that read prosody.
+``egemaps``: `egemaps_frames`, the 25 low-level descriptors of eGeMAPSv02 (openSMILE, Eyben et al. 2016) from
+which its 88 functionals are computed: loudness, spectral balance and slopes, flux, MFCC 1-4, F0, jitter, shimmer,
+HNR, harmonic differences and three formants (`EGEMAPS_CHANNELS`). openSMILE gives the 15 descriptors it only
+defines on voiced frames (F0 and those after it) as 0, or -201, elsewhere; as pyin's f0 they are interpolated across
+unvoiced frames.
+
+This module depends on numpy and librosa; the ``egemaps`` source also needs the ``opensmile`` package (the
+``egemaps`` extra, research and non-commercial use only), imported when first used. It travels with the feature
+extractor of models that read prosody.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import librosa
 import numpy as np
@@ -24,6 +35,14 @@ from .features import MelConfig
 PROSODY_CHANNELS = ("f0_semitones", "voiced_probability", "energy_db")
 SILENCE = (0.0, 0.0, -100.0)  # the channels' values for padding and for an utterance without a voiced frame
 PROSODY_VERSION = 1  # raise it when prosody_frames computes something else: cached frames are then computed again
+EGEMAPS_CHANNELS = (
+    "loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500", "spectral_flux",
+    "mfcc1", "mfcc2", "mfcc3", "mfcc4", "f0_semitones_27_5", "jitter", "shimmer_db", "hnr_db", "h1_h2", "h1_a3",
+    "f1_frequency", "f1_bandwidth", "f1_amplitude", "f2_frequency", "f2_bandwidth", "f2_amplitude",
+    "f3_frequency", "f3_bandwidth", "f3_amplitude")
+EGEMAPS_VOICED_ONLY = 10  # F0's channel: it and the 14 after it are defined on voiced frames only (openSMILE's "_sma3nz")
+EGEMAPS_VERSION = 1  # raise it when egemaps_frames computes something else
+SOURCES = {"pyin": PROSODY_CHANNELS, "egemaps": EGEMAPS_CHANNELS}  # a model's prosody_source -> its channels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +80,64 @@ def prosody_frames(wav: np.ndarray, mel: MelConfig, config: ProsodyConfig = Pros
         wav, fmin=config.fmin, fmax=config.fmax, sr=mel.sample_rate, frame_length=config.frame_length,
         hop_length=mel.hop_length, resolution=config.resolution, center=True)
     voiced = np.isfinite(f0)
-    semitones = np.full(len(f0), SILENCE[0])
-    if voiced.any():
-        steps = np.arange(len(f0))
-        semitones = np.interp(steps, steps[voiced], 12 * np.log2(f0[voiced] / config.reference_hz))
+    with np.errstate(invalid="ignore"):  # f0 is NaN where unvoiced; those frames are interpolated
+        semitones = _interpolate_unvoiced(12 * np.log2(f0 / config.reference_hz)[:, None], voiced)[:, 0]
     rms = librosa.feature.rms(y=wav, frame_length=mel.win_length, hop_length=mel.hop_length, center=True)[0]
     energy = np.maximum(20 * np.log10(np.maximum(rms, 1e-10)), SILENCE[2])
     out = np.stack([semitones, np.nan_to_num(voiced_probability), energy], 1)[:frames]
     return out.astype(np.float32)
+
+
+def _interpolate_unvoiced(values: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """(frames, channels) values, each channel interpolated linearly across the frames where ``voiced`` is false
+    (held at the edges); 0 everywhere when no frame is voiced (pyin's ``SILENCE`` f0, eGeMAPS' silence)."""
+    if not voiced.any():
+        return np.zeros_like(values)
+    steps = np.arange(len(values))
+    return np.stack([np.interp(steps, steps[voiced], channel[voiced]) for channel in values.T], 1)
+
+
+def opensmile_module():
+    """The ``opensmile`` package, or an ImportError that says how to install it."""
+    try:
+        import opensmile
+    except ImportError:
+        raise ImportError("the egemaps prosody source needs the opensmile package: pip install opensmile "
+                          "(openSMILE: research and non-commercial use only)") from None
+    return opensmile
+
+
+@functools.lru_cache(maxsize=1)
+def _egemaps_descriptors():
+    opensmile = opensmile_module()
+    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+
+
+def egemaps_frames(wav: np.ndarray, mel: MelConfig) -> np.ndarray:
+    """(frames, 25) float32 eGeMAPSv02 low-level descriptors of a mono waveform at ``mel.sample_rate``, one row per
+    frame of its log-mel: openSMILE's 10 ms frames are interpolated to the log-mel's centred frames (same hop), and
+    its voiced-only descriptors across unvoiced frames."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"egemaps_frames takes a mono waveform (samples,), got shape {wav.shape}")
+    frames = 1 + len(wav) // mel.hop_length
+    table = _egemaps_descriptors().process_signal(wav, mel.sample_rate)
+    values = table.to_numpy(dtype=np.float64, copy=True)
+    if len(values) == 0:  # shorter than one openSMILE frame
+        return np.zeros((frames, len(EGEMAPS_CHANNELS)), np.float32)
+    voiced = values[:, EGEMAPS_VOICED_ONLY] > 0
+    values[:, EGEMAPS_VOICED_ONLY:] = _interpolate_unvoiced(values[:, EGEMAPS_VOICED_ONLY:], voiced)
+    # openSMILE's frame j spans [j, j + 2) hops: its centre is the log-mel's frame j + 1
+    centres = table.index.get_level_values("start").total_seconds().to_numpy() * mel.sample_rate / mel.hop_length + 1
+    steps = np.arange(frames)
+    out = np.stack([np.interp(steps, centres, channel) for channel in values.T], 1)
+    return out.astype(np.float32)
+
+
+def descriptor_frames(wav: np.ndarray, mel: MelConfig, source: str = "pyin") -> np.ndarray:
+    """The (frames, len(SOURCES[source])) prosody frames of ``source`` for a mono waveform at ``mel.sample_rate``."""
+    if source == "pyin":
+        return prosody_frames(wav, mel)
+    if source == "egemaps":
+        return egemaps_frames(wav, mel)
+    raise ValueError(f"prosody source must be one of {tuple(SOURCES)}, got {source!r}")

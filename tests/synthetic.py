@@ -22,6 +22,13 @@ def synth_voice(rate: int, seconds: float = 1.2, f0: float = 140.0, seed: int = 
     return (0.1 * harmonics * envelope + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def two_voices() -> tuple[np.ndarray, slice, slice, slice]:
+    """16 kHz: 1 s of a 110 Hz voice, 0.3 s of silence, 1 s at 220 Hz; with the log-mel frames (10 ms) well inside
+    the first voice, the silence and the second voice."""
+    low, high = synth_voice(16000, 1.0, f0=110.0), synth_voice(16000, 1.0, f0=220.0, seed=1)
+    return np.concatenate([low, np.zeros(4800, np.float32), high]), slice(10, 90), slice(105, 125), slice(140, 220)
+
+
 # Four actors reach every split: 1 and 2 train, 21 validation, 23 test.
 CORPUS_ACTORS = (1, 2, 21, 23)
 CORPUS_CODES = ((1, 1, 1, 1), (3, 2, 1, 2), (5, 1, 2, 1), (8, 2, 2, 2))  # emotion, intensity, statement, repetition

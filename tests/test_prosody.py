@@ -23,7 +23,7 @@ from ravdess_dataset import derived
 from ravdess_dataset.features import MelConfig, log_mel
 from ravdess_dataset.prosody import SILENCE, prosody_frames
 from ravdess_dataset.splits import SPLIT_ACTORS, load_all
-from tests.synthetic import synth_voice
+from tests.synthetic import synth_voice, two_voices
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"]
@@ -35,12 +35,10 @@ def semitones(hz: float) -> float:
 
 def test_frames_follow_the_pitch_one_per_log_mel_frame():
     mel = MelConfig()
-    low, high = synth_voice(16000, 1.0, f0=110.0), synth_voice(16000, 1.0, f0=220.0, seed=1)
-    wav = np.concatenate([low, np.zeros(4800, np.float32), high])
+    wav, first, gap, second = two_voices()
     frames = prosody_frames(wav, mel)
     assert frames.shape == (len(log_mel(wav, mel)), 3) and frames.dtype == np.float32 and np.isfinite(frames).all()
     f0, voiced, energy = frames.T
-    first, gap, second = slice(10, 90), slice(105, 125), slice(140, 220)
     # the synthetic voice's f0 at frame k (every 10 ms): the nominal f0 with its 1.5 Hz vibrato of +-10 %
     t = np.arange(len(frames)) * 0.01
     truth = np.where(t < 1.15, semitones(110) + 12 * np.log2(1 + 0.1 * np.sin(2 * np.pi * 1.5 * t)),

@@ -1,0 +1,127 @@
+"""The eGeMAPS prosody source: openSMILE's 25 low-level descriptors at the log-mel's frame rate, computed, cached and
+read by a speech_vae or an M2 like pyin's frames, and appended by the saved feature extractor."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import train
+from experiments.data import Utterances
+from experiments.errors import CommandError
+from modeling import SemiSupervisedVAEConfig, SpeechVAEConfig
+from modeling.configuration_common import PROSODY_SOURCES
+from ravdess_dataset import derived, prosody
+from ravdess_dataset.features import MelConfig, log_mel
+from ravdess_dataset.prosody import EGEMAPS_CHANNELS, SOURCES, descriptor_frames, egemaps_frames
+from ravdess_dataset.splits import SPLIT_ACTORS, load_all
+from tests.synthetic import two_voices
+from tests.test_prosody import semitones as pyin_semitones
+
+pytest.importorskip("opensmile", reason="the egemaps extra is not installed")
+
+TINY = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "4", "--report_to", "none"]
+F0 = EGEMAPS_CHANNELS.index("f0_semitones_27_5")
+
+
+def semitones(hz: float) -> float:
+    """openSMILE's F0 channel: semitones above 27.5 Hz, one octave below pyin's reference."""
+    return pyin_semitones(hz) + 12
+
+
+def test_descriptors_follow_the_pitch_one_row_per_log_mel_frame_and_are_interpolated_across_silence():
+    mel = MelConfig()
+    wav, first, gap, second = two_voices()
+    frames = egemaps_frames(wav, mel)
+    assert frames.shape == (len(log_mel(wav, mel)), 25) and frames.dtype == np.float32 and np.isfinite(frames).all()
+    f0, loudness = frames[:, F0], frames[:, EGEMAPS_CHANNELS.index("loudness")]
+    # the synthetic voice's vibrato is +-10 %, so its f0 stays within 2 semitones of the nominal one
+    assert abs(np.median(f0[first]) - semitones(110)) < 2 and abs(np.median(f0[second]) - semitones(220)) < 2
+    # across the silence the voiced-only descriptors are interpolated between their neighbours, not openSMILE's 0
+    assert np.all(np.diff(f0[gap]) >= 0) and semitones(90) < f0[gap].min() and f0[gap].max() < semitones(260)
+    assert frames[gap, 10:].min(0).min() != 0 and loudness[gap].max() < 0.05 * loudness[first].max()
+    # loudness rises where the voice's syllables do: the frames are aligned with the log-mel's energy
+    energy = log_mel(wav, mel).max(1)
+    assert np.corrcoef(np.log(loudness + 1e-3), energy)[0, 1] > 0.8
+
+
+def test_silence_gives_the_configuration_silence_and_sources_agree_with_modeling():
+    frames = egemaps_frames(np.zeros(8000, np.float32), MelConfig())
+    np.testing.assert_allclose(frames, np.tile(PROSODY_SOURCES["egemaps"], (51, 1)), atol=1e-2)
+    assert {name: len(channels) for name, channels in SOURCES.items()} == {k: len(v) for k, v in PROSODY_SOURCES.items()}
+    with pytest.raises(ValueError, match="mono"):
+        egemaps_frames(np.zeros((8000, 2), np.float32), MelConfig())
+    with pytest.raises(ValueError, match="prosody source must be one of"):
+        descriptor_frames(np.zeros(8000, np.float32), MelConfig(), "praat")
+
+
+def test_the_configuration_checks_the_source_and_pads_with_its_silence():
+    config = SpeechVAEConfig(prosody_dim=25, prosody_source="egemaps")
+    assert config.prosody_padding == list(PROSODY_SOURCES["egemaps"]) and config.input_channels == 80 + 25
+    assert SpeechVAEConfig.from_dict(config.to_dict()).prosody_source == "egemaps"
+    assert SpeechVAEConfig(prosody_dim=3).prosody_padding == [0.0, 0.0, -100.0]  # pyin's, as before
+    with pytest.raises(ValueError, match="prosody_dim must be 0 or 25"):
+        SpeechVAEConfig(prosody_dim=3, prosody_source="egemaps")
+    with pytest.raises(ValueError, match="prosody_source must be one of"):
+        SpeechVAEConfig(prosody_dim=3, prosody_source="praat")
+
+
+@pytest.fixture(scope="module")
+def egemaps_model(prepared, tmp_path_factory):
+    """configs/speech_vae_egemaps_frames.yaml trained for 4 steps on the synthetic dataset: (dataset dir, model dir)."""
+    config, _ = prepared
+    out = tmp_path_factory.mktemp("egemaps_frames_model")
+    train.main(["configs/speech_vae_egemaps_frames.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out), *TINY])
+    return config.output_dir, out
+
+
+def test_a_model_trains_on_cached_descriptors_and_its_extractor_computes_the_same_frames(egemaps_model, corpus):
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    dataset_dir, model_dir = egemaps_model
+    saved = json.loads((model_dir / "config.json").read_text())
+    assert (saved["prosody_dim"], saved["prosody_source"], saved["prosody_padding"]) == (25, "egemaps", list(PROSODY_SOURCES["egemaps"]))
+    cached = list((Path(derived.default_cache_dir()) / "egemaps_frames").glob("*.npz"))
+    assert len(cached) == 1
+    extractor = AutoFeatureExtractor.from_pretrained(str(model_dir), trust_remote_code=True)
+    model = AutoModel.from_pretrained(str(model_dir), trust_remote_code=True).eval()
+    path = sorted(corpus.glob("Actor_01/*.wav"))[0]
+    features = extractor(str(path))
+    assert features["log_mel"].shape[1] == 105 and model.embed_utterance(**features).shape == (8,)
+    # the dataset's frames (from the audio config's 24-bit FLAC) are what the extractor computes from the recording
+    [training] = derived.dataset_prosody(dataset_dir, [path.stem], "egemaps")
+    assert training.shape == features["log_mel"][:, 80:].shape
+    np.testing.assert_allclose(training[:, F0], features["log_mel"][:, 80 + F0], atol=0.05)
+    scale = np.abs(training).mean(0) + 1e-3
+    assert np.median(np.abs(training - features["log_mel"][:, 80:]) / scale) < 0.01
+    from push_to_hub import render_model_card
+
+    card = render_model_card(model_dir, "tester/emo-vae", None, None)
+    assert "followed by 25 prosody channels (the 25 eGeMAPSv02 low-level descriptors" in card and "opensmile" in card
+
+
+def test_without_opensmile_a_model_of_descriptors_is_a_one_line_error(prepared, egemaps_model, monkeypatch, tmp_path):
+    config, _ = prepared
+    monkeypatch.setitem(sys.modules, "opensmile", None)  # `import opensmile` now raises ImportError
+    prosody._egemaps_descriptors.cache_clear()  # openSMILE's extractor, made by an earlier test in this process
+    with pytest.raises(CommandError, match="needs the opensmile package: pip install opensmile"):
+        train.main(["configs/speech_vae_egemaps_frames.yaml", "--dataset_dir", str(config.output_dir), "--output_dir",
+                    str(tmp_path / "o"), *TINY])
+    import evaluate
+
+    with pytest.raises(CommandError, match="needs the opensmile package"):
+        evaluate.main(["--model", str(egemaps_model[1]), "--audio", str(config.source), "--export-embeddings",
+                       str(tmp_path / "x.npz")])
+
+
+def test_an_m2_standardises_the_descriptors_per_speaker_and_pads_each_with_its_lowest_training_value(prepared, tmp_path):
+    config, _ = prepared
+    out = tmp_path / "m2"
+    train.main(["configs/semisupervised_vae_egemaps_frames.yaml", "--dataset_dir", str(config.output_dir), "--output_dir",
+                str(out), *TINY])
+    saved = json.loads((out / "config.json").read_text())
+    view = Utterances.from_dataset(load_all("mel", config.output_dir)).model_view(SemiSupervisedVAEConfig(**saved), config.output_dir)
+    standardised = np.concatenate([m for m, actor in zip(view.log_mel, view.actor) if actor in SPLIT_ACTORS["train"]])
+    assert standardised.shape[1] == 105
+    np.testing.assert_allclose(saved["prosody_padding"], standardised[:, 80:].min(0), rtol=1e-5)
