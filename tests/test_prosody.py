@@ -91,7 +91,7 @@ def test_a_computation_that_fails_names_the_utterance_and_writes_no_cache(prepar
     config, _ = prepared
     files = load_all("mel", config.output_dir)["file"]
 
-    def fails(feature_params, blob):
+    def fails(feature_params, source, blob):
         raise RuntimeError("pyin gave up")
 
     monkeypatch.setattr(derived, "_prosody_of_flac", fails)
