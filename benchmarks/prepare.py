@@ -22,6 +22,7 @@ memory of the process tree (PSS), the reference/ours ratio, and the embedding ag
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -83,8 +84,6 @@ def stage_prepare(source: Path, work: Path, num_proc: int) -> dict:
 def stage_derived(work: Path, kind: str, num_proc: int) -> dict:
     """One of the optional cached steps computed from the ``audio`` config: ``egemaps``, ``prosody`` or
     ``egemaps_frames``."""
-    import functools
-
     from ravdess_dataset import derived, egemaps
     from ravdess_dataset.splits import load_all
 

@@ -12,6 +12,7 @@ import torch
 from modeling.configuration_common import channel_padding
 from modeling.utterance import segment_utterance
 from ravdess_dataset.derived import dataset_prosody
+from ravdess_dataset.prosody import MissingOpensmile
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.speaker_statistics import SpeakerStatistics, leave_one_out
 from ravdess_dataset.splits import load_all, select_actors
@@ -80,7 +81,7 @@ class Utterances:
                 raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
             try:
                 prosody = dataset_prosody(dataset_dir, self.file, config.prosody_source)
-            except (ValueError, ImportError) as err:  # no audio config; the egemaps source without opensmile
+            except (ValueError, MissingOpensmile) as err:  # no audio config; the egemaps source without opensmile
                 raise CommandError(f"this model reads prosody frames: {err}") from None
             differ = [(f, len(m), len(p)) for f, m, p in zip(self.file, self.log_mel, prosody) if len(m) != len(p)]
             if differ:

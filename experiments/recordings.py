@@ -130,13 +130,26 @@ def embed_log_mels(model, log_mels: list[np.ndarray], voices, files: list[Path],
                      for m, voice in zip(log_mels, voices)])
 
 
+def prosody_source(extractor) -> str:
+    """The source of the prosody frames a feature extractor appends: pyin for one saved before there was a choice."""
+    return getattr(extractor, "prosody_source", "pyin")
+
+
+def check_extras(extractor) -> None:
+    """A one-line `CommandError` when the model's front end needs a package that is not installed (openSMILE, for a
+    model that reads eGeMAPS descriptor frames); checked before any recording is read."""
+    if extractor.prosody and prosody_source(extractor) == "egemaps" and egemaps.missing() is not None:
+        raise CommandError(f"this model reads eGeMAPS descriptor frames: {egemaps.missing()}")
+
+
 def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[list] = None,
                       segment_hop: Optional[int] = None) -> np.ndarray:
     """Embed arbitrary recordings with the model's own front end (its feature extractor), (n, d); speakers (for
     models that standardise per speaker) by default the files' folders."""
+    check_extras(extractor)
     try:
         inputs = extractor([str(f) for f in files])
-    except (AudioReadError, ImportError) as err:  # ImportError: a model that reads eGeMAPS frames, without opensmile
+    except AudioReadError as err:
         raise CommandError(str(err)) from None
     voices = inputs.get("speaker_embedding", [None] * len(files))
     return embed_log_mels(model, inputs["log_mel"], voices, files, speakers or [f.parent for f in files], segment_hop)
@@ -168,10 +181,11 @@ def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0
     model = load_model(model_dir)
     extractor = load_feature_extractor(model_dir, model)
     files, speakers = [r.path for r in recordings], np.array([r.speaker for r in recordings])
+    check_extras(extractor)
     try:
-        prosody = extractor.prosody_source if extractor.prosody else None
+        prosody = prosody_source(extractor) if extractor.prosody else None
         analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel), prosody)
-    except (AudioReadError, ImportError) as err:  # ImportError: a model that reads eGeMAPS frames, without opensmile
+    except AudioReadError as err:
         raise CommandError(str(err)) from None
     embedding = embed_log_mels(model, analysed.model_inputs(), analysed.resemblyzer, files, list(speakers), segment_hop)
     labelled = all(r.emotion is not None for r in recordings)

@@ -14,9 +14,8 @@ SPEAKER_CONDITIONING = ("none", "decoder", "both")
 INPUT_NORMALIZATIONS = ("dataset", "speaker")
 POOLINGS = ("mean", "mean_std")
 # silence in the prosody channels of each source of ravdess_dataset.prosody (pyin's SILENCE: f0 0 semitones, voicing 0,
-# energy -100 dB; egemaps: openSMILE's descriptors of digital silence, 0 but for the two spectral slopes, and 0 in the
-# voiced-only descriptors as egemaps_frames gives them without a voiced frame), what padding frames hold there in dB
-# inputs; written out because a model published with its code carries only `modeling`
+# energy -100 dB; egemaps: its EGEMAPS_SILENCE), what padding frames hold there in dB inputs; written out because a model
+# published with its code carries only `modeling`
 PROSODY_SILENCE = (0.0, 0.0, -100.0)
 PROSODY_SOURCES = {"pyin": PROSODY_SILENCE, "egemaps": (0.0, 0.0, 0.0, 0.112, 0.076) + (0.0,) * 20}
 

@@ -6,7 +6,7 @@
 Labelled segments: -ELBO(x, y) + alpha * -log q(y | x). Unlabelled: the ELBO summed over y weighted by
 q(y | x), plus the entropy of q(y | x). In training the classifier may see speed/pitch-perturbed (``perturb_*`` options) and
 SpecAugment-masked inputs (``mask_*``); the VAE always sees them as they are. With ``prosody_dim`` every frame holds the
-log-mel followed by prosody channels (f0, voicing, energy), as in `SpeechVAEModel`.
+log-mel followed by prosody channels (pyin's f0, voicing and energy, or eGeMAPS's descriptors), as in `SpeechVAEModel`.
 """
 from __future__ import annotations
 

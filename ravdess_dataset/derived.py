@@ -143,7 +143,7 @@ def dataset_prosody(dataset_dir: Path, files: Sequence[str], source: str = "pyin
     """The prosody frames of ``source`` (`ravdess_dataset.prosody`: pyin's 3 channels, or the 25 eGeMAPS
     descriptors) of the utterances ``files`` of a prepared dataset, one row per frame of their log-mel in the ``mel``
     config: computed from the ``audio`` config's waveform (24-bit FLAC) as the feature extractor computes them from a
-    recording (`front_end.prosody_of`), about 50 s (pyin) or 30 s (egemaps) for the full corpus on 2 cores, then read
+    recording (`front_end.prosody_of`), about 46 s (pyin) or 26 s (egemaps) for the full corpus on 2 cores, then read
     from the cache (``prosody`` and ``egemaps_frames``)."""
     feature_params = _prepare_info(dataset_dir)["feature_params"]
     if source == "egemaps":

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import derived
 from .derived import read_flac
+from .prosody import MissingOpensmile, opensmile_module
 
 EGEMAPS_DIM = 88
 INSTALL_HINT = "pip install 'ravdess-emotion-vae[egemaps]' (openSMILE: research and non-commercial use only)"
@@ -25,8 +26,8 @@ INSTALL_HINT = "pip install 'ravdess-emotion-vae[egemaps]' (openSMILE: research 
 def missing() -> Optional[str]:
     """Why eGeMAPS cannot be computed here (the extra is not installed), or None."""
     try:
-        import opensmile  # noqa: F401
-    except ImportError:
+        opensmile_module()
+    except MissingOpensmile:
         return f"the opensmile package is not installed: {INSTALL_HINT}"
     return None
 

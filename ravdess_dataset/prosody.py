@@ -1,4 +1,5 @@
-"""Prosody frames: pitch, voicing and energy at the log-mel's frame rate, the model input the log-mel lacks.
+"""Prosody frames: pitch, voicing, energy (or eGeMAPS's descriptors) at the log-mel's frame rate, the model input the
+log-mel lacks.
 
 An 80-band log-mel of 25 ms windows barely resolves the harmonics from which pitch is read, yet pitch, its range
 and movement carry much of what hand-crafted emotion features (eGeMAPS) measure. Two sources of such frames
@@ -14,9 +15,11 @@ and movement carry much of what hand-crafted emotion features (eGeMAPS) measure.
 
 ``egemaps``: `egemaps_frames`, the 25 low-level descriptors of eGeMAPSv02 (openSMILE, Eyben et al. 2016) from
 which its 88 functionals are computed: loudness, spectral balance and slopes, flux, MFCC 1-4, F0, jitter, shimmer,
-HNR, harmonic differences and three formants (`EGEMAPS_CHANNELS`). openSMILE gives the 15 descriptors it only
-defines on voiced frames (F0 and those after it) as 0, or -201, elsewhere; as pyin's f0 they are interpolated across
-unvoiced frames.
+HNR, harmonic differences and three formants (`EGEMAPS_CHANNELS`). openSMILE computes them every 10 ms, each on a
+window that starts there: 20 ms for the spectral ones, 60 ms for those read from the pitch analysis
+(`EGEMAPS_WINDOW_S`); every channel is interpolated from its windows' centres to the log-mel's frame centres. openSMILE
+gives the 15 descriptors it only defines on voiced frames (F0 and those after it) as 0, or -201, elsewhere; as pyin's
+f0 they are interpolated across unvoiced frames.
 
 This module depends on numpy and librosa; the ``egemaps`` source also needs the ``opensmile`` package (the
 ``egemaps`` extra, research and non-commercial use only), imported when first used. It travels with the feature
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import librosa
 import numpy as np
@@ -41,7 +45,13 @@ EGEMAPS_CHANNELS = (
     "f1_frequency", "f1_bandwidth", "f1_amplitude", "f2_frequency", "f2_bandwidth", "f2_amplitude",
     "f3_frequency", "f3_bandwidth", "f3_amplitude")
 EGEMAPS_VOICED_ONLY = 10  # F0's channel: it and the 14 after it are defined on voiced frames only (openSMILE's "_sma3nz")
-EGEMAPS_VERSION = 1  # raise it when egemaps_frames computes something else
+# each descriptor's analysis window (openSMILE's eGeMAPSv02 configuration): 60 ms for F0, jitter, shimmer, HNR, the
+# harmonic differences and the formant levels (read from the 60 ms pitch frames), 20 ms for the others
+_PITCH_FRAMED = {"f0_semitones_27_5", "jitter", "shimmer_db", "hnr_db", "h1_h2", "h1_a3", "f1_amplitude", "f2_amplitude", "f3_amplitude"}
+EGEMAPS_WINDOW_S = tuple(0.060 if name in _PITCH_FRAMED else 0.020 for name in EGEMAPS_CHANNELS)
+# openSMILE's descriptors of digital silence (0 but for the two spectral slopes), and 0 in the voiced-only ones
+EGEMAPS_SILENCE = (0.0, 0.0, 0.0, 0.112, 0.076) + (0.0,) * 20
+EGEMAPS_VERSION = 2  # raise it when egemaps_frames computes something else (2: each window's own centre)
 SOURCES = {"pyin": PROSODY_CHANNELS, "egemaps": EGEMAPS_CHANNELS}  # a model's prosody_source -> its channels
 
 
@@ -97,13 +107,17 @@ def _interpolate_unvoiced(values: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(steps, steps[voiced], channel[voiced]) for channel in values.T], 1)
 
 
+class MissingOpensmile(ImportError):
+    """The ``opensmile`` package, which eGeMAPS features need, is not installed."""
+
+
 def opensmile_module():
-    """The ``opensmile`` package, or an ImportError that says how to install it."""
+    """The ``opensmile`` package, or `MissingOpensmile` saying how to install it."""
     try:
         import opensmile
     except ImportError:
-        raise ImportError("the egemaps prosody source needs the opensmile package: pip install opensmile "
-                          "(openSMILE: research and non-commercial use only)") from None
+        raise MissingOpensmile("eGeMAPS features need the opensmile package: pip install opensmile, or this project's "
+                               "egemaps extra (openSMILE: research and non-commercial use only)") from None
     return opensmile
 
 
@@ -115,22 +129,25 @@ def _egemaps_descriptors():
 
 def egemaps_frames(wav: np.ndarray, mel: MelConfig) -> np.ndarray:
     """(frames, 25) float32 eGeMAPSv02 low-level descriptors of a mono waveform at ``mel.sample_rate``, one row per
-    frame of its log-mel: openSMILE's 10 ms frames are interpolated to the log-mel's centred frames (same hop), and
-    its voiced-only descriptors across unvoiced frames."""
+    frame of its log-mel: each descriptor interpolated from the centres of its openSMILE windows (every 10 ms) to
+    the log-mel's frame centres (every ``mel.hop_length`` samples, the first at 0), and its voiced-only descriptors
+    across unvoiced frames."""
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"egemaps_frames takes a mono waveform (samples,), got shape {wav.shape}")
     frames = 1 + len(wav) // mel.hop_length
-    table = _egemaps_descriptors().process_signal(wav, mel.sample_rate)
+    with warnings.catch_warnings():  # openSMILE warns of a waveform shorter than its windows, and gives NaN
+        warnings.filterwarnings("ignore", "Segment too short", UserWarning)
+        table = _egemaps_descriptors().process_signal(wav, mel.sample_rate)
     values = table.to_numpy(dtype=np.float64, copy=True)
-    if len(values) == 0:  # shorter than one openSMILE frame
-        return np.zeros((frames, len(EGEMAPS_CHANNELS)), np.float32)
+    complete = np.isfinite(values).all(1)
+    if not complete.any():  # shorter than one openSMILE window
+        return np.tile(np.float32(EGEMAPS_SILENCE), (frames, 1))
+    values, starts = values[complete], table.index.get_level_values("start").total_seconds().to_numpy()[complete]
     voiced = values[:, EGEMAPS_VOICED_ONLY] > 0
     values[:, EGEMAPS_VOICED_ONLY:] = _interpolate_unvoiced(values[:, EGEMAPS_VOICED_ONLY:], voiced)
-    # openSMILE's frame j spans [j, j + 2) hops: its centre is the log-mel's frame j + 1
-    centres = table.index.get_level_values("start").total_seconds().to_numpy() * mel.sample_rate / mel.hop_length + 1
-    steps = np.arange(frames)
-    out = np.stack([np.interp(steps, centres, channel) for channel in values.T], 1)
+    seconds = np.arange(frames) * mel.hop_length / mel.sample_rate  # the log-mel's frame centres (centred STFT)
+    out = np.stack([np.interp(seconds, starts + window / 2, channel) for window, channel in zip(EGEMAPS_WINDOW_S, values.T)], 1)
     return out.astype(np.float32)
 
 
