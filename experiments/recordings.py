@@ -138,8 +138,9 @@ def prosody_source(extractor) -> str:
 def check_extras(extractor) -> None:
     """A one-line `CommandError` when the model's front end needs a package that is not installed (openSMILE, for a
     model that reads eGeMAPS descriptor frames); checked before any recording is read."""
-    if extractor.prosody and prosody_source(extractor) == "egemaps" and egemaps.missing() is not None:
-        raise CommandError(f"this model reads eGeMAPS descriptor frames: {egemaps.missing()}")
+    reason = egemaps.missing() if extractor.prosody and prosody_source(extractor) == "egemaps" else None
+    if reason is not None:
+        raise CommandError(f"this model reads eGeMAPS descriptor frames: {reason}")
 
 
 def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[list] = None,

@@ -9,7 +9,6 @@ evaluations read them back.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from . import derived
 from .derived import read_flac
-from .prosody import MissingOpensmile, opensmile_module
+from .prosody import MissingOpensmile, egemaps_smile, opensmile_module
 
 EGEMAPS_DIM = 88
 INSTALL_HINT = "pip install 'ravdess-emotion-vae[egemaps]' (openSMILE: research and non-commercial use only)"
@@ -32,21 +31,14 @@ def missing() -> Optional[str]:
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _smile():
-    import opensmile
-
-    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
-
-
 def feature_names() -> list[str]:
     """The names of the 88 eGeMAPSv02 functionals, in `egemaps_functionals`' order."""
-    return list(_smile().feature_names)
+    return list(egemaps_smile("Functionals").feature_names)
 
 
 def egemaps_functionals(wav: np.ndarray, rate: int) -> np.ndarray:
     """The 88 eGeMAPSv02 functionals of a mono waveform."""
-    return _smile().process_signal(np.asarray(wav, dtype=np.float32), rate).to_numpy(dtype=np.float32)[0]
+    return egemaps_smile("Functionals").process_signal(np.asarray(wav, dtype=np.float32), rate).to_numpy(dtype=np.float32)[0]
 
 
 def _from_flac(blob: bytes) -> np.ndarray:
@@ -55,9 +47,7 @@ def _from_flac(blob: bytes) -> np.ndarray:
 
 
 def _version() -> str:
-    import opensmile
-
-    return f"opensmile{opensmile.__version__}-v2"
+    return f"opensmile{opensmile_module().__version__}-v2"
 
 
 def cache_file(dataset_dir: Path, cache_dir: Optional[Path] = None) -> Path:

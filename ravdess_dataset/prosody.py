@@ -121,10 +121,11 @@ def opensmile_module():
     return opensmile
 
 
-@functools.lru_cache(maxsize=1)
-def _egemaps_descriptors():
+@functools.lru_cache(maxsize=2)
+def egemaps_smile(level: str):
+    """openSMILE's eGeMAPSv02 extractor at ``level`` ("LowLevelDescriptors" or "Functionals"), made once."""
     opensmile = opensmile_module()
-    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=getattr(opensmile.FeatureLevel, level))
 
 
 def egemaps_frames(wav: np.ndarray, mel: MelConfig) -> np.ndarray:
@@ -138,7 +139,7 @@ def egemaps_frames(wav: np.ndarray, mel: MelConfig) -> np.ndarray:
     frames = 1 + len(wav) // mel.hop_length
     with warnings.catch_warnings():  # openSMILE warns of a waveform shorter than its windows, and gives NaN
         warnings.filterwarnings("ignore", "Segment too short", UserWarning)
-        table = _egemaps_descriptors().process_signal(wav, mel.sample_rate)
+        table = egemaps_smile("LowLevelDescriptors").process_signal(wav, mel.sample_rate)
     values = table.to_numpy(dtype=np.float64, copy=True)
     complete = np.isfinite(values).all(1)
     if not complete.any():  # shorter than one openSMILE window

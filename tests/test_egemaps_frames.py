@@ -137,7 +137,7 @@ def test_without_opensmile_training_on_descriptors_is_a_one_line_error(prepared,
     """Runs without opensmile (where it is installed, its import is made to fail)."""
     config, _ = prepared
     monkeypatch.setitem(sys.modules, "opensmile", None)  # `import opensmile` now raises ImportError
-    prosody._egemaps_descriptors.cache_clear()  # openSMILE's extractor, made by an earlier test in this process
+    prosody.egemaps_smile.cache_clear()  # openSMILE's extractors, made by earlier tests in this process
     with pytest.raises(CommandError, match="need the opensmile package: pip install opensmile"):
         train.main(["configs/speech_vae_egemaps_frames.yaml", "--dataset_dir", str(config.output_dir), "--output_dir",
                     str(tmp_path / "o"), *TINY])
@@ -149,7 +149,7 @@ def test_without_opensmile_recordings_reach_no_model_of_descriptors(prepared, eg
     from tests.test_recordings import write_metadata
 
     monkeypatch.setitem(sys.modules, "opensmile", None)
-    prosody._egemaps_descriptors.cache_clear()
+    prosody.egemaps_smile.cache_clear()
     metadata = write_metadata(corpus, tmp_path / "meta.csv", absolute=True)
     for args in (["--audio", str(corpus), "--export-embeddings", str(tmp_path / "x.npz")],
                  ["--metadata", str(metadata), "--output", str(tmp_path / "m")]):
