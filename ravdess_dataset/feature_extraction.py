@@ -19,12 +19,13 @@ from typing import Optional, Union
 
 import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.utils import PaddingStrategy
 
 from .audio import AudioConfig, read_audio
 from .embedding import BatchedVoiceEncoder
 from .features import MelConfig
 from .front_end import analyse_waveform, prosody_of
-from .prosody import SOURCES
+from .prosody import SOURCE_SILENCE, SOURCES
 from .speaker_statistics import leave_one_out
 
 Recording = Union[str, os.PathLike, np.ndarray]
@@ -48,22 +49,33 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
             ``prosody_dim`` read them (`front_end.prosody_of`): ``log_mel`` is then (frames, n_mels + 3) for pyin's
             f0, voicing and energy, (frames, n_mels + 25) for the eGeMAPS descriptors (``opensmile`` needed).
         prosody_source: "pyin" or "egemaps" (`ravdess_dataset.prosody.SOURCES`).
+        channel_padding: what `pad` fills added frames with, one value per channel (``feature_size``). Default: the
+            log-mel floor in every band and the source's silence in every prosody channel (dB inputs);
+            `from_model_config` takes the model's own padding (``config.padding()``).
 
     A model trained with ``input_normalization="speaker"`` reads log-mels standardised with other recordings
-    of the same speaker: `standardise_per_speaker` does it, given those recordings.
+    of the same speaker: `standardise_per_speaker` does it, given those recordings. Pad after standardising, so that
+    padding frames do not count in a speaker's statistics; the extractor of such a model pads with its lowest
+    standardised training values.
     """
 
     model_input_names = ["log_mel", "speaker_embedding"]
 
     def __init__(self, audio: Optional[dict] = None, mel: Optional[dict] = None, speaker_embedding: bool = False,
-                 prosody: bool = False, prosody_source: str = "pyin", **kwargs) -> None:
+                 prosody: bool = False, prosody_source: str = "pyin", channel_padding: Optional[list[float]] = None,
+                 **kwargs) -> None:
         audio_config, mel_config = AudioConfig(**(audio or {})), MelConfig(**(mel or {}))
         if prosody_source not in SOURCES:
             raise ValueError(f"prosody_source must be one of {tuple(SOURCES)}, got {prosody_source!r}")
+        if channel_padding is None:
+            channel_padding = [mel_config.floor_db] * mel_config.n_mels + list(SOURCE_SILENCE[prosody_source] if prosody else ())
+        feature_size = mel_config.n_mels + (len(SOURCES[prosody_source]) if prosody else 0)
+        if len(channel_padding) != feature_size:
+            raise ValueError(f"channel_padding must hold one value per channel ({feature_size}), got {len(channel_padding)}")
         for derived in ("feature_size", "sampling_rate", "padding_value"):  # written by to_dict, set from the configs
             kwargs.pop(derived, None)
-        super().__init__(feature_size=mel_config.n_mels + (len(SOURCES[prosody_source]) if prosody else 0), sampling_rate=audio_config.sample_rate,
-                         padding_value=mel_config.floor_db, **kwargs)
+        super().__init__(feature_size=feature_size, sampling_rate=audio_config.sample_rate, padding_value=channel_padding[0], **kwargs)
+        self.channel_padding = [float(v) for v in channel_padding]
         self.audio = dataclasses.asdict(audio_config)
         self.mel = dataclasses.asdict(mel_config)
         self.speaker_embedding = speaker_embedding
@@ -74,10 +86,12 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
     def from_model_config(cls, config) -> "RavdessFeatureExtractor":
         """The extractor of a model of this project: its saved ``feature_params``, and the speaker embedding
         where ``speaker_conditioning`` is not "none", the prosody frames of its ``prosody_source`` where the model has
-        ``prosody_dim``."""
+        ``prosody_dim``, and the model's own padding of short segments for `pad` (``config.padding()``)."""
         params = config.feature_params or {}
+        padding = config.padding()
         return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none",
-                   prosody=getattr(config, "prosody_dim", 0) > 0, prosody_source=getattr(config, "prosody_source", "pyin"))
+                   prosody=getattr(config, "prosody_dim", 0) > 0, prosody_source=getattr(config, "prosody_source", "pyin"),
+                   channel_padding=padding if isinstance(padding, list) else [padding] * config.n_mels)
 
     def __call__(
         self,
@@ -105,6 +119,20 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
             embeddings = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
             data["speaker_embedding"] = embeddings[0] if single else embeddings
         return BatchFeature(data, tensor_type=return_tensors)
+
+    def _pad(self, processed_features: dict, max_length: Optional[int] = None,
+             padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD, pad_to_multiple_of: Optional[int] = None,
+             return_attention_mask: Optional[bool] = None) -> dict:
+        """`SequenceFeatureExtractor`'s padding of one log-mel (what `pad` calls), with every added frame holding
+        ``channel_padding``: the log-mel floor in the bands and silence in the prosody channels, not one number in all."""
+        frames = len(processed_features[self.model_input_names[0]])
+        padded = super()._pad(processed_features, max_length, padding_strategy, pad_to_multiple_of, return_attention_mask)
+        log_mel = padded[self.model_input_names[0]]
+        added = len(log_mel) - frames
+        if added:
+            rows = slice(frames, None) if self.padding_side == "right" else slice(0, added)
+            log_mel[rows] = np.asarray(self.channel_padding, dtype=log_mel.dtype)
+        return padded
 
     @staticmethod
     def standardise_per_speaker(log_mels: list[np.ndarray], speakers: list) -> list[np.ndarray]:

@@ -53,6 +53,7 @@ EGEMAPS_WINDOW_S = tuple(0.060 if name in _PITCH_FRAMED else 0.020 for name in E
 EGEMAPS_SILENCE = (0.0, 0.0, 0.0, 0.112, 0.076) + (0.0,) * 20
 EGEMAPS_VERSION = 2  # raise it when egemaps_frames computes something else (2: each window's own centre)
 SOURCES = {"pyin": PROSODY_CHANNELS, "egemaps": EGEMAPS_CHANNELS}  # a model's prosody_source -> its channels
+SOURCE_SILENCE = {"pyin": SILENCE, "egemaps": EGEMAPS_SILENCE}  # a model's prosody_source -> its channels' silence
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,14 +4,19 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from datasets import load_dataset
 from transformers import AutoFeatureExtractor
 
 import evaluate
 from experiments.loading import load_model
 import modeling  # noqa: F401  (registers the extractor with AutoFeatureExtractor)
+from modeling import SemiSupervisedVAEConfig
+from modeling.utterance import segment_utterance
 from ravdess_dataset.audio import AudioReadError, read_audio
 from ravdess_dataset.feature_extraction import RavdessFeatureExtractor
+from ravdess_dataset.features import MelConfig
+from ravdess_dataset.prosody import SOURCE_SILENCE, SOURCES
 
 
 def extractor_of(config, speaker_embedding=True) -> RavdessFeatureExtractor:
@@ -84,3 +89,43 @@ def test_evaluate_audio_embeds_through_the_extractor(tiny_model, corpus, tmp_pat
     first = sorted((corpus / "Actor_02").glob("*.wav"))[0]
     np.testing.assert_allclose(saved["X"][list(saved["files"]).index(first.stem)],
                                model.embed_utterance(**extractor(str(first))).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("source", ["pyin", "egemaps"])
+def test_pad_fills_the_prosody_channels_with_silence_not_the_log_mel_floor(source):
+    extractor = RavdessFeatureExtractor(prosody=True, prosody_source=source)
+    channels = len(SOURCES[source])
+    long, short = np.full((5, 80 + channels), 3.0, np.float32), np.full((3, 80 + channels), 7.0, np.float32)
+    out = extractor.pad({"log_mel": [long, short]}, padding="longest", return_attention_mask=True, return_tensors="np")
+    assert out["log_mel"].shape == (2, 5, 80 + channels)
+    np.testing.assert_array_equal(out["log_mel"][0], long)
+    np.testing.assert_array_equal(out["log_mel"][1, :3], short)
+    np.testing.assert_array_equal(out["log_mel"][1, 3:, :80], MelConfig().floor_db)
+    np.testing.assert_array_equal(out["log_mel"][1, 3:, 80:], np.tile(np.float32(SOURCE_SILENCE[source]), (2, 1)))
+    np.testing.assert_array_equal(out["attention_mask"], [[1] * 5, [1, 1, 1, 0, 0]])
+    extractor.padding_side = "left"
+    left = extractor.pad({"log_mel": [long, short]}, padding="longest", return_tensors="np")["log_mel"][1]
+    np.testing.assert_array_equal(left[2:], short)
+    np.testing.assert_array_equal(left[:2], out["log_mel"][1, 3:])
+    with pytest.raises(ValueError, match="one value per channel"):
+        RavdessFeatureExtractor(prosody=True, prosody_source=source, channel_padding=[0.0] * 80)
+
+
+def test_a_models_extractor_pads_as_the_model_pads_its_short_segments(tmp_path):
+    # a speaker-standardised model pads with its lowest standardised training values, one per channel
+    config = SemiSupervisedVAEConfig(prosody_dim=3, input_normalization="speaker", pad_value=-2.5,
+                                     prosody_padding=[-1.0, -2.0, -3.0], segment_frames=16, segment_hop=8)
+    extractor = RavdessFeatureExtractor.from_model_config(config)
+    extractor.save_pretrained(tmp_path)
+    extractor = RavdessFeatureExtractor.from_pretrained(tmp_path)
+    short = np.random.default_rng(0).normal(size=(10, 83)).astype(np.float32)
+    padded = extractor.pad({"log_mel": [short]}, padding="max_length", max_length=16, return_tensors="pt")["log_mel"][0]
+    segments, lengths = segment_utterance(torch.from_numpy(short), 16, 8, config.padding())
+    assert segments.shape == (1, 16, 83) and lengths.tolist() == [10]
+    torch.testing.assert_close(padded, segments[0])
+    np.testing.assert_array_equal(padded[10:, 80:].numpy(), np.tile([-1.0, -2.0, -3.0], (6, 1)))
+    # an extractor saved before channel_padding existed pads in dB: the floor, then the source's silence
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    del saved["channel_padding"]
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(saved))
+    assert RavdessFeatureExtractor.from_pretrained(tmp_path).channel_padding == [MelConfig().floor_db] * 80 + list(SOURCE_SILENCE["pyin"])
