@@ -17,7 +17,8 @@ from .console import configure_console
 from .export_h5 import export_h5
 from .features import MEL_PRESETS, SegmentConfig
 from .naming import RavdessNameError
-from .prepare import PrepareConfig, PrepareError, available_cores, prepare
+from .prepare import PrepareError, prepare
+from .prepare_config import PrepareConfig, available_cores
 from .sources import ZENODO_URL, SourceError
 from .splits import DATASET_DIR
 

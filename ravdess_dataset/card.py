@@ -14,7 +14,7 @@ from .sources import describe_source
 from .splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors, split_of
 
 if TYPE_CHECKING:
-    from .prepare import PrepareConfig, PrepareReport
+    from .prepare_config import PrepareConfig, PrepareReport
 
 CITATION = """@article{livingstone2018ravdess,
   title   = {The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS): A dynamic,

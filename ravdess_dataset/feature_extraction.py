@@ -51,7 +51,8 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         prosody_source: "pyin" or "egemaps" (`ravdess_dataset.prosody.SOURCES`).
         channel_padding: what `pad` fills added frames with, one value per channel (``feature_size``). Default: the
             log-mel floor in every band and the source's silence in every prosody channel (dB inputs);
-            `from_model_config` takes the model's own padding (``config.padding()``).
+            `from_model_config` takes the model's own padding (``config.padding()``). `SequenceFeatureExtractor`'s one
+            ``padding_value`` is its first value and is not read by `pad`.
 
     A model trained with ``input_normalization="speaker"`` reads log-mels standardised with other recordings
     of the same speaker: `standardise_per_speaker` does it, given those recordings. Pad after standardising, so that

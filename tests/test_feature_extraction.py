@@ -10,8 +10,7 @@ from transformers import AutoFeatureExtractor
 
 import evaluate
 from experiments.loading import load_model
-import modeling  # noqa: F401  (registers the extractor with AutoFeatureExtractor)
-from modeling import SemiSupervisedVAEConfig
+from modeling import SemiSupervisedVAEConfig  # importing modeling registers the extractor with AutoFeatureExtractor
 from modeling.utterance import segment_utterance
 from ravdess_dataset.audio import AudioReadError, read_audio
 from ravdess_dataset.feature_extraction import RavdessFeatureExtractor
@@ -103,6 +102,10 @@ def test_pad_fills_the_prosody_channels_with_silence_not_the_log_mel_floor(sourc
     np.testing.assert_array_equal(out["log_mel"][1, 3:, :80], MelConfig().floor_db)
     np.testing.assert_array_equal(out["log_mel"][1, 3:, 80:], np.tile(np.float32(SOURCE_SILENCE[source]), (2, 1)))
     np.testing.assert_array_equal(out["attention_mask"], [[1] * 5, [1, 1, 1, 0, 0]])
+    multiple = extractor.pad({"log_mel": [long, short]}, pad_to_multiple_of=4, return_tensors="np")["log_mel"]
+    assert multiple.shape == (2, 8, 80 + channels)
+    np.testing.assert_array_equal(multiple[0, 5:], multiple[1, 5:])
+    np.testing.assert_array_equal(multiple[1, 3:, 80:], np.tile(np.float32(SOURCE_SILENCE[source]), (5, 1)))
     extractor.padding_side = "left"
     left = extractor.pad({"log_mel": [long, short]}, padding="longest", return_tensors="np")["log_mel"][1]
     np.testing.assert_array_equal(left[2:], short)
