@@ -12,8 +12,8 @@ import torch
 from modeling.configuration_common import channel_padding
 from modeling.utterance import segment_utterance
 from ravdess_dataset.derived import dataset_prosody
-from ravdess_dataset.prosody import MissingOpensmile
 from ravdess_dataset.export_h5 import INFO_FILE
+from ravdess_dataset.prosody import MissingOpensmile
 from ravdess_dataset.speaker_statistics import SpeakerStatistics, leave_one_out
 from ravdess_dataset.splits import load_all, select_actors
 

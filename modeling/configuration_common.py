@@ -40,10 +40,10 @@ def check_invertible(n_mels: int, frames: int, channels: Sequence[int]) -> None:
             )
 
 
-def channel_padding(pad_value: float, n_mels: int, prosody_padding: Optional[Sequence[float]]) -> float | list[float]:
-    """The padding of a short segment's frames: ``pad_value`` for every channel, or where prosody channels follow the
-    ``n_mels`` bands, one value per channel (``prosody_padding`` for those)."""
-    return pad_value if prosody_padding is None else [pad_value] * n_mels + list(prosody_padding)
+def channel_padding(pad_value: float, n_mels: int, prosody_padding: Optional[Sequence[float]]) -> list[float]:
+    """The padding of a short segment's frames, one value per channel: ``pad_value`` in the ``n_mels`` bands, then
+    ``prosody_padding`` in the prosody channels that follow them, if any."""
+    return [float(pad_value)] * n_mels + [float(v) for v in prosody_padding or ()]
 
 
 class SpeechVAEBaseConfig(PretrainedConfig):
@@ -132,9 +132,9 @@ class SpeechVAEBaseConfig(PretrainedConfig):
         """Channels per input frame: the mel bands, then the prosody channels."""
         return self.n_mels + self.prosody_dim
 
-    def padding(self) -> float | list[float]:
-        """What the frames that pad a short segment hold (`modeling.utterance.segment_utterance`): ``pad_value`` in
-        every mel band, followed by ``prosody_padding`` in the prosody channels, if any (`channel_padding`)."""
+    def padding(self) -> list[float]:
+        """What the frames that pad a short segment hold, one value per channel (`modeling.utterance.segment_utterance`):
+        ``pad_value`` in every mel band, followed by ``prosody_padding`` in the prosody channels, if any (`channel_padding`)."""
         return channel_padding(self.pad_value, self.n_mels, self.prosody_padding if self.prosody_dim else None)
 
     def band_weights(self) -> list[float]:

@@ -89,10 +89,9 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         where ``speaker_conditioning`` is not "none", the prosody frames of its ``prosody_source`` where the model has
         ``prosody_dim``, and the model's own padding of short segments for `pad` (``config.padding()``)."""
         params = config.feature_params or {}
-        padding = config.padding()
         return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none",
                    prosody=getattr(config, "prosody_dim", 0) > 0, prosody_source=getattr(config, "prosody_source", "pyin"),
-                   channel_padding=padding if isinstance(padding, list) else [padding] * config.n_mels)
+                   channel_padding=config.padding())
 
     def __call__(
         self,
