@@ -31,6 +31,7 @@ from experiments.data import Utterances
 from experiments.errors import CommandError, run_command
 from experiments.loading import load_model
 from experiments.representation import usable
+from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.splits import NUM_FOLDS, load_all, validation_actors
 
 
@@ -69,7 +70,7 @@ def choose_recipe(args: argparse.Namespace) -> dict:
     result = {"speaker_norm": args.speaker_norm, "group": args.group, "train_args": args.train_args, "validation_uar": table,
               "mean_validation_uar": best["means"], "folds_won": best["folds_won"], "choice": best["choice"]}
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "recipe_selection.json").write_text(json.dumps(result, indent=2))
+    write_atomic(args.output / "recipe_selection.json", json.dumps(result, indent=2))
     return result
 
 
@@ -83,7 +84,7 @@ def choose_embedding(args: argparse.Namespace) -> dict:
             print(f"fold {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
     best = print_choice(table, "inner UAR", f"no fold model {args.cv_dir}/fold_K/model (K = 0..{NUM_FOLDS - 1})")
     result = {"speaker_norm": args.speaker_norm, "inner_uar": table, "mean_inner_uar": best["means"], "choice": best["choice"]}
-    (args.cv_dir / "embedding_selection.json").write_text(json.dumps(result, indent=2))
+    write_atomic(args.cv_dir / "embedding_selection.json", json.dumps(result, indent=2))
     return result
 
 

@@ -27,6 +27,7 @@ from experiments.loading import load_feature_extractor, load_model
 from experiments.recordings import audio_files, embed_audio_files, evaluate_recordings
 from experiments.report import recordings_table, results_table
 from experiments.representation import ProbeOptions
+from ravdess_dataset.atomic import npz_bytes, write_atomic
 from ravdess_dataset.console import configure_console
 from ravdess_dataset.splits import FOLDS
 
@@ -95,7 +96,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         files = audio_files(args.audio)
         x = embed_audio_files(model, load_feature_extractor(args.model, model), files, segment_hop=args.segment_hop)
         target = args.export_embeddings or Path("embeddings.npz")
-        np.savez(target, X=x, files=np.array([f.stem for f in files]))
+        write_atomic(target, npz_bytes(X=x, files=np.array([f.stem for f in files])))
         print(f"{len(files)} embeddings of size {x.shape[1]} in {target}")
     else:
         out = args.output or Path(args.model) / "eval"

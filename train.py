@@ -32,6 +32,7 @@ from experiments.data import TrainingData, dataset_params, load_training_data
 from experiments.errors import CommandError, run_command
 from experiments.plots import plot_curves, reconstruction_figure
 from experiments.probes import probe_accuracy
+from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.console import configure_console
 from ravdess_dataset.features import MelConfig
 from ravdess_dataset.splits import FOLDS, SPLIT_ACTORS, VALIDATION_GROUPS, fold_actors, fold_train_actors, validation_actors
@@ -479,7 +480,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if accelerator.is_main_process:
         discard_checkpoints_after(output_dir, state.step)
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_args.json").write_text(json.dumps(
+        write_atomic(output_dir / "training_args.json", json.dumps(
             {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": dataclasses.asdict(args)},
             indent=2))
     if args.report_to != "none":
@@ -583,7 +584,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                   "segments": len(data.train["log_mel"])},
                    "history": history, "num_processes": accelerator.num_processes,
                    "rank_weight_checksums": rank_checksums}
-        (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        write_atomic(output_dir / "metrics.json", json.dumps(summary, indent=2))
         plot_curves(history, output_dir / "loss_curves.png")
         scores = ", ".join(f"{k} {final_metrics[k]:.4g}" for k in ("eval_loss", "eval_mse", "probe_uar") if k in final_metrics)
         print(f"trained {config.model_type} for {step} steps{'; ' + scores if scores else ''}\n"

@@ -20,6 +20,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ravdess_dataset.atomic import write_atomic  # noqa: E402
+
 
 def main() -> None:
     from datasets import Audio, load_dataset
@@ -62,7 +64,7 @@ def main() -> None:
     result["half_24_bit_step"] = step / 2
     print(json.dumps(result, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_atomic(args.json, json.dumps(result, indent=2))
 
 
 def _manifest(config) -> list[dict]:

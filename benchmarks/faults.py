@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ravdess_dataset.atomic import write_atomic  # noqa: E402
 from ravdess_dataset.console import configure_console  # noqa: E402
 from tests.faults import (  # noqa: E402
     PREPARE_POINTS, TRAIN_POINTS, corrupt, interrupt, prepare_command, same_dataset, start, wait_for, weights,
@@ -162,7 +163,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['scenario']} | {r['outcome']} | {'yes' if r['identical'] else 'NO'} | {r['left']} | {r['seconds']:.0f} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_atomic(args.json, json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

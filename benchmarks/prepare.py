@@ -40,6 +40,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ravdess_dataset.atomic import write_atomic  # noqa: E402
+
 
 def subset(corpus: Path, limit: int | None, work: Path) -> tuple[Path, list[Path]]:
     """The corpus, or a folder of links to ``limit`` files spread evenly over it."""
@@ -239,7 +241,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
     results["loader"] = loader
     results.update(files=len(files), audio_seconds=audio_s, num_proc=args.num_proc)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_atomic(args.json, json.dumps(results, indent=2))
 
 
 def embedding_agreement(ref, work: Path) -> dict:

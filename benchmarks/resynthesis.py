@@ -22,6 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ravdess_dataset.atomic import write_atomic  # noqa: E402
+
 GROUPS = {  # eGeMAPSv02 functional name prefixes
     "pitch (F0 semitone)": ("F0semitone",),
     "loudness": ("loudness",),
@@ -94,7 +96,7 @@ def main() -> None:
     }
     print(json.dumps(results, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from ravdess_dataset import egemaps as opensmile_features
+from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.audio import AudioConfig, preprocess_nonempty
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.speaker_statistics import speaker_moments
@@ -189,4 +190,4 @@ def conversion_rates(folds: list[dict]) -> dict[str, float]:
 def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
     """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters (`wav_bytes`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(wav_bytes(log_mel, model.config.feature_params["mel"]))
+    write_atomic(path, wav_bytes(log_mel, model.config.feature_params["mel"]))

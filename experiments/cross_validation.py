@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ravdess_dataset import egemaps
+from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
 from .conversion import conversion, conversion_rates
@@ -32,8 +33,9 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
                    with_conversion: bool = False, num_audio: int = 0, verbose: bool = False) -> dict:
     """Per fold of ``probe.folds``: train with ``recipe`` on the other 20 actors (``train``: train.py's ``main``,
     called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
-    With ``reuse_fold_models`` a fold whose model folder already holds trained weights is probed again instead of
-    trained again. ``segment_hop``: embed from a segment every that many frames instead of the model's.
+    With ``reuse_fold_models`` a fold whose training finished (its model folder holds ``metrics.json``, which train.py
+    writes after the weights) is probed again instead of trained again; any other fold is trained, resuming from its
+    last checkpoint where it has one. ``segment_hop``: embed from a segment every that many frames instead of the model's.
     ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
     eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; ``num_audio`` of them written as WAV to
     ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
@@ -47,7 +49,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
         if not test.any():  # a partial corpus such as the sample
             print(f"fold {fold}: no utterances of actors {fold_actors(fold, probe.folds)}; skipped", flush=True)
             continue
-        if not (reuse_fold_models and (fold_dir / "model" / "model.safetensors").is_file()):
+        if not (reuse_fold_models and (fold_dir / "model" / "metrics.json").is_file()):
             train([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"), "--fold", str(fold),
                    "--folds", probe.folds, "--seed", str(probe.seed), *(["--verbose"] if verbose else []), *train_args])
         model = load_model(str(fold_dir / "model"))
@@ -73,7 +75,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
     if with_conversion:
         result["conversion"] = conversion_rates(folds)
         print("conversion, mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["conversion"].items()))
-    (out / cv_metrics_name(probe.speaker_norm, segment_hop, probe.folds)).write_text(json.dumps(result, indent=2))
+    write_atomic(out / cv_metrics_name(probe.speaker_norm, segment_hop, probe.folds), json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")
     return result

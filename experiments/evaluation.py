@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from ravdess_dataset.atomic import npz_bytes, write_atomic
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
@@ -111,8 +112,8 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
             segment_hop=segment_hop)
     metrics["seconds"] = time.perf_counter() - start
     if export_embeddings:
-        np.savez(export_embeddings, X=x, files=np.array(utterances.file))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_atomic(export_embeddings, npz_bytes(X=x, files=np.array(utterances.file)))
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     write_report(metrics, out / "report.md")
     return metrics
 
@@ -125,6 +126,6 @@ def evaluate_baselines(dataset_dir: Path, out: Path, probe: ProbeOptions) -> dic
                "representations": {name: {**assess(probe.view(x, utterances.actor), utterances, probe.seed, probe.folds), "kind": "baseline"}
                                    for name, x in references.items()},
                "egemaps_missing": egemaps_missing}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "baselines.md").write_text(results_table(metrics) + "\n")
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_atomic(out / "baselines.md", results_table(metrics) + "\n")
     return metrics

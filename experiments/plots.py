@@ -8,10 +8,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ravdess_dataset.atomic import atomic_path  # noqa: E402
+
 
 def save_figure(fig, path: Path) -> None:
-    """Write a figure as PNG and free it."""
-    fig.savefig(path, dpi=100)
+    """Write a figure as PNG, atomically (`atomic_path`), and free it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ravdess_dataset import egemaps
+from ravdess_dataset.atomic import npz_bytes, write_atomic
 from ravdess_dataset.audio import AudioConfig, AudioReadError, read_audio
 from ravdess_dataset.feature_extraction import RavdessFeatureExtractor, voice_encoder
 from ravdess_dataset.features import MelConfig
@@ -199,8 +200,8 @@ def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0
                          "speaker_norm": leave_one_speaker_out(normalised[name], emotion, speakers, seed) if labelled else None}
     metrics = {"model": str(model_dir), "metadata": str(metadata), "recordings": len(files), "speakers": len(set(speakers)),
                "labelled": labelled, "seed": seed, "representations": results, "egemaps_missing": analysed.egemaps_missing}
-    np.savez(out / "embeddings.npz", X=embedding, X_speaker_norm=normalised["embedding"],
-             files=np.array([str(f) for f in files]), speakers=speakers)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "report.md").write_text(recordings_report(metrics))
+    write_atomic(out / "embeddings.npz", npz_bytes(X=embedding, X_speaker_norm=normalised["embedding"],
+                                                   files=np.array([str(f) for f in files]), speakers=speakers))
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_atomic(out / "report.md", recordings_report(metrics))
     return metrics

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ravdess_dataset.atomic import write_atomic
+
 
 def protocol_text(metrics: dict) -> str:
     """Which actors the numbers are fair for, and whether the representations were speaker-normalised."""
@@ -108,7 +110,7 @@ its rate on real speech is given as recorded and resynthesised the same way from
 
 Audio (Griffin-Lim, the dataset's mel parameters) in `audio/`. Seed {metrics['seed']}; {metrics['seconds']:.0f} s.
 """
-    path.write_text(text)
+    write_atomic(path, text)
 
 
 def recordings_table(metrics: dict) -> str:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
+from .atomic import write_atomic
 from .naming import EMOTIONS, RavdessId
 from .sources import describe_source
 from .splits import NUM_FOLDS, SPLIT_ACTORS, fold_actors, split_of
@@ -187,7 +187,5 @@ Original data: Zenodo record 1188976. Please cite:
 def write_card(config: "PrepareConfig", report: "PrepareReport", ids: list[RavdessId]) -> Path:
     """Write ``README.md`` into the dataset folder atomically."""
     path = config.output_dir / "README.md"
-    tmp = path.with_name(".README.md.tmp")
-    tmp.write_text(render_card(config, report, ids))
-    os.replace(tmp, path)
+    write_atomic(path, render_card(config, report, ids))
     return path

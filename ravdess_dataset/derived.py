@@ -16,7 +16,6 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -25,6 +24,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from .atomic import atomic_path
 from .audio import AudioConfig
 from .features import MelConfig
 from .front_end import prosody_of
@@ -111,20 +111,12 @@ def _named(compute: Callable[[bytes], np.ndarray], item: tuple[str, bytes]) -> n
 
 
 def _write(path: Path, names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
-    """One npz: the arrays concatenated along their first axis, with their lengths; written to a temporary file,
-    flushed to disk and renamed over ``path``, so a reader sees the old file or the whole new one."""
+    """One npz: the arrays concatenated along their first axis, with their lengths; written atomically
+    (`atomic_path`), so a reader sees the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.atleast_1d(a) for a in arrays]
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz", delete=False) as tmp:
-        try:
-            np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            os.chmod(tmp.name, 0o644)  # readable by the other users of a shared cache, as a plain file would be
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
 
 
 def _read(path: Path) -> tuple[list[str], list[np.ndarray]]:

@@ -30,6 +30,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from .atomic import write_atomic
 from .audio import AudioConfig, AudioReadError, read_audio
 from .builder import CONFIG_NAMES, FORMAT_VERSION, Ravdess
 from .cache import FeatureCache, UtteranceFeatures, content_key, owner_is_gone, params_key, remove_earlier_layout
@@ -389,9 +390,7 @@ def write_info(config: PrepareConfig, rows: dict[str, dict[str, int]], fingerpri
         "fingerprint": fingerprint,
     }
     path = config.output_dir / INFO_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(info, indent=2, default=str))
 
 
 def count_rows(folder: Path) -> dict[str, int]:

@@ -147,6 +147,14 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     assert dense["conversion"]["target_rate_model_probe"] == pytest.approx(
         np.mean([f["conversion"]["target_rate_model_probe"] for f in dense["folds"]]))
     assert json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"] == saved_hop  # not saved
+    (tmp_path / "fold_0" / "model" / "metrics.json").unlink()  # as a fold killed while saving its weights leaves it
+    other = tmp_path / "fold_5" / "model" / "model.safetensors"
+    other_at = other.stat().st_mtime_ns
+    evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
+                   "--reuse-fold-models", "--train-args", "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2",
+                   "--report_to", "none", "--probe", "false"])
+    assert weights.stat().st_mtime_ns != trained_at and other.stat().st_mtime_ns == other_at  # only the unfinished fold
+    assert (tmp_path / "fold_0" / "model" / "metrics.json").is_file()
     selection = choose.main(["embedding", str(tmp_path), "--dataset", str(config.output_dir)])
     assert set(selection["inner_uar"]) == {0, 5} and selection["choice"] in selection["mean_inner_uar"]
     assert (tmp_path / "embedding_selection.json").is_file()
