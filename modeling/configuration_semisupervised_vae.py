@@ -20,6 +20,9 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
     perturb_speed: float = option(0.0, "before the masks, each training segment of the classifier is stretched in time by a "
                                        "random factor within 1 +- this (0: off)")
     perturb_mel_shift: float = option(0.0, "... and moved along the mel axis by up to this many bands, a pitch shift (0: off)")
+    mixup: float = option(0.0, "after the masks, this share of each batch's labelled segments reaches the classifier "
+                               "mixed with another labelled segment, weight λ ~ U(0, 1) on its own, and is scored "
+                               "λ CE(own label) + (1 - λ) CE(the other's): mixup, Zhang et al. 2018 (0: off)")
     labeled_fraction: float = option(1.0, "share of training utterances whose emotion label is used (train.py draws them "
                                           "with its seed; the config keeps it as a record)")
 
@@ -31,6 +34,8 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
             raise ValueError("mask_time_count, mask_time_length, mask_feature_count and mask_feature_length must not be negative")
         if not (0.0 <= self.perturb_speed < 1.0 and self.perturb_mel_shift >= 0.0):
             raise ValueError(f"perturb_speed must be in [0, 1) and perturb_mel_shift not negative, got {self.perturb_speed}, {self.perturb_mel_shift}")
+        if not 0.0 <= self.mixup <= 1.0:
+            raise ValueError(f"mixup must be in [0, 1], got {self.mixup}")
         if not 0.0 <= self.labeled_fraction <= 1.0:
             raise ValueError(f"labeled_fraction must be in [0, 1], got {self.labeled_fraction}")
         check_invertible(self.n_mels, self.segment_frames, self.conv_channels)

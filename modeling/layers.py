@@ -142,6 +142,21 @@ def warp(x: torch.Tensor, speed: float, mel_shift: float, generator: Optional[to
     return torch.cat([warped, _resample(x[..., n_mels:], scale, torch.zeros_like(shift))], -1)
 
 
+def mixup_pairs(labeled: torch.Tensor, share: float, generator: Optional[torch.Generator] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup's pairing (Zhang et al. 2018) among the rows of a batch where ``labeled`` (batch,) is true: each row's
+    own weight λ and its partner. A random ``share`` of the labelled rows is mixed, λ ~ U(0, 1), with a labelled
+    partner drawn by a random permutation of them (sometimes itself); every other row keeps λ = 1 and itself.
+    Returns (λ (batch,), partner index (batch,)) on ``labeled``'s device."""
+    batch = labeled.shape[0]
+    rows = torch.nonzero(labeled.cpu()).flatten()
+    partner, own = torch.arange(batch), torch.ones(batch)
+    partner[rows] = rows[torch.randperm(len(rows), generator=generator)]
+    mixed = torch.rand(len(rows), generator=generator) < share
+    own[rows] = torch.where(mixed, torch.rand(len(rows), generator=generator), torch.ones(len(rows)))
+    return own.to(labeled.device), partner.to(labeled.device)
+
+
 def _resample(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """``x`` (batch, frames, bands) read at time positions stretched by ``scale`` and band positions moved by ``shift``
     (both (batch, 1, 1), in grid units of [-1, 1]), bilinear, edges repeated."""

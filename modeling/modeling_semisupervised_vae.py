@@ -20,7 +20,7 @@ from transformers.utils import ModelOutput
 from .configuration_semisupervised_vae import SemiSupervisedVAEConfig
 from .distributions import DiagonalGaussian
 from .layers import (ConvDecoder, ConvEncoder, FeatureNorm, FrameDecoder, FrameEncoder, decode_frames, encode_frames, encoded_size,
-                     mask_spans, speaker_input, warp)
+                     mask_spans, mixup_pairs, speaker_input, warp)
 from .modeling_common import DecoderOutput, EncoderOutput, SpeechVAEBasePreTrainedModel
 from .objectives import kl_penalty, masked_gaussian_nll
 from .utterance import expand_speaker, frame_mask, pool_segments
@@ -35,8 +35,9 @@ class SemiSupervisedVAEOutput(ModelOutput):
         reconstruction_loss: Gaussian negative log-likelihood, nats per segment (expected over q(y|x) when unlabelled).
         kl: KL(q(z|x,y) || N(0, I)) per segment, unweighted.
         kl_penalty: the KL term as weighted by the objective at this step.
-        classification_loss: -log q(y|x) over the labelled segments (0 when none).
-        logits: (batch, num_labels) of q(y|x).
+        classification_loss: -log q(y|x) over the labelled segments (0 when none); with ``mixup``, each mixed segment's
+            λ-weighted cross-entropy with its two labels.
+        logits: (batch, num_labels) of q(y|x), in training of the classifier's augmented (and mixed) view.
         reconstruction: (batch, frames, n_mels [+ prosody_dim]) in the input's units, decoded with the label (or the
             predicted class).
         example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.
@@ -151,7 +152,13 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         labeled = labels >= 0
         self._check_width(log_mel)
         x = self.norm(log_mel)
-        logits = self._classify_normalized(self._augment(x, generator) if self.training else x)
+        seen, own, partner = x, torch.ones(batch, device=x.device), torch.arange(batch, device=x.device)
+        if self.training:
+            seen = self._augment(x, generator)
+            if c.mixup > 0:
+                own, partner = mixup_pairs(labeled, c.mixup, generator)
+                seen = own[:, None, None] * seen + (1 - own[:, None, None]) * seen[partner]
+        logits = self._classify_normalized(seen)
         q_y = logits.softmax(-1)
         # Unlabelled segments are paired with every class, labelled ones only with their own (the other
         # pairs would carry weight 0): pairs (row, class), ordered by row.
@@ -175,8 +182,9 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         penalty = kl_penalty(expected_kl, c, step)
         entropy = -(q_y * logits.log_softmax(-1)).sum(-1)
         unlabeled_entropy = (entropy * ~labeled).sum() / batch
+        ce = lambda targets: nn.functional.cross_entropy(logits, targets.clamp(min=0), reduction="none")  # noqa: E731
         classification = (
-            nn.functional.cross_entropy(logits[labeled], labels[labeled]) if labeled.any() else torch.zeros((), device=x.device)
+            (own * ce(labels) + (1 - own) * ce(labels[partner]))[labeled].mean() if labeled.any() else torch.zeros((), device=x.device)
         )
         chosen = classes == weights.argmax(-1)[rows]  # one pair per row: its label, or the likeliest class
         return SemiSupervisedVAEOutput(

@@ -317,6 +317,39 @@ def test_warp_stretches_time_and_shifts_mel_bands_within_bounds():
     torch.testing.assert_close(model(x, **kwargs).logits, model.classify(x))  # evaluation sees the input as it is
 
 
+def test_mixup_pairs_labelled_rows_and_weights_the_classifier_loss():
+    from modeling.layers import mixup_pairs
+
+    labeled = torch.tensor([True, True, False, True, False, True] * 20)
+    own, partner = mixup_pairs(labeled, 1.0, torch.Generator().manual_seed(0))
+    assert labeled[partner].equal(labeled)  # labelled rows pair with labelled rows
+    assert (own[~labeled] == 1).all() and (partner[~labeled] == torch.nonzero(~labeled).flatten()).all()
+    assert (own[labeled] < 1).all() and own[labeled].min() >= 0 and own[labeled].std() > 0.2  # U(0, 1)
+    assert (partner[labeled] != torch.nonzero(labeled).flatten()).float().mean() > 0.8  # a permutation, mostly others
+    half, _ = mixup_pairs(labeled, 0.5, torch.Generator().manual_seed(0))
+    assert 0.3 < (half[labeled] < 1).float().mean() < 0.7
+    assert (mixup_pairs(labeled, 0.0)[0] == 1).all()
+    with pytest.raises(ValueError, match="mixup"):
+        SemiSupervisedVAEConfig(mixup=1.5)
+
+    model = make("semisupervised_vae", mixup=1.0)
+    x, kwargs = batch(model)
+    labels = kwargs["labels"]
+    model.train()
+    torch.manual_seed(0)  # the classifier's dropout
+    loss = model(x, **kwargs, generator=torch.Generator().manual_seed(3)).classification_loss
+    own, partner = mixup_pairs(labels >= 0, 1.0, torch.Generator().manual_seed(3))  # the same draws
+    seen = model.norm(x)
+    torch.manual_seed(0)
+    logits = model._classify_normalized(own[:, None, None] * seen + (1 - own[:, None, None]) * seen[partner])
+    ce = lambda y: torch.nn.functional.cross_entropy(logits, y.clamp(min=0), reduction="none")  # noqa: E731
+    expected = (own * ce(labels) + (1 - own) * ce(labels[partner]))[labels >= 0].mean()
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(loss, (ce(labels))[labels >= 0].mean())  # the mixed inputs and second labels count
+    model.eval()
+    torch.testing.assert_close(model(x, **kwargs).logits, model.classify(x))  # evaluation: nothing mixed
+
+
 def test_spec_augment_masks_spans_and_only_in_training():
     from modeling.layers import mask_spans
 
