@@ -27,6 +27,7 @@ from typing import Optional
 
 import train
 from experiments.choice import best_candidate, embedding_uars, per_fold_choice, read_table, validation_split, validation_uar
+from experiments.cross_validation import train_unless_finished
 from experiments.data import Utterances
 from experiments.errors import CommandError, run_command
 from experiments.loading import load_model
@@ -59,9 +60,9 @@ def choose_recipe(args: argparse.Namespace) -> dict:
         table[fold] = {}
         for recipe, stem in zip(args.recipes, stems):
             folder = args.output / f"fold_{fold}" / stem
-            if not (folder / "model.safetensors").is_file():
-                train.main([recipe, "--dataset_dir", str(args.dataset), "--output_dir", str(folder), "--fold", str(fold),
-                            "--validation_group", str(args.group), "--seed", str(args.seed), *args.train_args])
+            train_unless_finished(train.main, folder, [recipe, "--dataset_dir", str(args.dataset), "--output_dir", str(folder),
+                                                       "--fold", str(fold), "--validation_group", str(args.group),
+                                                       "--seed", str(args.seed), *args.train_args])
             scores = validation_uar(load_model(str(folder)), subset, test, args.speaker_norm, args.seed, args.dataset)
             table[fold].update({f"{stem}, hop {hop}": uar for hop, uar in scores.items()})
         print(f"fold {fold} (validation actors {validation_actors(fold, args.group)}): "

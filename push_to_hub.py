@@ -221,7 +221,7 @@ def stage_model(model_dir: Path, out: Path, repo_id: str, dataset_id: Optional[s
     if evaluation:
         shutil.copy2(model_dir / "eval" / "metrics.json", out / "eval_results.json")
         shutil.copy2(model_dir / "eval" / "report.md", out / "evaluation_report.md")
-        shutil.copytree(model_dir / "eval" / "figures", out / "figures")
+        shutil.copytree(model_dir / "eval" / "figures", out / "figures", ignore=shutil.ignore_patterns(".*"))
     card = render_model_card(model_dir, repo_id, evaluation, dataset_id)
     ModelCard(card)  # parses the YAML header; raises on a malformed card
     (out / "README.md").write_text(card)

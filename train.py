@@ -130,7 +130,7 @@ class TrainArguments:
     eval_every_epochs: int = field(default=1, metadata={"help": "evaluate every N epochs (and at the end)"})
     checkpointing_steps: int = field(default=0, metadata={"help": "save_state every N steps (0: only at epoch ends)"})
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
-    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "'latest' or a checkpoint folder"})
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "'latest' (the newest complete checkpoint; an error when there is none), 'if_any' (the same, or a fresh start when there is none) or a checkpoint folder"})
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard or none"})
     probe: bool = field(default=True, metadata={"help": "emotion probe on utterance embeddings at each evaluation"})
     early_stopping_metric: Optional[str] = field(default=None, metadata={"help": "eval_loss (lower is better) or probe_uar (higher); not with --fold"})
@@ -352,15 +352,17 @@ def discard_checkpoints_after(output_dir: Path, step: int) -> None:
               f"({', '.join(f.name for f in later)})", file=sys.stderr)
 
 
-def find_checkpoint(output_dir: Path, which: str) -> Path:
-    """``latest``: the newest complete checkpoint (damaged newer ones are named and passed over); else the
-    folder ``which``, which must be complete."""
-    if which == "latest":
+def find_checkpoint(output_dir: Path, which: str) -> Optional[Path]:
+    """``latest``: the newest complete checkpoint (damaged newer ones are named and passed over); ``if_any``: the
+    same, or None where there is none; else the folder ``which``, which must be complete."""
+    if which in ("latest", "if_any"):
         for folder in reversed(checkpoint_dirs(output_dir)):
             problem = checkpoint_problem(folder)
             if problem is None:
                 return folder
             print(f"warning: checkpoint {folder} is damaged ({problem}); trying the one before it", file=sys.stderr)
+        if which == "if_any":
+            return None
         raise CommandError(f"--resume_from_checkpoint latest: no complete checkpoint in {output_dir / 'checkpoints'}")
     problem = checkpoint_problem(Path(which))
     if problem is not None:
@@ -466,8 +468,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, eval_loader, scheduler)
     # resume: the normal loop from a later starting point
     state = LoopState(initial_weight_norm=weight_norm(model))
-    if args.resume_from_checkpoint:
-        checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint)
+    checkpoint = find_checkpoint(output_dir, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
+    if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         state = LoopState.read(checkpoint, len(train_loader), args.gradient_accumulation_steps)
         state.initial_weight_norm = state.initial_weight_norm or weight_norm(model)  # a checkpoint that predates it
@@ -479,6 +481,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         args.learning_rate = peak_learning_rate(scheduler)
     if accelerator.is_main_process:
         discard_checkpoints_after(output_dir, state.step)
+        (output_dir / "metrics.json").unlink(missing_ok=True)  # an earlier run's: written again when this one finishes
         output_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(output_dir / "training_args.json", json.dumps(
             {"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": dataclasses.asdict(args)},

@@ -28,14 +28,22 @@ def cv_metrics_name(speaker_norm: bool, segment_hop: Optional[int] = None, folds
             + (f"_hop{segment_hop}" if segment_hop else "") + ".json")
 
 
+def train_unless_finished(train: Callable[[list[str]], object], output_dir: Path, arguments: list[str]) -> None:
+    """``train(arguments)`` (train.py's command line: a recipe, then options with ``--output_dir`` ``output_dir``)
+    unless a training into ``output_dir`` finished, which its ``metrics.json`` says: train.py removes it when it starts
+    and writes it after the weights. An unfinished one resumes from its newest complete checkpoint where there is one
+    (``--resume_from_checkpoint if_any``, placed before the options so that theirs wins)."""
+    if not (output_dir / "metrics.json").is_file():
+        train([arguments[0], "--resume_from_checkpoint", "if_any", *arguments[1:]])
+
+
 def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOptions, *, train: Callable[[list[str]], object],
                    train_args: tuple[str, ...] = (), reuse_fold_models: bool = False, segment_hop: Optional[int] = None,
                    with_conversion: bool = False, num_audio: int = 0, verbose: bool = False) -> dict:
     """Per fold of ``probe.folds``: train with ``recipe`` on the other 20 actors (``train``: train.py's ``main``,
     called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
-    With ``reuse_fold_models`` a fold whose training finished (its model folder holds ``metrics.json``, which train.py
-    writes after the weights) is probed again instead of trained again; any other fold is trained, resuming from its
-    last checkpoint where it has one. ``segment_hop``: embed from a segment every that many frames instead of the model's.
+    With ``reuse_fold_models`` a fold whose training finished is probed again instead of trained again, and an
+    unfinished one resumes from its last checkpoint (`train_unless_finished`). ``segment_hop``: embed from a segment every that many frames instead of the model's.
     ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
     eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; ``num_audio`` of them written as WAV to
     ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
@@ -49,9 +57,12 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
         if not test.any():  # a partial corpus such as the sample
             print(f"fold {fold}: no utterances of actors {fold_actors(fold, probe.folds)}; skipped", flush=True)
             continue
-        if not (reuse_fold_models and (fold_dir / "model" / "metrics.json").is_file()):
-            train([recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"), "--fold", str(fold),
-                   "--folds", probe.folds, "--seed", str(probe.seed), *(["--verbose"] if verbose else []), *train_args])
+        arguments = [recipe, "--dataset_dir", str(dataset_dir), "--output_dir", str(fold_dir / "model"), "--fold", str(fold),
+                     "--folds", probe.folds, "--seed", str(probe.seed), *(["--verbose"] if verbose else []), *train_args]
+        if reuse_fold_models:
+            train_unless_finished(train, fold_dir / "model", arguments)
+        else:
+            train(arguments)
         model = load_model(str(fold_dir / "model"))
         view = utterances.model_view(model.config, dataset_dir)
         embedding = embed_utterances(model, view, segment_hop=segment_hop)

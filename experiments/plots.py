@@ -14,7 +14,7 @@ from ravdess_dataset.atomic import atomic_path  # noqa: E402
 def save_figure(fig, path: Path) -> None:
     """Write a figure as PNG, atomically (`atomic_path`), and free it."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -54,8 +54,7 @@ def plot_curves(history: dict, path: Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def projection_figure(x, utterances, seed: int = 0):

@@ -20,8 +20,8 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
     perturb_speed: float = option(0.0, "before the masks, each training segment of the classifier is stretched in time by a "
                                        "random factor within 1 +- this (0: off)")
     perturb_mel_shift: float = option(0.0, "... and moved along the mel axis by up to this many bands, a pitch shift (0: off)")
-    mixup: float = option(0.0, "after the masks, this share of each batch's labelled segments reaches the classifier "
-                               "mixed with another labelled segment, weight λ ~ U(0, 1) on its own, and is scored "
+    mixup: float = option(0.0, "after the masks, each labelled segment reaches the classifier with this chance mixed "
+                               "with another labelled segment of its batch, weight λ ~ U(0, 1) on its own, and is scored "
                                "λ CE(own label) + (1 - λ) CE(the other's): mixup, Zhang et al. 2018 (0: off)")
     labeled_fraction: float = option(1.0, "share of training utterances whose emotion label is used (train.py draws them "
                                           "with its seed; the config keeps it as a record)")

@@ -145,7 +145,7 @@ def warp(x: torch.Tensor, speed: float, mel_shift: float, generator: Optional[to
 def mixup_pairs(labeled: torch.Tensor, share: float, generator: Optional[torch.Generator] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup's pairing (Zhang et al. 2018) among the rows of a batch where ``labeled`` (batch,) is true: each row's
-    own weight λ and its partner. A random ``share`` of the labelled rows is mixed, λ ~ U(0, 1), with a labelled
+    own weight λ and its partner. Each labelled row is mixed with chance ``share``, λ ~ U(0, 1), with a labelled
     partner drawn by a random permutation of them (sometimes itself); every other row keeps λ = 1 and itself.
     Returns (λ (batch,), partner index (batch,)) on ``labeled``'s device."""
     batch = labeled.shape[0]

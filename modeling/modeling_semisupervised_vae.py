@@ -37,7 +37,9 @@ class SemiSupervisedVAEOutput(ModelOutput):
         kl_penalty: the KL term as weighted by the objective at this step.
         classification_loss: -log q(y|x) over the labelled segments (0 when none); with ``mixup``, each mixed segment's
             λ-weighted cross-entropy with its two labels.
-        logits: (batch, num_labels) of q(y|x), in training of the classifier's augmented (and mixed) view.
+        logits: (batch, num_labels) of q(y|x), in training of the classifier's augmented (and mixed) view. With
+            ``mixup`` the classifier's batch normalisation sees the mixed batch, so the unlabelled rows' logits and its
+            running statistics differ too, though their inputs are not mixed.
         reconstruction: (batch, frames, n_mels [+ prosody_dim]) in the input's units, decoded with the label (or the
             predicted class).
         example_reconstruction_loss: (batch,) reconstruction negative log-likelihood of each example.

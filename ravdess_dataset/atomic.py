@@ -13,10 +13,12 @@ import numpy as np
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same folder, same suffix, a hidden name) for the caller to write. When the block
-    ends without an exception the file is flushed to disk and renamed over ``path``; otherwise it is removed."""
+    """A temporary path beside ``path`` (same folder, a hidden name ending in ``.tmp``, so that no ``*.json`` or
+    ``*.png`` pattern matches one a kill left behind) for the caller to write; writers that pick a format from the name
+    must be told it. When the block ends without an exception the file is flushed to disk and renamed over ``path``;
+    otherwise it is removed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
         with open(tmp, "rb") as written:

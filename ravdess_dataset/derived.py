@@ -115,8 +115,8 @@ def _write(path: Path, names: Sequence[str], arrays: Sequence[np.ndarray]) -> No
     (`atomic_path`), so a reader sees the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.atleast_1d(a) for a in arrays]
-    with atomic_path(path) as tmp:
-        np.savez(tmp, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no .npz to the name
+        np.savez(f, files=np.array(names), rows=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
 
 
 def _read(path: Path) -> tuple[list[str], list[np.ndarray]]:

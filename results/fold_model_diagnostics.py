@@ -71,9 +71,10 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--folds", choices=sorted(FOLDS), default="contiguous")
     parser.add_argument("--json", type=Path, help="write the table here as well")
     args = parser.parse_args(argv)
-    missing = [str(run / f"fold_{f}" / "model") for run in args.runs for f in range(NUM_FOLDS) if not (run / f"fold_{f}" / "model").is_dir()]
+    missing = [str(run / f"fold_{f}" / "model") for run in args.runs for f in range(NUM_FOLDS)
+               if not (run / f"fold_{f}" / "model" / "metrics.json").is_file()]
     if missing:
-        parser.error(f"no fold model at {missing[0]} ({len(missing)} missing)")
+        parser.error(f"no finished fold model at {missing[0]} ({len(missing)} missing)")
     utterances = Utterances.from_dataset(load_all("mel", args.dataset))
     baselines = {"resemblyzer": speaker_normalise(utterances.embedding, utterances.actor)}
     functionals, reason = egemaps.dataset_functionals(args.dataset, utterances.file)

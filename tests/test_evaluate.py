@@ -113,7 +113,7 @@ def test_embedding_own_recordings(tiny_model, corpus, tmp_path):
     assert saved["X"].shape[0] == len(saved["files"]) == len(list((corpus / "Actor_01").glob("*.wav")))
 
 
-def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_path):
+def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_path, capsys):
     config, _ = prepared
     evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
                    "--train-args", "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--report_to", "none",
@@ -150,10 +150,12 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     (tmp_path / "fold_0" / "model" / "metrics.json").unlink()  # as a fold killed while saving its weights leaves it
     other = tmp_path / "fold_5" / "model" / "model.safetensors"
     other_at = other.stat().st_mtime_ns
+    capsys.readouterr()
     evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
                    "--reuse-fold-models", "--train-args", "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2",
                    "--report_to", "none", "--probe", "false"])
     assert weights.stat().st_mtime_ns != trained_at and other.stat().st_mtime_ns == other_at  # only the unfinished fold
+    assert f"resumed from {tmp_path / 'fold_0' / 'model' / 'checkpoints'}" in capsys.readouterr().out  # from its checkpoint
     assert (tmp_path / "fold_0" / "model" / "metrics.json").is_file()
     selection = choose.main(["embedding", str(tmp_path), "--dataset", str(config.output_dir)])
     assert set(selection["inner_uar"]) == {0, 5} and selection["choice"] in selection["mean_inner_uar"]

@@ -349,6 +349,12 @@ def test_mixup_pairs_labelled_rows_and_weights_the_classifier_loss():
     model.eval()
     torch.testing.assert_close(model(x, **kwargs).logits, model.classify(x))  # evaluation: nothing mixed
 
+    plain = make("semisupervised_vae")  # mixup 0: the labelled cross-entropy as it was
+    plain.train()
+    out = plain(x, **kwargs, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out.classification_loss,
+                               torch.nn.functional.cross_entropy(out.logits[labels >= 0], labels[labels >= 0]))
+
 
 def test_spec_augment_masks_spans_and_only_in_training():
     from modeling.layers import mask_spans
