@@ -43,7 +43,8 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
     """Per fold of ``probe.folds``: train with ``recipe`` on the other 20 actors (``train``: train.py's ``main``,
     called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
     With ``reuse_fold_models`` a fold whose training finished is probed again instead of trained again, and an
-    unfinished one resumes from its last checkpoint (`train_unless_finished`). ``segment_hop``: embed from a segment every that many frames instead of the model's.
+    unfinished one resumes from its last checkpoint (`train_unless_finished`). ``segment_hop``: embed from a segment
+    every that many frames instead of the model's.
     ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
     eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; ``num_audio`` of them written as WAV to
     ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""

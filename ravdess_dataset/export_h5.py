@@ -6,12 +6,12 @@ Groups ``statement_SS/Actor_AA/emotion_EE/intensity_II/repete_RR`` each hold ``l
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_path
 from .naming import RavdessId
 
 INFO_FILE = "data/prepare_info.json"
@@ -37,10 +37,8 @@ def export_h5(dataset_dir: Path, out: Path) -> int:
     if "mel" not in info["configs"]:
         raise FileNotFoundError(f"{dataset_dir}: the 'mel' config was not prepared; run prepare with --configs mel")
     splits = load_dataset(str(dataset_dir), "mel")
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
     count = 0
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(Path(out)) as tmp, h5py.File(tmp, "w") as h5:
         for key, value in info["feature_params"].items():
             h5.attrs[key] = json.dumps(value, sort_keys=True)
         for split in splits.values():
@@ -50,5 +48,4 @@ def export_h5(dataset_dir: Path, out: Path) -> int:
                     group.create_dataset("log_mel", data=np.asarray(mel, dtype=np.float32))
                     group.create_dataset("embedding", data=np.asarray(emb, dtype=np.float32))
                     count += 1
-    os.replace(tmp, out)
     return count

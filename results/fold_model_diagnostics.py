@@ -52,15 +52,16 @@ def fold_representations(runs: list[Path], fold: int, utterances: Utterances, da
     """Every representation of the module docstring for one fold, speaker-normalised."""
     normalise = lambda x: speaker_normalise(x, utterances.actor)  # noqa: E731
     found, models = {}, [load_model(str(run / f"fold_{fold}" / "model")) for run in runs]
-    for k, model in enumerate(models):
-        found[f"run_{k}"] = normalise(embed_utterances(model, utterances.model_view(model.config, dataset)))
+    views = [utterances.model_view(model.config, dataset) for model in models]
+    for k, (model, view) in enumerate(zip(models, views)):
+        found[f"run_{k}"] = normalise(embed_utterances(model, view))
     if len(runs) > 1:
         found["runs_side_by_side"] = np.hstack([found[f"run_{k}"] for k in range(len(runs))])
     for name, parts in (("run_0+resemblyzer", ["resemblyzer"]), ("run_0+resemblyzer+egemaps", ["resemblyzer", "egemaps"])):
         if all(p in baselines for p in parts):
             found[name] = np.hstack([found["run_0"]] + [baselines[p] for p in parts])
     if hasattr(models[0], "classify"):
-        found["run_0_pooled_logits"] = normalise(pooled_logits(models[0], utterances.model_view(models[0].config, dataset)))
+        found["run_0_pooled_logits"] = normalise(pooled_logits(models[0], views[0]))
     return found
 
 
