@@ -14,6 +14,7 @@ from experiments.errors import CommandError
 from experiments.evaluation import HELD_OUT
 from experiments.loading import load_model
 from experiments.representation import fold_masks, speaker_normalise
+from modeling.utterance import FRAME_STATISTICS, frame_statistics
 from ravdess_dataset import egemaps
 from ravdess_dataset.splits import fold_actors
 
@@ -40,7 +41,7 @@ def test_every_output_is_written(evaluated):
 def test_metrics_are_in_range(evaluated):
     _, _, out = evaluated
     metrics = json.loads((out / "metrics.json").read_text())
-    egemaps_rows = {"egemaps", "egemaps_resemblyzer"} if egemaps.missing() is None else set()
+    egemaps_rows = {"egemaps", "egemaps_resemblyzer", "egemaps_descriptor_statistics", "handcrafted_all"} if egemaps.missing() is None else set()
     assert set(metrics["representations"]) == {"embedding", "log_mel_mean_std", "resemblyzer"} | egemaps_rows
     for r in metrics["representations"].values():
         for key in ("uar", "accuracy", "macro_f1"):
@@ -76,7 +77,9 @@ def test_scores_of_a_test_set_that_lacks_a_predicted_class_are_quiet_and_count_i
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         scores = prediction_scores(np.array([1, 1, 1, 1]), np.array([1, 0, 1, 1]))
+        right = prediction_scores(np.array([1, 1, 1, 1]), np.array([1, 1, 1, 1]))
     assert scores["accuracy"] == 0.75 and scores["uar"] == 0.75
+    assert right["accuracy"] == right["uar"] == right["macro_f1"] == 1.0
 
 
 def test_exported_embeddings_round_trip(evaluated):
@@ -184,6 +187,20 @@ def test_speaker_normalise_uses_the_speakers_other_utterances():
     np.testing.assert_allclose(out[0], (x[0] - others.mean(0)) / others.std(0), rtol=1e-4)
     assert np.abs(out[:11].mean(0)).max() < 1.0  # the speakers' offsets are gone
     np.testing.assert_allclose(out[11:], x[11:], rtol=1e-6)  # too few rows to normalise
+
+
+def test_frame_statistics_describe_each_channel_over_time():
+    frames = np.array([[0.0, 10.0], [2.0, 10.0], [1.0, 13.0], [5.0, 13.0]])
+    stats = frame_statistics(frames).reshape(len(FRAME_STATISTICS), 2)
+    row = dict(zip(FRAME_STATISTICS, stats))
+    np.testing.assert_allclose(row["mean"], [2.0, 11.5])
+    np.testing.assert_allclose(row["std"], frames.std(0), rtol=1e-6)
+    np.testing.assert_allclose(row["p50"], [1.5, 11.5])
+    np.testing.assert_allclose(row["p90"], np.percentile(frames, 90, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(row["mean_abs_delta"], [(2 + 1 + 4) / 3, 1.0])  # changes: 2, -1, 4 and 0, 3, 0
+    np.testing.assert_allclose(row["std_delta"], np.diff(frames, axis=0).std(0), rtol=1e-6)
+    one = frame_statistics(frames[:1]).reshape(len(FRAME_STATISTICS), 2)
+    assert np.isfinite(one).all() and (one[-2:] == 0).all() and (one[2:7] == frames[0]).all()
 
 
 def test_speaker_standardised_inputs_are_what_the_model_trains_and_embeds_on(speaker_input_model, tmp_path):
