@@ -43,7 +43,8 @@ def parse_arguments(argv: Optional[list[str]]) -> tuple[argparse.ArgumentParser,
     parser.add_argument("--audio", nargs="+", default=None,
                         help="embed these files/folders instead of the dataset; one .csv file is --metadata")
     parser.add_argument("--baselines", action="store_true",
-                        help="probe the baselines alone (log-mel statistics, Resemblyzer, eGeMAPS, eGeMAPS + Resemblyzer), no model")
+                        help="probe the baselines alone (log-mel statistics, Resemblyzer, eGeMAPS, eGeMAPS + Resemblyzer, "
+                             "eGeMAPS descriptor statistics, all hand-crafted side by side), no model")
     parser.add_argument("--metadata", type=Path, default=None,
                         help="your own recordings (also --audio FILE.csv): a CSV file,speaker[,emotion] (see experiments/recordings.py); embeddings "
                              "standardised per speaker and, with emotions, probed leave-one-speaker-out beside the baselines")

@@ -71,13 +71,15 @@ def read_metadata(path: Path) -> list[Recording]:
 @dataclass
 class Analysed:
     """Recordings through the project's front end (resampling, loudness, trimming), once: the log-mels the models
-    read, the Resemblyzer embeddings, and the eGeMAPS functionals where the `egemaps` extra is installed."""
+    read, the Resemblyzer embeddings, and the eGeMAPS functionals and descriptor frames where the `egemaps` extra is
+    installed."""
 
     log_mels: list[np.ndarray]
     resemblyzer: np.ndarray
     egemaps: Optional[np.ndarray]
     egemaps_missing: Optional[str]  # why the functionals are absent, or None
     prosody: Optional[list[np.ndarray]] = None  # the prosody frames, for a model with prosody_dim
+    descriptors: Optional[list[np.ndarray]] = None  # the 25 eGeMAPS descriptor frames, with the functionals
 
     def model_inputs(self) -> list[np.ndarray]:
         """What the model reads of each recording: its log-mel, followed frame by frame by its prosody where analysed."""
@@ -88,14 +90,17 @@ class Analysed:
     def baselines(self) -> dict[str, np.ndarray]:
         """The baselines of `experiments.representation.baselines` for these recordings."""
         found = {"log_mel_mean_std": log_mel_statistics(self.log_mels), "resemblyzer": self.resemblyzer}
-        return {**found, **(egemaps_baselines(self.egemaps, self.resemblyzer) if self.egemaps is not None else {})}
+        if self.egemaps is None:
+            return found
+        return {**found, **egemaps_baselines(self.egemaps, self.resemblyzer, self.descriptors, self.log_mels)}
 
 
 def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig, prosody: Optional[str] = None) -> Analysed:
     """Read and analyse every recording once (``prosody``: a source of `ravdess_dataset.prosody`, whose frames are
-    computed too); an unreadable one is an `AudioReadError` naming it."""
+    computed too; the eGeMAPS descriptor frames of the baselines serve a model that reads them); an unreadable one is
+    an `AudioReadError` naming it."""
     reason = egemaps.missing()
-    log_mels, windows, functionals, frames = [], [], [], []
+    log_mels, windows, functionals, descriptors, frames = [], [], [], [], []
     for path in paths:
         wav, rate = read_audio(path)
         processed, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, str(path))
@@ -103,10 +108,13 @@ def analyse_recordings(paths: Sequence[Path], audio: AudioConfig, mel: MelConfig
         windows.append(encoder_windows)
         if reason is None:
             functionals.append(egemaps.egemaps_functionals(processed, audio.sample_rate))
+            descriptors.append(prosody_of(processed, audio, mel, "egemaps"))
         if prosody:
-            frames.append(prosody_of(processed, audio, mel, prosody))
+            frames.append(descriptors[-1] if prosody == "egemaps" and reason is None else prosody_of(processed, audio, mel, prosody))
     resemblyzer = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
-    return Analysed(log_mels, resemblyzer, np.stack(functionals) if reason is None else None, reason, frames if prosody else None)
+    if reason is not None:
+        return Analysed(log_mels, resemblyzer, None, reason, frames if prosody else None)
+    return Analysed(log_mels, resemblyzer, np.stack(functionals), None, frames if prosody else None, descriptors)
 
 
 def audio_files(paths: list[str]) -> list[Path]:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
+from modeling.utterance import frame_statistics
 from ravdess_dataset import egemaps
+from ravdess_dataset.derived import dataset_prosody
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.speaker_statistics import speaker_moments
 from ravdess_dataset.splits import FOLDS, NUM_FOLDS, SPLIT_ACTORS, fold_actors
@@ -130,15 +132,25 @@ def log_mel_statistics(log_mels: list[np.ndarray]) -> np.ndarray:
 
 def baselines(utterances: Utterances, dataset_dir: Path) -> tuple[dict[str, np.ndarray], Optional[str]]:
     """The representations every model is compared with, on the same utterances: log-mel statistics, the
-    Resemblyzer embedding and, where the `egemaps` extra is installed and the ``audio`` config prepared, the 88
-    eGeMAPSv02 functionals alone and beside Resemblyzer (344-d). Returns them and why eGeMAPS is absent (or None)."""
+    Resemblyzer embedding and, where the `egemaps` extra is installed and the ``audio`` config prepared, the eGeMAPS
+    baselines of `egemaps_baselines` (their descriptor frames from the ``egemaps_frames`` cache). Returns them and why
+    eGeMAPS is absent (or None)."""
     found = {"log_mel_mean_std": log_mel_statistics(utterances.log_mel), "resemblyzer": utterances.embedding}
     functionals, reason = egemaps.dataset_functionals(dataset_dir, utterances.file)
     if functionals is not None:
-        found.update(egemaps_baselines(functionals, utterances.embedding))
+        descriptors = dataset_prosody(dataset_dir, utterances.file, source="egemaps")
+        found.update(egemaps_baselines(functionals, utterances.embedding, descriptors, utterances.log_mel))
     return found, reason
 
 
-def egemaps_baselines(functionals: np.ndarray, resemblyzer: np.ndarray) -> dict[str, np.ndarray]:
-    """The two eGeMAPS baselines: the 88 functionals alone, and beside the Resemblyzer embedding (344-d)."""
-    return {"egemaps": functionals, "egemaps_resemblyzer": np.hstack([functionals, resemblyzer])}
+def egemaps_baselines(functionals: np.ndarray, resemblyzer: np.ndarray, descriptors: Sequence[np.ndarray],
+                      log_mels: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """The eGeMAPS baselines: the 88 functionals alone and beside the Resemblyzer embedding (344-d); the
+    `frame_statistics` of the 25 eGeMAPS descriptor frames (225-d); and everything hand-crafted side by side
+    (``handcrafted_all``: functionals, Resemblyzer, the descriptors' and the log-mel bands' frame statistics, 1289-d
+    with 80 mel bands)."""
+    descriptor_statistics = np.stack([frame_statistics(f) for f in descriptors])
+    log_mel_frame_statistics = np.stack([frame_statistics(m) for m in log_mels])
+    return {"egemaps": functionals, "egemaps_resemblyzer": np.hstack([functionals, resemblyzer]),
+            "egemaps_descriptor_statistics": descriptor_statistics,
+            "handcrafted_all": np.hstack([functionals, resemblyzer, descriptor_statistics, log_mel_frame_statistics])}

@@ -71,6 +71,19 @@ def pool_segments(vectors: torch.Tensor, lengths: torch.Tensor, pooling: str = "
     return torch.cat([mean, (((vectors - mean) ** 2 * weights).sum(0) / weights.sum()).sqrt()])
 
 
+FRAME_STATISTICS = ("mean", "std", "p10", "p25", "p50", "p75", "p90", "mean_abs_delta", "std_delta")
+
+
+def frame_statistics(frames) -> np.ndarray:
+    """Statistics of every channel of a (T, C) frame sequence over time, (len(`FRAME_STATISTICS`) * C,), statistic by
+    statistic: mean, std, 10th/25th/50th/75th/90th percentiles, and the mean absolute value and the std of the
+    frame-to-frame change (0 for a one-frame sequence)."""
+    frames = np.asarray(frames, dtype=np.float64)
+    delta = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
+    return np.concatenate([frames.mean(0), frames.std(0), *np.percentile(frames, [10, 25, 50, 75, 90], axis=0),
+                           np.abs(delta).mean(0), delta.std(0)]).astype(np.float32)
+
+
 def expand_speaker(speaker_embedding, count: int, device: torch.device) -> torch.Tensor | None:
     """One utterance's (speaker_dim,) embedding repeated for its ``count`` segments, or None."""
     if speaker_embedding is None:

@@ -9,6 +9,7 @@ import soundfile as sf
 import evaluate
 from experiments.data import Utterances
 from experiments.representation import baselines
+from modeling.utterance import frame_statistics
 from ravdess_dataset import egemaps
 from ravdess_dataset.splits import load_all
 
@@ -33,12 +34,14 @@ def test_functionals_come_from_the_audio_config_and_are_cached(prepared, tmp_pat
 
 
 @needs_opensmile
-def test_baselines_only_command_writes_the_four_rows(prepared, tmp_path):
+def test_baselines_only_command_writes_every_row(prepared, tmp_path):
     config, _ = prepared
     evaluate.main(["--baselines", "--dataset", str(config.output_dir), "--output", str(tmp_path), "--speaker-norm"])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     dims = {name: r["dim"] for name, r in metrics["representations"].items()}
-    assert dims == {"log_mel_mean_std": 160, "resemblyzer": 256, "egemaps": 88, "egemaps_resemblyzer": 344}
+    n_mels = dims["log_mel_mean_std"] // 2
+    assert dims == {"log_mel_mean_std": 2 * n_mels, "resemblyzer": 256, "egemaps": 88, "egemaps_resemblyzer": 344,
+                    "egemaps_descriptor_statistics": 9 * 25, "handcrafted_all": 88 + 256 + 9 * 25 + 9 * n_mels}
     assert metrics["egemaps_missing"] is None and metrics["speaker_norm"]
     assert "| egemaps_resemblyzer | baseline | 344 |" in (tmp_path / "baselines.md").read_text()
 
@@ -49,6 +52,21 @@ def test_without_opensmile_the_egemaps_rows_are_absent_and_the_reason_given(prep
     utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
     found, reason = baselines(utterances, config.output_dir)
     assert set(found) == {"log_mel_mean_std", "resemblyzer"} and "opensmile" in reason
+
+
+@needs_opensmile
+def test_the_handcrafted_rows_are_statistics_of_the_cached_descriptor_frames(prepared):
+    from ravdess_dataset.derived import dataset_prosody
+
+    config, _ = prepared
+    utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
+    found, _ = baselines(utterances, config.output_dir)
+    frames = dataset_prosody(config.output_dir, utterances.file, source="egemaps")
+    np.testing.assert_allclose(found["egemaps_descriptor_statistics"][2], frame_statistics(frames[2]), rtol=1e-6)
+    together = found["handcrafted_all"][2]
+    np.testing.assert_array_equal(together[:344], found["egemaps_resemblyzer"][2])
+    np.testing.assert_array_equal(together[344:569], found["egemaps_descriptor_statistics"][2])
+    np.testing.assert_allclose(together[569:], frame_statistics(utterances.log_mel[2]), rtol=1e-6)
 
 
 @needs_opensmile

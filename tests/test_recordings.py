@@ -32,7 +32,7 @@ def test_labelled_recordings_are_probed_leaving_one_speaker_out(corpus, tiny_mod
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     n = len(list(find_audio(corpus)))
     assert metrics["recordings"] == n and metrics["speakers"] == 4 and metrics["labelled"]
-    expected = {"embedding", "log_mel_mean_std", "resemblyzer"} | ({"egemaps", "egemaps_resemblyzer"} if egemaps.missing() is None else set())
+    expected = {"embedding", "log_mel_mean_std", "resemblyzer"} | ({"egemaps", "egemaps_resemblyzer", "egemaps_descriptor_statistics", "handcrafted_all"} if egemaps.missing() is None else set())
     assert set(metrics["representations"]) == expected
     for r in metrics["representations"].values():
         assert r["speaker_norm"]["speakers"] == 4 and 0 <= r["speaker_norm"]["uar"] <= 1 and 0 <= r["raw"]["uar"] <= 1
