@@ -96,6 +96,11 @@ class SpeechVAEBaseConfig(PretrainedConfig):
                                                     set_by_train=True)
     pooling: str = option("mean", "how embed_utterance pools the vectors of an utterance's segments: mean (weighted by their "
                                   "real frames), or mean_std (followed by their standard deviation, twice the size)")
+    input_statistics: bool = option(False, "follow every vector embed_utterance returns with what the model read of the "
+                                           "utterance: the statistics over time of each input channel (mel bands, then "
+                                           "prosody; modeling.utterance.frame_statistics: mean, std, five percentiles, "
+                                           "mean and std of the frame-to-frame change) and, where the model is "
+                                           "conditioned on it, the speaker embedding")
 
     def __post_init__(self, **kwargs) -> None:
         if self.objective not in OBJECTIVES:

@@ -22,7 +22,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_common import POOLINGS
 from .distributions import DiagonalGaussian
-from .utterance import expand_speaker, join_segments, pool_segments, segment_utterance
+from .utterance import FRAME_STATISTICS, expand_speaker, frame_statistics, join_segments, pool_segments, segment_utterance
 
 
 @dataclass
@@ -135,6 +135,29 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         return pooling
+
+    @property
+    def input_statistics_dim(self) -> int:
+        """How many of the last numbers of an embedding are what the model read rather than learned (`_beside_inputs`):
+        0 without ``input_statistics``."""
+        c = self.config
+        if not c.input_statistics:
+            return 0
+        return len(FRAME_STATISTICS) * c.input_channels + (c.speaker_dim if c.speaker_conditioning != "none" else 0)
+
+    def _beside_inputs(self, vector: torch.Tensor, log_mel, speaker_embedding=None) -> torch.Tensor:
+        """``vector``, followed where the config's ``input_statistics`` asks by the `frame_statistics` of the (T,
+        channels) input ``log_mel`` and, for a speaker-conditioned model, the (speaker_dim,) ``speaker_embedding``."""
+        if not self.config.input_statistics:
+            return vector
+        frames = log_mel.detach().cpu().numpy() if torch.is_tensor(log_mel) else log_mel
+        parts = [vector, torch.from_numpy(frame_statistics(frames)).to(vector)]
+        if self.config.speaker_conditioning != "none":
+            if speaker_embedding is None:
+                raise ValueError("input_statistics: this speaker-conditioned model needs the utterance's speaker_embedding")
+            speaker = speaker_embedding if torch.is_tensor(speaker_embedding) else torch.from_numpy(np.asarray(speaker_embedding))
+            parts.append(speaker.to(vector).reshape(-1))
+        return torch.cat(parts)
 
     def _representation(self, representation: Optional[str]) -> str:
         representation = self.representations[0] if representation is None else representation

@@ -204,12 +204,15 @@ class FHVAEModel(FHVAEPreTrainedModel):
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
         """One vector per (T, n_mels) utterance: ``representation="s_vector"`` (default) the inferred mu2 (`pooling`
         does not apply: it is a posterior mean, not a pooling); ``"z1"`` the z1 means of its segments pooled by
-        ``pooling``. ``segment_hop`` and ``pooling`` override the config's for this call only."""
+        ``pooling``. ``segment_hop`` and ``pooling`` override the config's for this call only. With
+        ``input_statistics``, either is followed by the statistics of the input (`_beside_inputs`)."""
         pooling = self._pooling(pooling)
         if self._representation(representation) == "s_vector":
-            return self.infer_s_vector(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
-        segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
-        return pool_segments(self.encode_factors(segments, speaker_embedding=speaker)[0].mean, lengths, pooling)
+            vector = self.infer_s_vector(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
+        else:
+            segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
+            vector = pool_segments(self.encode_factors(segments, speaker_embedding=speaker)[0].mean, lengths, pooling)
+        return self._beside_inputs(vector, log_mel, speaker_embedding)
 
     @torch.no_grad()
     def utterance_latent(self, log_mel, *, speaker_embedding=None, label: Optional[int] = None,

@@ -141,10 +141,12 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
         """One vector per (T, n_mels [+ prosody_dim]) utterance: the posterior means of its segments (``segment_frames`` long, every
         ``segment_hop`` frames), pooled (``pooling``: mean by real frames, or mean_std). ``segment_hop`` and
-        ``pooling`` override the config's for this call only. ``speaker_embedding``: (speaker_dim,)."""
+        ``pooling`` override the config's for this call only. ``speaker_embedding``: (speaker_dim,). With
+        ``input_statistics``, followed by the statistics of the input (`_beside_inputs`)."""
         self._representation(representation)
         segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
-        return pool_segments(self.encode(segments, speaker_embedding=speaker).latent_dist.mean, lengths, self._pooling(pooling))
+        pooled = pool_segments(self.encode(segments, speaker_embedding=speaker).latent_dist.mean, lengths, self._pooling(pooling))
+        return self._beside_inputs(pooled, log_mel, speaker_embedding)
 
     @torch.no_grad()
     def generate(

@@ -9,7 +9,10 @@ For every fold, each run's fold model embeds the 1440 utterances, every represen
 
 - ``run_K``: run K's embedding alone (its ``cv_metrics*_speaker_norm.json`` number);
 - ``runs_side_by_side``: the runs' embeddings side by side, an ensemble of fold models (with two or more runs);
-- ``run_0+resemblyzer`` and ``run_0+resemblyzer+egemaps``: the first run's embedding beside the baselines' inputs;
+- ``run_0+resemblyzer``, ``run_0+resemblyzer+egemaps`` and ``run_0+handcrafted_all``: the first run's embedding beside
+  the baselines' inputs (`experiments.representation.baselines`);
+- ``run_0_learned_part`` and ``run_0_input_statistics_part`` (a first run trained with ``input_statistics``): its
+  embedding cut in two, what the model learned and the statistics of what it read (its ``input_statistics_dim``);
 - ``run_0_pooled_logits`` (semi-supervised runs): the classifier's logits averaged over the segments, in place of the
   log of its averaged class probabilities and the pooled z.
 
@@ -31,9 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from experiments.data import Utterances  # noqa: E402
 from experiments.loading import load_model  # noqa: E402
 from experiments.probes import embed_utterances, probe_scores  # noqa: E402
-from experiments.representation import fold_masks, speaker_normalise  # noqa: E402
+from experiments.representation import baselines, fold_masks, speaker_normalise  # noqa: E402
 from modeling.utterance import pool_segments  # noqa: E402
-from ravdess_dataset import egemaps  # noqa: E402
 from ravdess_dataset.atomic import write_atomic  # noqa: E402
 from ravdess_dataset.splits import FOLDS, NUM_FOLDS, load_all  # noqa: E402
 
@@ -48,21 +50,28 @@ def pooled_logits(model, utterances: Utterances) -> np.ndarray:
     return np.stack(rows)
 
 
-def fold_representations(runs: list[Path], fold: int, utterances: Utterances, dataset: Path, baselines: dict) -> dict:
+def fold_representations(runs: list[Path], fold: int, utterances: Utterances, dataset: Path, references: dict) -> dict:
     """Every representation of the module docstring for one fold, speaker-normalised."""
     normalise = lambda x: speaker_normalise(x, utterances.actor)  # noqa: E731
     found, models = {}, [load_model(str(run / f"fold_{fold}" / "model")) for run in runs]
     views = [utterances.model_view(model.config, dataset) for model in models]
-    for k, (model, view) in enumerate(zip(models, views)):
-        found[f"run_{k}"] = normalise(embed_utterances(model, view))
+    embedded = [embed_utterances(model, view) for model, view in zip(models, views)]
+    for k, x in enumerate(embedded):
+        found[f"run_{k}"] = normalise(x)
     if len(runs) > 1:
         found["runs_side_by_side"] = np.hstack([found[f"run_{k}"] for k in range(len(runs))])
-    for name, parts in (("run_0+resemblyzer", ["resemblyzer"]), ("run_0+resemblyzer+egemaps", ["resemblyzer", "egemaps"])):
-        if all(p in baselines for p in parts):
-            found[name] = np.hstack([found["run_0"]] + [baselines[p] for p in parts])
+    for name, parts in (("run_0+resemblyzer", ["resemblyzer"]), ("run_0+resemblyzer+egemaps", ["resemblyzer", "egemaps"]),
+                        ("run_0+handcrafted_all", ["handcrafted_all"])):
+        if all(p in references for p in parts):
+            found[name] = np.hstack([found["run_0"]] + [references[p] for p in parts])
+    if models[0].config.input_statistics:
+        width = models[0].input_statistics_dim
+        found["run_0_learned_part"] = normalise(embedded[0][:, :-width])
+        found["run_0_input_statistics_part"] = normalise(embedded[0][:, -width:])
     if hasattr(models[0], "classify"):
         found["run_0_pooled_logits"] = normalise(pooled_logits(models[0], views[0]))
     return found
+
 
 
 def main(argv: list[str]) -> dict:
@@ -77,16 +86,14 @@ def main(argv: list[str]) -> dict:
     if missing:
         parser.error(f"no finished fold model at {missing[0]} ({len(missing)} missing)")
     utterances = Utterances.from_dataset(load_all("mel", args.dataset))
-    baselines = {"resemblyzer": speaker_normalise(utterances.embedding, utterances.actor)}
-    functionals, reason = egemaps.dataset_functionals(args.dataset, utterances.file)
-    if functionals is None:
+    found, reason = baselines(utterances, args.dataset)
+    if reason is not None:
         print(f"no eGeMAPS row: {reason}", file=sys.stderr)
-    else:
-        baselines["egemaps"] = speaker_normalise(functionals, utterances.actor)
+    normalised = {name: speaker_normalise(x, utterances.actor) for name, x in found.items()}
     per_fold: dict[str, list[float]] = {}
     for fold in range(NUM_FOLDS):
         fit, test = fold_masks(utterances.actor, fold, args.folds)
-        for name, x in fold_representations(args.runs, fold, utterances, args.dataset, baselines).items():
+        for name, x in fold_representations(args.runs, fold, utterances, args.dataset, normalised).items():
             per_fold.setdefault(name, []).append(
                 probe_scores(x[fit], utterances.emotion[fit], x[test], utterances.emotion[test])["uar"])
         print(f"fold {fold}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in per_fold.items()), flush=True)

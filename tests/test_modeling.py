@@ -266,6 +266,30 @@ def test_mean_std_pooling_adds_the_spread_of_the_segments():
     torch.testing.assert_close(both[4:], means.std(0, unbiased=False), rtol=1e-4, atol=1e-5)  # full segments: equal weights
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_input_statistics_follow_the_learned_vector_with_what_the_model_read(family, tmp_path):
+    from modeling.utterance import FRAME_STATISTICS, frame_statistics
+
+    plain = make(family, speaker_conditioning="decoder").eval()
+    plain.save_pretrained(tmp_path / "plain")
+    config = type(plain.config).from_pretrained(tmp_path / "plain", input_statistics=True)
+    model = type(plain).from_pretrained(tmp_path / "plain", config=config).eval()  # the same weights
+    log_mel, speaker = torch.randn(40, 16) * 8 - 40, torch.randn(256)
+    learned = plain.embed_utterance(log_mel, speaker_embedding=speaker)
+    together = model.embed_utterance(log_mel, speaker_embedding=speaker)
+    assert together.shape == (len(learned) + len(FRAME_STATISTICS) * 16 + 256,) and plain.input_statistics_dim == 0
+    assert len(together) - model.input_statistics_dim == len(learned)
+    torch.testing.assert_close(together[: len(learned)], learned)
+    torch.testing.assert_close(together[len(learned) : -256], torch.from_numpy(frame_statistics(log_mel.numpy())))
+    torch.testing.assert_close(together[-256:], speaker)
+    model.save_pretrained(tmp_path / "with")
+    assert type(plain).from_pretrained(tmp_path / "with").config.input_statistics
+    with pytest.raises(ValueError, match="needs the utterance's speaker_embedding"):
+        model.embed_utterance(log_mel)
+    alone = make(family, input_statistics=True).eval()  # no speaker conditioning: no speaker embedding appended
+    assert alone.embed_utterance(log_mel).shape == (len(learned) + len(FRAME_STATISTICS) * 16,) == (len(learned) + alone.input_statistics_dim,)
+
+
 def test_semisupervised_objective_pairs_a_labelled_segment_with_its_label_only():
     model = make("semisupervised_vae", speaker_conditioning="decoder").eval()
     x, kwargs = batch(model)
