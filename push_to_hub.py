@@ -94,6 +94,11 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     recipe = "" if not training else "```json\n" + json.dumps(training, indent=2) + "\n```"
     final = (train_metrics or {}).get("final", {})
     speaker_inputs = config.get("input_normalization") == "speaker"
+    statistics_text = ("" if not config.get("input_statistics") else
+                       " With `input_statistics` that embedding is followed by what the model read: the statistics over "
+                       "time of every input channel" + (" and the speaker embedding it is given" if config.get("speaker_conditioning", "none") != "none" else "")
+                       + "; the last `model.input_statistics_dim` numbers are those, not learned, and they carry the "
+                       "speaker until standardised per speaker.")
     channels = "band and prosody channel" if config.get("prosody_dim") else "band"
     inputs_text = (f"each utterance standardised per {channels} with the mean and std of its speaker's other "
                    "recordings, then " if speaker_inputs else "")
@@ -113,7 +118,7 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
 # {repo_id.split('/')[-1]}
 
 A `{family}` model: {description}. Paper: {paper}.
-It turns a log-mel spectrogram of speech into an utterance embedding meant to capture emotion apart from speaker.
+It turns a log-mel spectrogram of speech into an utterance embedding meant to capture emotion apart from speaker.{statistics_text}
 
 ## Training data and recipe
 

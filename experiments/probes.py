@@ -45,8 +45,8 @@ def probe_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
 def prediction_scores(y_test: np.ndarray, predicted: np.ndarray) -> dict:
     """Unweighted (balanced) accuracy, weighted accuracy and macro-F1 of predictions. The UAR averages the recall
     of the classes in ``y_test``; a prediction of a class absent there (the gender probe of a fold whose four
-    held-out actors are all women, as in EmoBox's second fold) counts as an error without sklearn's warning, and so
-    does a fold where that probe rightly names every held-out actor a woman (a single label in both)."""
+    held-out actors are all women, as in EmoBox's second fold) counts as an error without sklearn's warning; a fold
+    where that probe rightly names every held-out actor a woman (a single label in both) is also scored without it."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
         warnings.filterwarnings("ignore", "A single label was found in 'y_true' and 'y_pred'", UserWarning)

@@ -99,7 +99,8 @@ class SpeechVAEBaseConfig(PretrainedConfig):
     input_statistics: bool = option(False, "follow every vector embed_utterance returns with what the model read of the "
                                            "utterance: the statistics over time of each input channel (mel bands, then "
                                            "prosody; modeling.utterance.frame_statistics: mean, std, five percentiles, "
-                                           "mean and std of the frame-to-frame change) and, where the model is "
+                                           "mean absolute and std of the frame-to-frame change) and, where the model "
+                                           "is "
                                            "conditioned on it, the speaker embedding")
 
     def __post_init__(self, **kwargs) -> None:

@@ -141,9 +141,7 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
         """How many of the last numbers of an embedding are what the model read rather than learned (`_beside_inputs`):
         0 without ``input_statistics``."""
         c = self.config
-        if not c.input_statistics:
-            return 0
-        return len(FRAME_STATISTICS) * c.input_channels + (c.speaker_dim if c.speaker_conditioning != "none" else 0)
+        return len(FRAME_STATISTICS) * c.input_channels + c.decoder_speaker_dim if c.input_statistics else 0
 
     def _beside_inputs(self, vector: torch.Tensor, log_mel, speaker_embedding=None) -> torch.Tensor:
         """``vector``, followed where the config's ``input_statistics`` asks by the `frame_statistics` of the (T,
@@ -152,11 +150,12 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
             return vector
         frames = log_mel.detach().cpu().numpy() if torch.is_tensor(log_mel) else log_mel
         parts = [vector, torch.from_numpy(frame_statistics(frames)).to(vector)]
-        if self.config.speaker_conditioning != "none":
-            if speaker_embedding is None:
-                raise ValueError("input_statistics: this speaker-conditioned model needs the utterance's speaker_embedding")
-            speaker = speaker_embedding if torch.is_tensor(speaker_embedding) else torch.from_numpy(np.asarray(speaker_embedding))
-            parts.append(speaker.to(vector).reshape(-1))
+        if self.config.decoder_speaker_dim:
+            speaker = None if speaker_embedding is None else torch.as_tensor(speaker_embedding)
+            if speaker is None or speaker.numel() != self.config.speaker_dim:
+                raise ValueError(f"input_statistics: this speaker-conditioned model needs the utterance's ({self.config.speaker_dim},) "
+                                 f"speaker_embedding, got {None if speaker is None else tuple(speaker.shape)}")
+            parts.append(speaker.reshape(-1).to(vector))
         return torch.cat(parts)
 
     def _representation(self, representation: Optional[str]) -> str:

@@ -79,6 +79,8 @@ def frame_statistics(frames) -> np.ndarray:
     statistic: mean, std, 10th/25th/50th/75th/90th percentiles, and the mean absolute value and the std of the
     frame-to-frame change (0 for a one-frame sequence)."""
     frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or len(frames) == 0:
+        raise ValueError(f"frame_statistics needs (frames, channels) with at least one frame, got shape {frames.shape}")
     delta = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
     return np.concatenate([frames.mean(0), frames.std(0), *np.percentile(frames, [10, 25, 50, 75, 90], axis=0),
                            np.abs(delta).mean(0), delta.std(0)]).astype(np.float32)

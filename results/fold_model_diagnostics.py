@@ -73,7 +73,6 @@ def fold_representations(runs: list[Path], fold: int, utterances: Utterances, da
     return found
 
 
-
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="evaluate.py --cv-train output folders (fold_K/model inside)")

@@ -201,6 +201,8 @@ def test_frame_statistics_describe_each_channel_over_time():
     np.testing.assert_allclose(row["std_delta"], np.diff(frames, axis=0).std(0), rtol=1e-6)
     one = frame_statistics(frames[:1]).reshape(len(FRAME_STATISTICS), 2)
     assert np.isfinite(one).all() and (one[-2:] == 0).all() and (one[2:7] == frames[0]).all()
+    with pytest.raises(ValueError, match="at least one frame"):
+        frame_statistics(np.zeros((0, 2)))
 
 
 def test_speaker_standardised_inputs_are_what_the_model_trains_and_embeds_on(speaker_input_model, tmp_path):

@@ -284,8 +284,10 @@ def test_input_statistics_follow_the_learned_vector_with_what_the_model_read(fam
     torch.testing.assert_close(together[-256:], speaker)
     model.save_pretrained(tmp_path / "with")
     assert type(plain).from_pretrained(tmp_path / "with").config.input_statistics
-    with pytest.raises(ValueError, match="needs the utterance's speaker_embedding"):
+    with pytest.raises(ValueError, match=r"needs the utterance's \(256,\) speaker_embedding, got None"):
         model.embed_utterance(log_mel)
+    with pytest.raises(ValueError, match=r"got \(2, 256\)"):  # a batch of embeddings is not one utterance's
+        model.embed_utterance(log_mel, speaker_embedding=torch.randn(2, 256))
     alone = make(family, input_statistics=True).eval()  # no speaker conditioning: no speaker embedding appended
     assert alone.embed_utterance(log_mel).shape == (len(learned) + len(FRAME_STATISTICS) * 16,) == (len(learned) + alone.input_statistics_dim,)
 

@@ -118,6 +118,19 @@ def test_card_of_a_speaker_input_model_says_how_to_standardise(speaker_input_mod
     assert step not in render_model_card(model_dir, "tester/emo-vae", None, None)
 
 
+def test_card_of_an_input_statistics_model_says_what_is_not_learned(model_dir, tmp_path):
+    import json
+
+    from push_to_hub import render_model_card
+
+    assert "not learned" not in render_model_card(model_dir, "tester/emo-vae", None, None)
+    shutil.copytree(model_dir, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "input_statistics": True}))
+    card = render_model_card(tmp_path / "m", "tester/emo-vae", None, None)
+    assert "the last `model.input_statistics_dim` numbers are those, not learned" in card, card
+
+
 def test_pushed_dataset_loads_from_the_hub_as_it_does_locally(prepared, corpus, tmp_path):
     """push_to_hub.py --dataset to the stand-in, then load_dataset("tester/ravdess", config) over HTTP in a fresh
     process: the same rows, features and splits as the local folder, for the audio config and the default one."""
