@@ -100,8 +100,7 @@ class SpeechVAEBaseConfig(PretrainedConfig):
                                            "utterance: the statistics over time of each input channel (mel bands, then "
                                            "prosody; modeling.utterance.frame_statistics: mean, std, five percentiles, "
                                            "mean absolute and std of the frame-to-frame change) and, where the model "
-                                           "is "
-                                           "conditioned on it, the speaker embedding")
+                                           "is conditioned on it, the speaker embedding")
 
     def __post_init__(self, **kwargs) -> None:
         if self.objective not in OBJECTIVES:
