@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from modeling.configuration_common import EMBEDDING_OPTIONS
 from ravdess_dataset.splits import fold_train_actors, validation_actors
 
 from .cross_validation import cv_metrics_name
@@ -34,10 +35,24 @@ def best_candidate(table: FoldTable) -> dict:
     return {"means": means, "folds_won": wins, "choice": max(means, key=means.get)}
 
 
-def validation_split(utterances: Utterances, fold: int, group: int) -> tuple[Utterances, np.ndarray]:
-    """The utterances of fold ``fold``'s 20 training actors and the mask of validation group ``group`` among them."""
-    subset = utterances.select(np.isin(utterances.actor, fold_train_actors(fold)))
-    return subset, np.isin(subset.actor, validation_actors(fold, group))
+def validation_split(utterances: Utterances, fold: int, group: int, folds: str = "contiguous") -> tuple[Utterances, np.ndarray]:
+    """The utterances of fold ``fold``'s 20 training actors (of the fold set ``folds``) and the mask of validation
+    group ``group`` among them."""
+    subset = utterances.select(np.isin(utterances.actor, fold_train_actors(fold, folds)))
+    return subset, np.isin(subset.actor, validation_actors(fold, group, folds=folds))
+
+
+def training_twins(options: list[dict]) -> list[int]:
+    """For each recipe's resolved options (every train.py option by name), the index of the first recipe that trains
+    the same weights: the same options apart from ``output_dir`` and `EMBEDDING_OPTIONS`; its own index where none
+    does. A recipe that stops early on the probe's score trains alone, since its embedding then picks the weights."""
+    def training(o: dict) -> Optional[dict]:
+        if o.get("early_stopping_metric") == "probe_uar":
+            return None
+        return {k: v for k, v in o.items() if k != "output_dir" and k not in EMBEDDING_OPTIONS}
+
+    keys = [training(o) for o in options]
+    return [next((j for j in range(i) if key is not None and keys[j] == key), i) for i, key in enumerate(keys)]
 
 
 def validation_uar(model, subset: Utterances, test: np.ndarray, speaker_norm: bool, seed: int = 0,
@@ -87,17 +102,17 @@ def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool,
     return row
 
 
-def per_fold_choice(table: FoldTable, runs: dict[str, Path], speaker_norm: bool) -> dict:
+def per_fold_choice(table: FoldTable, runs: dict[str, Path], speaker_norm: bool, fold_set: str = "contiguous") -> dict:
     """Each fold scored with the candidate that won *its own* validation (``table``: a recipe selection's validation
-    UAR), read from the ``--cv-train`` output named for that candidate in ``runs`` (a folder, or one of its
-    cv_metrics*.json files)."""
+    UAR), read from the ``--cv-train`` output named for that candidate in ``runs`` (a folder, whose scores on the fold
+    set ``fold_set`` are read, or one of its cv_metrics*.json files)."""
     folds = []
     for fold, row in table.items():
         chosen = max(row, key=row.get)
         if chosen not in runs:
             raise CommandError(f"fold {fold} chose {chosen!r}; name its --cv-train output as '{chosen}=DIR'")
         path = Path(runs[chosen])
-        scores = {f["fold"]: f for f in json.loads((path if path.suffix == ".json" else path / cv_metrics_name(speaker_norm)).read_text())["folds"]}
+        scores = {f["fold"]: f for f in json.loads((path if path.suffix == ".json" else path / cv_metrics_name(speaker_norm, folds=fold_set)).read_text())["folds"]}
         folds.append({"fold": int(fold), "choice": chosen, "uar": scores[int(fold)]["uar"]})
     uar = [f["uar"] for f in folds]
     return {"folds": folds, "uar": {"mean": float(np.mean(uar)), "sd": float(np.std(uar))}}

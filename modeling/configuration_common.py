@@ -13,6 +13,9 @@ OBJECTIVES = ("beta", "capacity")
 SPEAKER_CONDITIONING = ("none", "decoder", "both")
 INPUT_NORMALIZATIONS = ("dataset", "speaker")
 POOLINGS = ("mean", "mean_std")
+# options that change what embed_utterance returns and nothing of training: recipes that differ only in these (and in
+# where the model goes) train the same weights
+EMBEDDING_OPTIONS = ("pooling", "input_statistics")
 # silence in the prosody channels of each source of ravdess_dataset.prosody (pyin's SILENCE: f0 0 semitones, voicing 0,
 # energy -100 dB; egemaps: its EGEMAPS_SILENCE), what padding frames hold there in dB inputs; written out because a model
 # published with its code carries only `modeling`

@@ -340,7 +340,7 @@ def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prep
     config, _ = prepared
     tiny = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--probe", "false", "--report_to", "none"]
     recipes = ["configs/semisupervised_vae_speaker_inputs.yaml", "configs/semisupervised_vae_specaugment.yaml"]
-    result = choose.main(["recipe", *recipes, "--dataset", str(config.output_dir), "--output", str(tmp_path), "--folds", "0", "5",
+    result = choose.main(["recipe", *recipes, "--dataset", str(config.output_dir), "--output", str(tmp_path), "--fold", "0", "5",
                                  "--speaker-norm", "--train-args", *tiny])
     # fold 0's validation actors (5, 10, 15, 20) are not in the synthetic corpus: skipped before any training
     assert list(result["validation_uar"]) == [5] and not (tmp_path / "fold_0").exists()
@@ -352,9 +352,39 @@ def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prep
     with pytest.raises(CommandError, match="distinct file names"):
         choose.main(["recipe", recipes[0], recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path)])
     with pytest.raises(CommandError, match=r"no fold of \[0\] has both its validation actors"):  # nothing trained
-        choose.main(["recipe", recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path / "none"), "--folds", "0"])
+        choose.main(["recipe", recipes[0], "--dataset", str(config.output_dir), "--output", str(tmp_path / "none"), "--fold", "0"])
     with pytest.raises(CommandError, match="no fold model .*fold_K/model"):
         choose.main(["embedding", str(tmp_path / "none"), "--dataset", str(config.output_dir)])
+
+
+def test_recipes_that_differ_only_in_the_embedding_share_one_training_on_emobox_folds(prepared, tmp_path, monkeypatch):
+    config, _ = prepared
+    parent = "configs/semisupervised_vae_speaker_inputs.yaml"
+    statistics = tmp_path / "with_statistics.yaml"
+    statistics.write_text(open(parent).read() + "input_statistics: true\n")
+    seen = []
+    score = choose.validation_uar
+
+    def spy(model, *args, **kwargs):
+        seen.append((model.config.input_statistics, model.name_or_path))
+        return score(model, *args, **kwargs)
+
+    monkeypatch.setattr(choose, "validation_uar", spy)
+    tiny = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--probe", "false", "--report_to", "none"]
+    result = choose.main(["recipe", parent, str(statistics), "--dataset", str(config.output_dir), "--output", str(tmp_path / "sel"),
+                          "--folds", "emobox", "--fold", "1", "--group", "1", "--speaker-norm", "--train-args", *tiny])
+    assert result["fold_set"] == "emobox" and list(result["validation_uar"]) == [1]
+    assert result["trained_with"] == {"semisupervised_vae_speaker_inputs": "semisupervised_vae_speaker_inputs",
+                                      "with_statistics": "semisupervised_vae_speaker_inputs"}
+    assert [p.name for p in (tmp_path / "sel" / "fold_1").iterdir()] == ["semisupervised_vae_speaker_inputs"]  # one training
+    trained = json.loads((tmp_path / "sel" / "fold_1" / "semisupervised_vae_speaker_inputs" / "metrics.json").read_text())
+    # EmoBox's fold 1 holds out 4, 10, 12, 14; its validation group 1 is 2, 8, 16, 21
+    assert trained["eval_actors"] == [2, 8, 16, 21] and not set(trained["train_actors"]) & {2, 8, 16, 21, 4, 10, 12, 14}
+    assert [flag for flag, _ in seen] == [False, True] and seen[0][1] == seen[1][1]  # the same weights, embedded two ways
+    assert len(result["validation_uar"][1]) == 4
+    different = tmp_path / "longer.yaml"
+    different.write_text(open(parent).read() + "max_steps: 3\n")  # training differs: trained apart
+    assert choose.training_twins([choose.resolved_options(r, tiny[:-6]) for r in (parent, str(statistics), str(different))]) == [0, 0, 2]
 
 
 def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
@@ -370,6 +400,10 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
     assert choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"]) == result
     with pytest.raises(CommandError, match="chose 'b'"):
         choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
+    (tmp_path / "sel.json").write_text(json.dumps({**selection, "fold_set": "emobox"}))  # a selection on EmoBox's folds
+    (tmp_path / "a" / "cv_metrics_emobox.json").write_text(json.dumps({"folds": [{"fold": 0, "uar": 0.3}, {"fold": 5, "uar": 0.2}]}))
+    emobox = choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"])
+    assert [f["uar"] for f in emobox["folds"]] == [0.3, 0.6]  # fold 0 read from a's EmoBox scores, not its contiguous ones
 
 
 @pytest.mark.skipif(egemaps.missing() is not None, reason="the egemaps extra is not installed")

@@ -61,3 +61,20 @@ def test_bad_metadata_is_one_line_naming_the_line(corpus, tiny_model, tmp_path, 
     metadata.write_text(content.format(audio=find_audio(corpus)[0]))
     with pytest.raises(CommandError, match=message):
         evaluate.main(["--model", str(model_dir), "--metadata", str(metadata), "--output", str(tmp_path / "out")])
+
+
+@pytest.mark.skipif(egemaps.missing() is not None, reason="the egemaps extra is not installed")
+def test_a_model_reading_egemaps_frames_gets_the_baselines_descriptor_frames(corpus):
+    from experiments.recordings import analyse_recordings
+    from ravdess_dataset.audio import AudioConfig, read_audio
+    from ravdess_dataset.features import MelConfig
+    from ravdess_dataset.front_end import analyse_waveform, prosody_of
+
+    paths = sorted(find_audio(corpus))[:2]
+    audio, mel = AudioConfig(), MelConfig()
+    analysed = analyse_recordings(paths, audio, mel, prosody="egemaps")
+    assert all(f is d for f, d in zip(analysed.prosody, analysed.descriptors))  # computed once, not twice
+    processed, _, _ = analyse_waveform(*read_audio(paths[0]), audio, mel, str(paths[0]))
+    np.testing.assert_allclose(analysed.prosody[0], prosody_of(processed, audio, mel, "egemaps"))
+    pyin = analyse_recordings(paths[:1], audio, mel, prosody="pyin")
+    assert pyin.prosody[0].shape != pyin.descriptors[0].shape  # another source is computed on its own
