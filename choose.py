@@ -29,14 +29,15 @@ from pathlib import Path
 from typing import Optional
 
 import train
-from experiments.choice import (best_candidate, embedding_uars, per_fold_choice, read_table, training_twins, validation_split,
+from experiments.choice import (best_candidate, embedding_uars, per_fold_choice, read_selection, training_twins, validation_split,
                                 validation_uar)
 from experiments.cross_validation import train_unless_finished
 from experiments.data import Utterances
 from experiments.errors import CommandError, run_command
 from experiments.loading import load_model
-from modeling.configuration_common import EMBEDDING_OPTIONS
 from experiments.representation import usable
+from modeling import FAMILIES
+from modeling.configuration_common import EMBEDDING_OPTIONS
 from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.splits import FOLDS, NUM_FOLDS, load_all, validation_actors
 
@@ -52,9 +53,12 @@ def print_choice(table: dict[int, dict[str, float]], score: str, empty: str) -> 
 
 
 def resolved_options(recipe: str, train_args: list[str]) -> dict:
-    """Every train.py option, by name, that ``recipe`` with ``train_args`` trains with."""
+    """Every train.py option, by name, that ``recipe`` with ``train_args`` trains with; the `EMBEDDING_OPTIONS` it
+    leaves unset hold the family's defaults."""
     groups = train.parse_arguments([recipe, "--output_dir", "unused", *train_args])
-    return {k: v for group in groups for k, v in dataclasses.asdict(group).items()}
+    options = {k: v for group in groups for k, v in dataclasses.asdict(group).items()}
+    defaults = FAMILIES[options["model_type"]][0]()
+    return {**options, **{k: getattr(defaults, k) for k in EMBEDDING_OPTIONS if options[k] is None}}
 
 
 def choose_recipe(args: argparse.Namespace) -> dict:
@@ -78,9 +82,8 @@ def choose_recipe(args: argparse.Namespace) -> dict:
                                                        "--fold", str(fold), "--folds", args.folds, "--validation_group",
                                                        str(args.group), "--seed", str(args.seed), *args.train_args])
             model = load_model(str(folder))
-            defaults = type(model.config)()
-            for name in EMBEDDING_OPTIONS:  # the twin's weights, embedded as this recipe embeds (None: the family's default)
-                setattr(model.config, name, getattr(defaults, name) if chosen[name] is None else chosen[name])
+            for name in EMBEDDING_OPTIONS:  # the twin's weights, embedded as this recipe embeds
+                setattr(model.config, name, chosen[name])
             scores = validation_uar(model, subset, test, args.speaker_norm, args.seed, args.dataset)
             table[fold].update({f"{stem}, hop {hop}": uar for hop, uar in scores.items()})
         print(f"fold {fold} (validation actors {actors}): " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
@@ -99,7 +102,11 @@ def choose_embedding(args: argparse.Namespace) -> dict:
     for fold in range(NUM_FOLDS):
         folder = args.cv_dir / f"fold_{fold}" / "model"
         if folder.is_dir():
-            table[fold] = embedding_uars(load_model(str(folder)), utterances, fold, args.speaker_norm, dataset_dir=args.dataset)
+            if not (folder / "metrics.json").is_file():
+                raise CommandError(f"{folder}: its training did not finish (no metrics.json); finish it with evaluate.py "
+                                   "--cv-train ... --reuse-fold-models")
+            train_actors = json.loads((folder / "metrics.json").read_text())["train_actors"]  # the fold set's, whichever
+            table[fold] = embedding_uars(load_model(str(folder)), utterances, train_actors, args.speaker_norm, dataset_dir=args.dataset)
             print(f"fold {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
     best = print_choice(table, "inner UAR", f"no fold model {args.cv_dir}/fold_K/model (K = 0..{NUM_FOLDS - 1})")
     result = {"speaker_norm": args.speaker_norm, "inner_uar": table, "mean_inner_uar": best["means"], "choice": best["choice"]}
@@ -108,8 +115,8 @@ def choose_embedding(args: argparse.Namespace) -> dict:
 
 
 def choose_per_fold(args: argparse.Namespace) -> dict:
-    fold_set = json.loads(args.selection.read_text()).get("fold_set", "contiguous")
-    result = per_fold_choice(read_table(args.selection, "validation_uar"), dict(r.split("=", 1) for r in args.runs), args.speaker_norm, fold_set)
+    table, fold_set = read_selection(args.selection)
+    result = per_fold_choice(table, dict(r.split("=", 1) for r in args.runs), args.speaker_norm, fold_set)
     for f in result["folds"]:
         print(f"fold {f['fold']}: {f['choice']}: UAR {f['uar']:.3f}")
     print(f"per-fold choice: UAR {result['uar']['mean']:.3f} ± {result['uar']['sd']:.3f}")

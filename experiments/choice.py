@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -81,9 +81,9 @@ def inner_uar(x: np.ndarray, utterances: Utterances, actors: list[int], seed: in
     return float(np.mean(scores))
 
 
-def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool, seed: int = 0,
+def embedding_uars(model, utterances: Utterances, train_actors: Sequence[int], speaker_norm: bool, seed: int = 0,
                    dataset_dir: Optional[Path] = None) -> dict[str, float]:
-    """`inner_uar` of each of `EMBEDDING_CANDIDATES` over fold ``fold``'s training actors. Only for families that
+    """`inner_uar` of each of `EMBEDDING_CANDIDATES` over the actors the model trained on. Only for families that
     trained without labels: a model that used the labels of these very actors cannot be judged on them. A model whose
     default representation does not pool segments (FHVAE's s-vector) is judged at the `EMBEDDING_CANDIDATES` hops with
     its own pooling only, since the others would embed alike. ``dataset_dir``: as for `validation_uar`."""
@@ -91,7 +91,7 @@ def embedding_uars(model, utterances: Utterances, fold: int, speaker_norm: bool,
         raise CommandError(f"a {model.config.model_type} was trained with the labels of these very actors, so inner folds "
                            "cannot judge its embedding; compare its recipes with `choose.py recipe` instead")
     view = utterances.model_view(model.config, dataset_dir)
-    actors = sorted(set(fold_train_actors(fold)) & set(utterances.actor.tolist()))
+    actors = sorted(set(train_actors) & set(utterances.actor.tolist()))
     pools = model.representations[0] in model.pooled_representations
     row = {}
     for hop, pooling in EMBEDDING_CANDIDATES:
@@ -112,12 +112,18 @@ def per_fold_choice(table: FoldTable, runs: dict[str, Path], speaker_norm: bool,
         if chosen not in runs:
             raise CommandError(f"fold {fold} chose {chosen!r}; name its --cv-train output as '{chosen}=DIR'")
         path = Path(runs[chosen])
-        scores = {f["fold"]: f for f in json.loads((path if path.suffix == ".json" else path / cv_metrics_name(speaker_norm, folds=fold_set)).read_text())["folds"]}
+        run = json.loads((path if path.suffix == ".json" else path / cv_metrics_name(speaker_norm, folds=fold_set)).read_text())
+        held = run.get("fold_set", "contiguous")  # runs written before there were two fold sets
+        if held != fold_set:
+            raise CommandError(f"{path} holds scores on the {held} folds; the selection was made on the {fold_set} ones")
+        scores = {f["fold"]: f for f in run["folds"]}
         folds.append({"fold": int(fold), "choice": chosen, "uar": scores[int(fold)]["uar"]})
     uar = [f["uar"] for f in folds]
     return {"folds": folds, "uar": {"mean": float(np.mean(uar)), "sd": float(np.std(uar))}}
 
 
-def read_table(path: Path, key: str) -> FoldTable:
-    """The fold table ``key`` of a JSON file written by `choose.py`, with integer fold numbers."""
-    return {int(fold): row for fold, row in json.loads(path.read_text())[key].items()}
+def read_selection(path: Path) -> tuple[FoldTable, str]:
+    """The validation table of a recipe_selection.json of `choose.py`, with integer fold numbers, and the fold set it
+    was made on (contiguous for one written before there were two)."""
+    selection = json.loads(path.read_text())
+    return {int(fold): row for fold, row in selection["validation_uar"].items()}, selection.get("fold_set", "contiguous")

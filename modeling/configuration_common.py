@@ -13,8 +13,8 @@ OBJECTIVES = ("beta", "capacity")
 SPEAKER_CONDITIONING = ("none", "decoder", "both")
 INPUT_NORMALIZATIONS = ("dataset", "speaker")
 POOLINGS = ("mean", "mean_std")
-# options that change what embed_utterance returns and nothing of training: recipes that differ only in these (and in
-# where the model goes) train the same weights
+# options that change what embed_utterance returns and none of the weights: recipes that differ only in these (and in
+# where the model goes) train the same weights (an in-training probe logs other scores)
 EMBEDDING_OPTIONS = ("pooling", "input_statistics")
 # silence in the prosody channels of each source of ravdess_dataset.prosody (pyin's SILENCE: f0 0 semitones, voicing 0,
 # energy -100 dB; egemaps: its EGEMAPS_SILENCE), what padding frames hold there in dB inputs; written out because a model

@@ -16,7 +16,7 @@ from experiments.loading import load_model
 from experiments.representation import fold_masks, speaker_normalise
 from modeling.utterance import FRAME_STATISTICS, frame_statistics
 from ravdess_dataset import egemaps
-from ravdess_dataset.splits import fold_actors
+from ravdess_dataset.splits import fold_actors, fold_train_actors
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_embedding_own_recordings(tiny_model, corpus, tmp_path):
     assert saved["X"].shape[0] == len(saved["files"]) == len(list((corpus / "Actor_01").glob("*.wav")))
 
 
-def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_path, capsys):
+def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_path, capsys, monkeypatch):
     config, _ = prepared
     evaluate.main(["--cv-train", "configs/speech_vae.yaml", "--dataset", str(config.output_dir), "--output", str(tmp_path),
                    "--train-args", "--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--report_to", "none",
@@ -160,9 +160,15 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
     assert weights.stat().st_mtime_ns != trained_at and other.stat().st_mtime_ns == other_at  # only the unfinished fold
     assert f"resumed from {tmp_path / 'fold_0' / 'model' / 'checkpoints'}" in capsys.readouterr().out  # from its checkpoint
     assert (tmp_path / "fold_0" / "model" / "metrics.json").is_file()
+    judged_on, judge = [], choose.embedding_uars
+    monkeypatch.setattr(choose, "embedding_uars", lambda model, u, actors, *a, **k: judged_on.append(actors) or judge(model, u, actors, *a, **k))
     selection = choose.main(["embedding", str(tmp_path), "--dataset", str(config.output_dir)])
     assert set(selection["inner_uar"]) == {0, 5} and selection["choice"] in selection["mean_inner_uar"]
     assert (tmp_path / "embedding_selection.json").is_file()
+    assert judged_on == [json.loads((tmp_path / f"fold_{k}" / "model" / "metrics.json").read_text())["train_actors"] for k in (0, 5)]
+    (tmp_path / "fold_5" / "model" / "metrics.json").unlink()
+    with pytest.raises(CommandError, match="fold_5/model: its training did not finish"):
+        choose.main(["embedding", str(tmp_path), "--dataset", str(config.output_dir)])
 
 
 def test_speaker_norm_is_applied_and_reported(tiny_model, evaluated, tmp_path):
@@ -272,7 +278,7 @@ def test_embedding_candidates_of_a_representation_that_does_not_pool_leave_pooli
     actors, emotion = np.repeat(np.arange(1, 25), 8), np.tile(np.arange(8), 24)
     log_mel = [rng.normal(-40, 8, size=(80, model.config.n_mels)).astype(np.float32) for _ in actors]
     u = Utterances(log_mel, np.zeros((len(actors), 256), np.float32), emotion, actors, actors % 2, np.zeros_like(actors), [])
-    row = embedding_uars(model, u, fold=0, speaker_norm=False)
+    row = embedding_uars(model, u, fold_train_actors(0), speaker_norm=False)
     # fhvae's s-vector does not pool: the mean_std candidates would embed exactly as the mean ones and are left out
     assert len(row) == candidates and all(0 <= v <= 1 for v in row.values())
     assert any("mean_std" in k for k in row) == (family == "speech_vae")
@@ -366,25 +372,31 @@ def test_recipes_that_differ_only_in_the_embedding_share_one_training_on_emobox_
     score = choose.validation_uar
 
     def spy(model, *args, **kwargs):
-        seen.append((model.config.input_statistics, model.name_or_path))
+        seen.append((model.input_statistics_dim, model.name_or_path))
         return score(model, *args, **kwargs)
 
     monkeypatch.setattr(choose, "validation_uar", spy)
-    tiny = ["--conv_channels", "8", "16", "--latent_dim", "4", "--max_steps", "2", "--probe", "false", "--report_to", "none"]
-    result = choose.main(["recipe", parent, str(statistics), "--dataset", str(config.output_dir), "--output", str(tmp_path / "sel"),
+    small = ["--conv_channels", "8", "16", "--latent_dim", "4"]
+    tiny = [*small, "--max_steps", "2", "--probe", "false", "--report_to", "none"]
+    # the statistics recipe first: it trains, and the parent (which leaves input_statistics unset) reuses its weights
+    result = choose.main(["recipe", str(statistics), parent, "--dataset", str(config.output_dir), "--output", str(tmp_path / "sel"),
                           "--folds", "emobox", "--fold", "1", "--group", "1", "--speaker-norm", "--train-args", *tiny])
     assert result["fold_set"] == "emobox" and list(result["validation_uar"]) == [1]
-    assert result["trained_with"] == {"semisupervised_vae_speaker_inputs": "semisupervised_vae_speaker_inputs",
-                                      "with_statistics": "semisupervised_vae_speaker_inputs"}
-    assert [p.name for p in (tmp_path / "sel" / "fold_1").iterdir()] == ["semisupervised_vae_speaker_inputs"]  # one training
-    trained = json.loads((tmp_path / "sel" / "fold_1" / "semisupervised_vae_speaker_inputs" / "metrics.json").read_text())
+    assert result["trained_with"] == {"with_statistics": "with_statistics", "semisupervised_vae_speaker_inputs": "with_statistics"}
+    assert [p.name for p in (tmp_path / "sel" / "fold_1").iterdir()] == ["with_statistics"]  # one training
+    trained = json.loads((tmp_path / "sel" / "fold_1" / "with_statistics" / "metrics.json").read_text())
     # EmoBox's fold 1 holds out 4, 10, 12, 14; its validation group 1 is 2, 8, 16, 21
     assert trained["eval_actors"] == [2, 8, 16, 21] and not set(trained["train_actors"]) & {2, 8, 16, 21, 4, 10, 12, 14}
-    assert [flag for flag, _ in seen] == [False, True] and seen[0][1] == seen[1][1]  # the same weights, embedded two ways
+    assert seen[0][0] > 0 and seen[1][0] == 0 and seen[0][1] == seen[1][1]  # the same weights, embedded two ways
     assert len(result["validation_uar"][1]) == 4
-    different = tmp_path / "longer.yaml"
-    different.write_text(open(parent).read() + "max_steps: 3\n")  # training differs: trained apart
-    assert choose.training_twins([choose.resolved_options(r, tiny[:-6]) for r in (parent, str(statistics), str(different))]) == [0, 0, 2]
+    recipes = {}
+    for name, extra in (("longer", "max_steps: 3"), ("pooled", "pooling: mean_std"), ("early", "early_stopping_metric: probe_uar")):
+        recipes[name] = tmp_path / f"{name}.yaml"
+        recipes[name].write_text(open(parent).read() + extra + "\n")
+    options = [choose.resolved_options(str(r), small) for r in (parent, statistics, *recipes.values())]
+    # longer training trains apart; another pooling shares; stopping early on the probe's score always trains alone
+    assert choose.training_twins(options) == [0, 0, 2, 0, 4]
+    assert choose.training_twins(options[4:] + options[4:]) == [0, 1]
 
 
 def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
@@ -401,9 +413,12 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
     with pytest.raises(CommandError, match="chose 'b'"):
         choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}"])
     (tmp_path / "sel.json").write_text(json.dumps({**selection, "fold_set": "emobox"}))  # a selection on EmoBox's folds
-    (tmp_path / "a" / "cv_metrics_emobox.json").write_text(json.dumps({"folds": [{"fold": 0, "uar": 0.3}, {"fold": 5, "uar": 0.2}]}))
-    emobox = choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"])
-    assert [f["uar"] for f in emobox["folds"]] == [0.3, 0.6]  # fold 0 read from a's EmoBox scores, not its contiguous ones
+    for name, scores in (("a/cv_metrics_emobox.json", (0.3, 0.2)), ("b_emobox_hop16.json", (0.4, 0.9))):
+        (tmp_path / name).write_text(json.dumps({"fold_set": "emobox", "folds": [{"fold": 0, "uar": scores[0]}, {"fold": 5, "uar": scores[1]}]}))
+    with pytest.raises(CommandError, match="b_hop16.json holds scores on the contiguous folds"):
+        choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_hop16.json'}"])
+    emobox = choose.main(["per-fold", str(tmp_path / "sel.json"), f"a={tmp_path / 'a'}", f"b={tmp_path / 'b_emobox_hop16.json'}"])
+    assert [f["uar"] for f in emobox["folds"]] == [0.3, 0.9]  # fold 0 read from a's EmoBox scores, not its contiguous ones
 
 
 @pytest.mark.skipif(egemaps.missing() is not None, reason="the egemaps extra is not installed")
