@@ -34,7 +34,7 @@ from experiments.choice import (best_candidate, embedding_uars, per_fold_choice,
 from experiments.cross_validation import train_unless_finished
 from experiments.data import Utterances
 from experiments.errors import CommandError, run_command
-from experiments.loading import load_model
+from experiments.loading import load_model, training_actors
 from experiments.representation import usable
 from modeling import FAMILIES
 from modeling.configuration_common import EMBEDDING_OPTIONS
@@ -102,11 +102,11 @@ def choose_embedding(args: argparse.Namespace) -> dict:
     for fold in range(NUM_FOLDS):
         folder = args.cv_dir / f"fold_{fold}" / "model"
         if folder.is_dir():
-            if not (folder / "metrics.json").is_file():
+            actors = training_actors(folder)  # the fold set's, whichever
+            if actors is None:
                 raise CommandError(f"{folder}: its training did not finish (no metrics.json); finish it with evaluate.py "
                                    "--cv-train ... --reuse-fold-models")
-            train_actors = json.loads((folder / "metrics.json").read_text())["train_actors"]  # the fold set's, whichever
-            table[fold] = embedding_uars(load_model(str(folder)), utterances, train_actors, args.speaker_norm, dataset_dir=args.dataset)
+            table[fold] = embedding_uars(load_model(str(folder)), utterances, actors, args.speaker_norm, dataset_dir=args.dataset)
             print(f"fold {fold}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[fold].items()), flush=True)
     best = print_choice(table, "inner UAR", f"no fold model {args.cv_dir}/fold_K/model (K = 0..{NUM_FOLDS - 1})")
     result = {"speaker_norm": args.speaker_norm, "inner_uar": table, "mean_inner_uar": best["means"], "choice": best["choice"]}

@@ -17,7 +17,7 @@ from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 from .conversion import conversion, write_wav
 from .data import Utterances, dataset_params
 from .errors import CommandError
-from .loading import load_model
+from .loading import load_model, training_actors
 from .plots import confusion_figure, projection_figure, reconstruction_figure, save_figure, traversal_figure
 from .probes import model_representations
 from .report import results_table, write_report
@@ -66,8 +66,7 @@ def figures(model, utterances: Utterances, view: Utterances, x: np.ndarray, resu
 def protocol(model_dir: str, folds: str = "contiguous", uses_labels: bool = False) -> dict:
     """Which actors the model trained on, and so which fold numbers are transductive (``uses_labels``: the family
     trained with the emotion labels of its training actors)."""
-    path = Path(model_dir) / "metrics.json"
-    trained = json.loads(path.read_text()).get("train_actors") if path.is_file() else None
+    trained = training_actors(model_dir)
     if trained is None:
         return {"train_actors": None, "transductive_folds": None,
                 "note": "training actors unknown (no metrics.json): treat the fold numbers as transductive"}

@@ -1,7 +1,9 @@
 """Trained models and their front ends, from a local folder or the hub."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
 from transformers import AutoFeatureExtractor, AutoModel
 
@@ -17,6 +19,13 @@ def load_model(name: str):
     if not hasattr(model, "embed_utterance"):
         raise CommandError(f"{name} is a {type(model).__name__}, not one of this project's VAE families")
     return model
+
+
+def training_actors(model_dir) -> Optional[list[int]]:
+    """The actors a local model trained on, as train.py's ``metrics.json`` records them; None where there is no such
+    record (a training that did not finish, or a model from elsewhere)."""
+    path = Path(model_dir) / "metrics.json"
+    return json.loads(path.read_text()).get("train_actors") if path.is_file() else None
 
 
 def load_feature_extractor(name: str, model) -> "modeling.RavdessFeatureExtractor":
