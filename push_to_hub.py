@@ -94,11 +94,16 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     recipe = "" if not training else "```json\n" + json.dumps(training, indent=2) + "\n```"
     final = (train_metrics or {}).get("final", {})
     speaker_inputs = config.get("input_normalization") == "speaker"
-    statistics_text = ("" if not config.get("input_statistics") else
-                       " With `input_statistics` that embedding is followed by what the model read: the statistics over "
-                       "time of every input channel" + (" and the speaker embedding it is given" if config.get("speaker_conditioning", "none") != "none" else "")
-                       + "; the last `model.input_statistics_dim` numbers are those, not learned, and they carry the "
-                       "speaker until standardised per speaker.")
+    conditioned = config.get("speaker_conditioning", "none") != "none"
+    handed = ((["the statistics over time of every input channel" + (" and the speaker embedding it is given" if
+                conditioned else "")] if config.get("input_statistics") else [])
+              + (["the 88 eGeMAPSv02 functionals of the utterance (openSMILE), which the feature extractor computes"]
+                 if config.get("input_functionals") else []))
+    options = " and ".join(f"`{name}`" for name in ("input_statistics", "input_functionals") if config.get(name))
+    statistics_text = ("" if not handed else
+                       f" With {options} that embedding is followed by what the model read or is handed: "
+                       + ", then ".join(handed) + "; the last `model.input_statistics_dim` numbers are those, not "
+                       "learned, and they carry the speaker until standardised per speaker.")
     channels = "band and prosody channel" if config.get("prosody_dim") else "band"
     inputs_text = (f"each utterance standardised per {channels} with the mean and std of its speaker's other "
                    "recordings, then " if speaker_inputs else "")
@@ -178,7 +183,8 @@ and std of *other* recordings of the same speaker (at least two), so the three l
 inputs = extractor(["speech.wav", "other_1.wav", "other_2.wav"])  # recordings of one speaker
 log_mels = extractor.standardise_per_speaker(inputs["log_mel"], speakers=["me"] * 3)  # each with the others' statistics
 speaker = inputs["speaker_embedding"][0] if "speaker_embedding" in inputs else None
-embedding = model.embed_utterance(log_mels[0], speaker_embedding=speaker)
+functionals = inputs["functionals"][0] if "functionals" in inputs else None
+embedding = model.embed_utterance(log_mels[0], speaker_embedding=speaker, functionals=functionals)
 ```"""
     return text
 

@@ -118,7 +118,8 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     actors recognises best; the held-out actors play no part in the choice. For scale, each probe's hit rate
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
     (`Utterances.model_view`); ``embedding``: the model's embedding of them, made with ``segment_hop`` and ``pooling``
-    (the model's own when None), as the converted utterances are embedded; ``num_audio``: source utterances whose
+    (the model's own when None), as the converted utterances are embedded (a model with ``input_functionals`` is
+    handed those of the conversion made audible, `resynthesised_egemaps`); ``num_audio``: source utterances whose
     conversions are written to ``out/audio``.
 
     With ``egemaps`` (the eGeMAPS functionals of the real utterances, (n, 88)) a fourth, independent judge: a probe on
@@ -154,16 +155,18 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     for n, (i, target, converted) in enumerate(items):
         if n // len(targets) < num_audio:
             write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", utterances.to_db(i, converted), model)
-    vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_embedding=utterances.embedding[i], segment_hop=segment_hop,
-                                                              pooling=pooling).numpy()
-                                        for i, _, m in items]) if items else None}
+    params = model.config.feature_params
+    heard_conversions = (np.stack([resynthesised_egemaps(utterances.to_db(i, m), params) for i, _, m in items])
+                         if items and (egemaps is not None or model.config.input_functionals) else [None] * len(items))
+    vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_embedding=utterances.embedding[i], functionals=heard,
+                                                              segment_hop=segment_hop, pooling=pooling).numpy()
+                                        for (i, _, m), heard in zip(items, heard_conversions)]) if items else None}
     vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
     real = held & np.isin(utterances.emotion, targets)
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
               "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}}
     if egemaps is not None:
-        params = model.config.feature_params
-        vectors["egemaps_probe_speaker_norm"] = np.stack([resynthesised_egemaps(utterances.to_db(i, m), params) for i, _, m in items]) if items else None
+        vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is
         for j in np.flatnonzero(held):
             heard[j] = resynthesised_egemaps(utterances.to_db(j, utterances.log_mel[j]), params)

@@ -11,6 +11,7 @@ import torch
 
 from modeling.configuration_common import channel_padding
 from modeling.utterance import segment_utterance
+from ravdess_dataset import egemaps
 from ravdess_dataset.derived import dataset_prosody
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.prosody import MissingOpensmile
@@ -43,7 +44,8 @@ def dataset_params(dataset_dir: Path, configs: Sequence[str]) -> dict:
 @dataclass
 class Utterances:
     """Whole utterances for probes: log-mels (T_i, n_mels), or as a model sees them (`model_view`: prosody channels
-    may follow, speaker-standardised), speaker embeddings, labels, ids."""
+    may follow, speaker-standardised, and the eGeMAPS functionals a model with ``input_functionals`` is handed),
+    speaker embeddings, labels, ids."""
 
     log_mel: list[np.ndarray]
     embedding: np.ndarray
@@ -55,6 +57,7 @@ class Utterances:
     statistics: Optional[list[SpeakerStatistics]] = None  # set when log_mel is speaker-standardised
     statement: Optional[np.ndarray] = None  # 0: "Kids are talking by the door", 1: "Dogs are sitting by the door"
     mel_bands: Optional[int] = None  # set when prosody channels follow the log-mel bands in log_mel
+    functionals: Optional[np.ndarray] = None  # (n, 88) eGeMAPS functionals, set by model_view for input_functionals
 
     @classmethod
     def from_dataset(cls, dataset) -> "Utterances":
@@ -64,7 +67,7 @@ class Utterances:
 
     def select(self, rows: np.ndarray) -> "Utterances":
         """The utterances where the boolean mask ``rows`` is true, in their order (in dB: take `model_view` after)."""
-        if self.statistics is not None or self.mel_bands is not None:
+        if self.statistics is not None or self.mel_bands is not None or self.functionals is not None:
             raise ValueError("select the utterances before taking a model_view")
         i = np.flatnonzero(rows)
         return Utterances([self.log_mel[k] for k in i], self.embedding[i], self.emotion[i], self.actor[i], self.gender[i],
@@ -74,8 +77,16 @@ class Utterances:
         """The utterances as a model of ``config`` sees them: a model with ``prosody_dim`` reads the prosody frames of
         its ``prosody_source`` in ``dataset_dir`` (`ravdess_dataset.derived.dataset_prosody`) after the log-mel bands of every frame; with
         ``input_normalization`` "speaker" each utterance (prosody channels included) is then standardised with its
-        actor's other utterances, with "dataset" it stays in dB."""
+        actor's other utterances, with "dataset" it stays in dB. A model with ``input_functionals`` is handed the
+        utterances' eGeMAPS functionals (`ravdess_dataset.egemaps.dataset_functionals`)."""
         view = self
+        if config.input_functionals:
+            if dataset_dir is None:
+                raise ValueError("this model's embedding ends with eGeMAPS functionals: pass the prepared dataset they are computed from")
+            functionals, reason = egemaps.dataset_functionals(dataset_dir, self.file)
+            if functionals is None:
+                raise CommandError(f"this model's embedding ends with eGeMAPS functionals: {reason}")
+            view = replace(view, functionals=functionals)
         if config.prosody_dim:
             if dataset_dir is None:
                 raise ValueError("this model reads prosody frames: pass the prepared dataset they are computed from")
@@ -87,7 +98,7 @@ class Utterances:
             if differ:
                 raise CommandError(f"{dataset_dir}: {len(differ)} utterances have prosody frames of another length than "
                                    f"their log-mel (e.g. {differ[0][0]}: {differ[0][2]} against {differ[0][1]})")
-            view = replace(self, log_mel=[np.concatenate([m, p], 1) for m, p in zip(self.log_mel, prosody)],
+            view = replace(view, log_mel=[np.concatenate([m, p], 1) for m, p in zip(self.log_mel, prosody)],
                            mel_bands=self.log_mel[0].shape[1] if self.log_mel else None)
         if config.input_normalization == "speaker":
             statistics = leave_one_out(view.log_mel, view.actor.tolist())

@@ -17,12 +17,14 @@ from .data import Utterances
 def embed_utterances(model, utterances: Utterances, *, segment_hop: Optional[int] = None, pooling: Optional[str] = None,
                      representation: Optional[str] = None) -> np.ndarray:
     """(n, d) utterance embeddings with the model's own ``embed_utterance`` (``segment_hop``, ``pooling`` and
-    ``representation`` for this call only; the model reads the speaker embedding if it is conditioned on it)."""
+    ``representation`` for this call only; the model reads the speaker embedding if it is conditioned on it, and the
+    functionals of a `Utterances.model_view` if its embedding ends with them)."""
     model.eval()
+    functionals = utterances.functionals if utterances.functionals is not None else [None] * len(utterances.log_mel)
     with torch.no_grad():
-        return np.stack([model.embed_utterance(log_mel, speaker_embedding=speaker, segment_hop=segment_hop, pooling=pooling,
-                                               representation=representation).float().cpu().numpy()
-                         for log_mel, speaker in zip(utterances.log_mel, utterances.embedding)])
+        return np.stack([model.embed_utterance(log_mel, speaker_embedding=speaker, functionals=f, segment_hop=segment_hop,
+                                               pooling=pooling, representation=representation).float().cpu().numpy()
+                         for log_mel, speaker, f in zip(utterances.log_mel, utterances.embedding, functionals)])
 
 
 def model_representations(model, utterances: Utterances, segment_hop: Optional[int] = None) -> dict[str, np.ndarray]:

@@ -123,8 +123,9 @@ def audio_files(paths: list[str]) -> list[Path]:
 
 
 def embed_log_mels(model, log_mels: list[np.ndarray], voices, files: list[Path], speakers: list,
-                   segment_hop: Optional[int] = None) -> np.ndarray:
-    """The model's embeddings (n, d) of recordings' log-mels (dB) and Resemblyzer embeddings (``voices``); a model
+                   segment_hop: Optional[int] = None, functionals=None) -> np.ndarray:
+    """The model's embeddings (n, d) of recordings' log-mels (dB), Resemblyzer embeddings (``voices``) and, for a
+    model with ``input_functionals``, eGeMAPS ``functionals`` (n, 88); a model
     with ``input_normalization="speaker"`` first standardises each log-mel with the other recordings of its speaker
     (``speakers``: one name per file), which every speaker must then have."""
     if model.config.input_normalization == "speaker":
@@ -135,8 +136,9 @@ def embed_log_mels(model, log_mels: list[np.ndarray], voices, files: list[Path],
                                "speaker, and this speaker has no other; give each speaker several recordings (one folder "
                                "per speaker, or the speaker column of --metadata)")
         log_mels = RavdessFeatureExtractor.standardise_per_speaker(log_mels, speakers)
-    return np.stack([model.embed_utterance(m, speaker_embedding=voice, segment_hop=segment_hop).numpy()
-                     for m, voice in zip(log_mels, voices)])
+    functionals = [None] * len(log_mels) if functionals is None else functionals
+    return np.stack([model.embed_utterance(m, speaker_embedding=voice, functionals=f, segment_hop=segment_hop).numpy()
+                     for m, voice, f in zip(log_mels, voices, functionals)])
 
 
 def prosody_source(extractor) -> str:
@@ -146,10 +148,14 @@ def prosody_source(extractor) -> str:
 
 def check_extras(extractor) -> None:
     """A one-line `CommandError` when the model's front end needs a package that is not installed (openSMILE, for a
-    model that reads eGeMAPS descriptor frames); checked before any recording is read."""
-    reason = egemaps.missing() if extractor.prosody and prosody_source(extractor) == "egemaps" else None
-    if reason is not None:
-        raise CommandError(f"this model reads eGeMAPS descriptor frames: {reason}")
+    model that reads eGeMAPS descriptor frames or whose embedding ends with eGeMAPS functionals); checked before any
+    recording is read."""
+    descriptors = extractor.prosody and prosody_source(extractor) == "egemaps"
+    if descriptors or getattr(extractor, "functionals", False):
+        reason = egemaps.missing()
+        if reason is not None:
+            what = "reads eGeMAPS descriptor frames" if descriptors else "ends its embedding with eGeMAPS functionals"
+            raise CommandError(f"this model {what}: {reason}")
 
 
 def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[list] = None,
@@ -162,7 +168,8 @@ def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[li
     except AudioReadError as err:
         raise CommandError(str(err)) from None
     voices = inputs.get("speaker_embedding", [None] * len(files))
-    return embed_log_mels(model, inputs["log_mel"], voices, files, speakers or [f.parent for f in files], segment_hop)
+    return embed_log_mels(model, inputs["log_mel"], voices, files, speakers or [f.parent for f in files], segment_hop,
+                          inputs.get("functionals"))
 
 
 def leave_one_speaker_out(x: np.ndarray, emotion: np.ndarray, speakers: np.ndarray, seed: int = 0) -> Optional[dict]:
@@ -197,7 +204,8 @@ def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0
         analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel), prosody)
     except AudioReadError as err:
         raise CommandError(str(err)) from None
-    embedding = embed_log_mels(model, analysed.model_inputs(), analysed.resemblyzer, files, list(speakers), segment_hop)
+    embedding = embed_log_mels(model, analysed.model_inputs(), analysed.resemblyzer, files, list(speakers), segment_hop,
+                               analysed.egemaps)
     labelled = all(r.emotion is not None for r in recordings)
     emotion = np.array([r.emotion for r in recordings]) if labelled else None
     results, normalised = {}, {}

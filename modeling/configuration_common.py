@@ -15,7 +15,10 @@ INPUT_NORMALIZATIONS = ("dataset", "speaker")
 POOLINGS = ("mean", "mean_std")
 # options that change what embed_utterance returns and none of the weights: recipes that differ only in these (and in
 # where the model goes) train the same weights (an in-training probe logs other scores)
-EMBEDDING_OPTIONS = ("pooling", "input_statistics")
+EMBEDDING_OPTIONS = ("pooling", "input_statistics", "input_functionals")
+# how many eGeMAPSv02 functionals openSMILE gives an utterance (ravdess_dataset.egemaps.EGEMAPS_DIM), written out
+# because a model published with its code carries only `modeling`
+EGEMAPS_FUNCTIONALS = 88
 # silence in the prosody channels of each source of ravdess_dataset.prosody (pyin's SILENCE: f0 0 semitones, voicing 0,
 # energy -100 dB; egemaps: its EGEMAPS_SILENCE), what padding frames hold there in dB inputs; written out because a model
 # published with its code carries only `modeling`
@@ -104,6 +107,11 @@ class SpeechVAEBaseConfig(PretrainedConfig):
                                            "prosody; modeling.utterance.frame_statistics: mean, std, five percentiles, "
                                            "mean absolute and std of the frame-to-frame change) and, where the model "
                                            "is conditioned on it, the speaker embedding")
+    input_functionals: bool = option(False, "follow every vector embed_utterance returns (after the input_statistics, if "
+                                            "any) with the 88 eGeMAPSv02 functionals of the utterance (openSMILE, from the "
+                                            "same processed waveform as the log-mel; the egemaps extra, research and "
+                                            "non-commercial use only), which embed_utterance then takes as `functionals`: "
+                                            "the feature extractor of such a model computes them")
 
     def __post_init__(self, **kwargs) -> None:
         if self.objective not in OBJECTIVES:

@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .configuration_common import POOLINGS
+from .configuration_common import EGEMAPS_FUNCTIONALS, POOLINGS
 from .distributions import DiagonalGaussian
 from .utterance import FRAME_STATISTICS, expand_speaker, frame_statistics, join_segments, pool_segments, segment_utterance
 
@@ -97,7 +97,7 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
                labels: Optional[torch.Tensor] = None) -> DecoderOutput:
         raise NotImplementedError
 
-    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, functionals=None, segment_hop: Optional[int] = None,
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
         raise NotImplementedError
 
@@ -138,25 +138,36 @@ class SpeechVAEBasePreTrainedModel(PreTrainedModel):
 
     @property
     def input_statistics_dim(self) -> int:
-        """How many of the last numbers of an embedding are what the model read rather than learned (`_beside_inputs`):
-        0 without ``input_statistics``."""
+        """How many of the last numbers of an embedding are what the model read or was handed rather than learned
+        (`_beside_inputs`): 0 without ``input_statistics`` and ``input_functionals``."""
         c = self.config
-        return len(FRAME_STATISTICS) * c.input_channels + c.decoder_speaker_dim if c.input_statistics else 0
+        statistics = len(FRAME_STATISTICS) * c.input_channels + c.decoder_speaker_dim if c.input_statistics else 0
+        return statistics + (EGEMAPS_FUNCTIONALS if c.input_functionals else 0)
 
-    def _beside_inputs(self, vector: torch.Tensor, log_mel, speaker_embedding=None) -> torch.Tensor:
+    def _beside_inputs(self, vector: torch.Tensor, log_mel, speaker_embedding=None, functionals=None) -> torch.Tensor:
         """``vector``, followed where the config's ``input_statistics`` asks by the `frame_statistics` of the (T,
-        channels) input ``log_mel`` and, for a speaker-conditioned model, the (speaker_dim,) ``speaker_embedding``."""
-        if not self.config.input_statistics:
-            return vector
-        frames = log_mel.detach().cpu().numpy() if torch.is_tensor(log_mel) else log_mel
-        parts = [vector, torch.from_numpy(frame_statistics(frames)).to(vector)]
-        if self.config.decoder_speaker_dim:
-            speaker = None if speaker_embedding is None else torch.as_tensor(speaker_embedding)
-            if speaker is None or speaker.numel() != self.config.speaker_dim:
-                raise ValueError(f"input_statistics: this speaker-conditioned model needs the utterance's ({self.config.speaker_dim},) "
-                                 f"speaker_embedding, got {None if speaker is None else tuple(speaker.shape)}")
-            parts.append(speaker.reshape(-1).to(vector))
+        channels) input ``log_mel`` and, for a speaker-conditioned model, the (speaker_dim,) ``speaker_embedding``;
+        then, where ``input_functionals`` asks, by the utterance's (88,) eGeMAPS ``functionals``."""
+        c = self.config
+        parts = [vector]
+        if c.input_statistics:
+            frames = log_mel.detach().cpu().numpy() if torch.is_tensor(log_mel) else log_mel
+            parts.append(torch.from_numpy(frame_statistics(frames)).to(vector))
+            if c.decoder_speaker_dim:
+                parts.append(self._given("input_statistics", "speaker_embedding", speaker_embedding, c.speaker_dim).to(vector))
+        if c.input_functionals:
+            parts.append(self._given("input_functionals", "functionals", functionals, EGEMAPS_FUNCTIONALS).to(vector))
         return torch.cat(parts)
+
+    @staticmethod
+    def _given(option: str, name: str, value, size: int) -> torch.Tensor:
+        """``value`` as a flat tensor of ``size`` numbers; a one-line ValueError naming the ``option`` that needs it."""
+        if value is not None and not torch.is_tensor(value):
+            value = torch.from_numpy(np.array(value, dtype=np.float32))  # a copy: arrays read from a dataset are read-only
+        if value is None or value.numel() != size:
+            raise ValueError(f"{option}: this model needs the utterance's ({size},) {name}, got "
+                             f"{None if value is None else tuple(value.shape)} (its feature extractor gives it)")
+        return value.reshape(-1)
 
     def _representation(self, representation: Optional[str]) -> str:
         representation = self.representations[0] if representation is None else representation

@@ -200,19 +200,20 @@ class FHVAEModel(FHVAEPreTrainedModel):
         return z2.sum(0) / (len(z2) + ratio)
 
     @torch.no_grad()
-    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, functionals=None, segment_hop: Optional[int] = None,
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
         """One vector per (T, n_mels) utterance: ``representation="s_vector"`` (default) the inferred mu2 (`pooling`
         does not apply: it is a posterior mean, not a pooling); ``"z1"`` the z1 means of its segments pooled by
         ``pooling``. ``segment_hop`` and ``pooling`` override the config's for this call only. With
-        ``input_statistics``, either is followed by the statistics of the input (`_beside_inputs`)."""
+        ``input_statistics`` and ``input_functionals``, either is followed by the statistics of the input and
+        the utterance's eGeMAPS ``functionals`` (88,) (`_beside_inputs`)."""
         pooling = self._pooling(pooling)
         if self._representation(representation) == "s_vector":
             vector = self.infer_s_vector(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
         else:
             segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
             vector = pool_segments(self.encode_factors(segments, speaker_embedding=speaker)[0].mean, lengths, pooling)
-        return self._beside_inputs(vector, log_mel, speaker_embedding)
+        return self._beside_inputs(vector, log_mel, speaker_embedding, functionals)
 
     @torch.no_grad()
     def utterance_latent(self, log_mel, *, speaker_embedding=None, label: Optional[int] = None,

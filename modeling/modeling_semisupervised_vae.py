@@ -210,19 +210,20 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
         return pool_segments(self.classify(segments).softmax(-1), lengths)
 
     @torch.no_grad()
-    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, functionals=None, segment_hop: Optional[int] = None,
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
         """One vector per (T, n_mels [+ prosody_dim]) utterance: [log of the segments' class probabilities averaged by real frames
         (num_labels), the z means of its segments inferred with the predicted class, pooled (``pooling``)].
-        ``segment_hop`` and ``pooling`` override the config's for this call only. With ``input_statistics``, followed
-        by the statistics of the input (`_beside_inputs`)."""
+        ``segment_hop`` and ``pooling`` override the config's for this call only. With ``input_statistics`` and
+        ``input_functionals``, followed by the statistics of the input and the utterance's eGeMAPS ``functionals``
+        (88,) (`_beside_inputs`)."""
         self._representation(representation)
         segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
         logits = self.classify(segments)
         probs = pool_segments(logits.softmax(-1), lengths)
         z = self.encode(segments, speaker_embedding=speaker, labels=logits.argmax(-1)).latent_dist.mean
         learned = torch.cat([probs.clamp(min=1e-6).log(), pool_segments(z, lengths, self._pooling(pooling))])
-        return self._beside_inputs(learned, log_mel, speaker_embedding)
+        return self._beside_inputs(learned, log_mel, speaker_embedding, functionals)
 
     @classmethod
     def forward_inputs(cls, batch: dict[str, torch.Tensor], with_targets: bool) -> dict[str, torch.Tensor]:

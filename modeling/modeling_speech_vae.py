@@ -137,16 +137,17 @@ class SpeechVAEModel(SpeechVAEPreTrainedModel):
         )
 
     @torch.no_grad()
-    def embed_utterance(self, log_mel, *, speaker_embedding=None, segment_hop: Optional[int] = None,
+    def embed_utterance(self, log_mel, *, speaker_embedding=None, functionals=None, segment_hop: Optional[int] = None,
                         pooling: Optional[str] = None, representation: Optional[str] = None) -> torch.Tensor:
         """One vector per (T, n_mels [+ prosody_dim]) utterance: the posterior means of its segments (``segment_frames`` long, every
         ``segment_hop`` frames), pooled (``pooling``: mean by real frames, or mean_std). ``segment_hop`` and
         ``pooling`` override the config's for this call only. ``speaker_embedding``: (speaker_dim,). With
-        ``input_statistics``, followed by the statistics of the input (`_beside_inputs`)."""
+        ``input_statistics`` and ``input_functionals``, followed by the statistics of the input and the
+        utterance's eGeMAPS ``functionals`` (88,) (`_beside_inputs`)."""
         self._representation(representation)
         segments, lengths, speaker = self.segment_utterance(log_mel, speaker_embedding=speaker_embedding, segment_hop=segment_hop)
         pooled = pool_segments(self.encode(segments, speaker_embedding=speaker).latent_dist.mean, lengths, self._pooling(pooling))
-        return self._beside_inputs(pooled, log_mel, speaker_embedding)
+        return self._beside_inputs(pooled, log_mel, speaker_embedding, functionals)
 
     @torch.no_grad()
     def generate(

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import derived
 from .derived import read_flac
-from .prosody import MissingOpensmile, egemaps_smile, opensmile_module
+from .prosody import MissingOpensmile, egemaps_functionals, egemaps_smile, opensmile_module
 
 EGEMAPS_DIM = 88
 INSTALL_HINT = "pip install 'ravdess-emotion-vae[egemaps]' (openSMILE: research and non-commercial use only)"
@@ -34,11 +34,6 @@ def missing() -> Optional[str]:
 def feature_names() -> list[str]:
     """The names of the 88 eGeMAPSv02 functionals, in `egemaps_functionals`' order."""
     return list(egemaps_smile("Functionals").feature_names)
-
-
-def egemaps_functionals(wav: np.ndarray, rate: int) -> np.ndarray:
-    """The 88 eGeMAPSv02 functionals of a mono waveform."""
-    return egemaps_smile("Functionals").process_signal(np.asarray(wav, dtype=np.float32), rate).to_numpy(dtype=np.float32)[0]
 
 
 def _from_flac(blob: bytes) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 ``AutoFeatureExtractor.from_pretrained(model_folder_or_repo, trust_remote_code=True)`` gives an object that turns a
 recording into exactly what the model was trained on: resampling, loudness normalisation, silence trimming, the
-log-mel with the model's parameters, and the Resemblyzer embedding where the family reads one. Its code travels with
+log-mel with the model's parameters, the Resemblyzer embedding where the family reads one, and the eGeMAPS
+functionals where the model's embedding ends with them. Its code travels with
 the model (this file and the modules it imports relatively), so it loads where this project is not installed.
 
     extractor = AutoFeatureExtractor.from_pretrained("USER/NAME", trust_remote_code=True)
@@ -25,7 +26,7 @@ from .audio import AudioConfig, read_audio
 from .embedding import BatchedVoiceEncoder
 from .features import MelConfig
 from .front_end import analyse_waveform, prosody_of
-from .prosody import SOURCE_SILENCE, SOURCES
+from .prosody import SOURCE_SILENCE, SOURCES, egemaps_functionals
 from .speaker_statistics import leave_one_out
 
 Recording = Union[str, os.PathLike, np.ndarray]
@@ -49,6 +50,8 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
             ``prosody_dim`` read them (`front_end.prosody_of`): ``log_mel`` is then (frames, n_mels + 3) for pyin's
             f0, voicing and energy, (frames, n_mels + 25) for the eGeMAPS descriptors (``opensmile`` needed).
         prosody_source: "pyin" or "egemaps" (`ravdess_dataset.prosody.SOURCES`).
+        functionals: also return the 88 eGeMAPSv02 ``functionals`` of the processed waveform (``opensmile`` needed),
+            which a model with ``input_functionals`` appends to its embedding.
         channel_padding: what `pad` fills added frames with, one value per channel (``feature_size``). Default: the
             log-mel floor in every band and the source's silence in every prosody channel (dB inputs);
             `from_model_config` takes the model's own padding (``config.padding()``). `SequenceFeatureExtractor`'s one
@@ -60,11 +63,11 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
     standardised training values.
     """
 
-    model_input_names = ["log_mel", "speaker_embedding"]
+    model_input_names = ["log_mel", "speaker_embedding", "functionals"]
 
     def __init__(self, audio: Optional[dict] = None, mel: Optional[dict] = None, speaker_embedding: bool = False,
                  prosody: bool = False, prosody_source: str = "pyin", channel_padding: Optional[list[float]] = None,
-                 **kwargs) -> None:
+                 functionals: bool = False, **kwargs) -> None:
         audio_config, mel_config = AudioConfig(**(audio or {})), MelConfig(**(mel or {}))
         if prosody_source not in SOURCES:
             raise ValueError(f"prosody_source must be one of {tuple(SOURCES)}, got {prosody_source!r}")
@@ -82,16 +85,18 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
         self.speaker_embedding = speaker_embedding
         self.prosody = prosody
         self.prosody_source = prosody_source
+        self.functionals = functionals
 
     @classmethod
     def from_model_config(cls, config) -> "RavdessFeatureExtractor":
         """The extractor of a model of this project: its saved ``feature_params``, and the speaker embedding
         where ``speaker_conditioning`` is not "none", the prosody frames of its ``prosody_source`` where the model has
-        ``prosody_dim``, and the model's own padding of short segments for `pad` (``config.padding()``)."""
+        ``prosody_dim``, the eGeMAPS functionals where it has ``input_functionals``, and the model's own padding of
+        short segments for `pad` (``config.padding()``)."""
         params = config.feature_params or {}
         return cls(audio=params.get("audio"), mel=params.get("mel"), speaker_embedding=config.speaker_conditioning != "none",
                    prosody=getattr(config, "prosody_dim", 0) > 0, prosody_source=getattr(config, "prosody_source", "pyin"),
-                   channel_padding=config.padding())
+                   channel_padding=config.padding(), functionals=getattr(config, "input_functionals", False))
 
     def __call__(
         self,
@@ -101,12 +106,13 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
     ) -> BatchFeature:
         """One recording or a list of them: file paths (WAV, FLAC, ...; channels are averaged) or mono waveforms
         (samples,) at ``sampling_rate`` (an array, or a list of numbers). One recording gives ``log_mel`` (frames,
-        ``feature_size``: n_mels, + the prosody channels with ``prosody``) and ``speaker_embedding`` (256,); a list gives a list of log-mels and a (n, 256) array. ``return_tensors`` ("pt", "np") converts them
-        (for a list only when every log-mel has the same length)."""
+        ``feature_size``: n_mels, + the prosody channels with ``prosody``), ``speaker_embedding`` (256,) and
+        ``functionals`` (88,) where asked; a list gives a list of log-mels and (n, 256) and (n, 88) arrays.
+        ``return_tensors`` ("pt", "np") converts them (for a list only when every log-mel has the same length)."""
         single = not isinstance(raw_speech, (list, tuple)) or (len(raw_speech) > 0 and isinstance(raw_speech[0], numbers.Number))
         recordings = [raw_speech] if single else list(raw_speech)
         audio, mel = AudioConfig(**self.audio), MelConfig(**self.mel)
-        log_mels, windows = [], []
+        log_mels, windows, functionals = [], [], []
         for recording in recordings:
             wav, rate, source = self._waveform(recording, sampling_rate)
             processed, log_mel, encoder_windows = analyse_waveform(wav, rate, audio, mel, source)
@@ -114,10 +120,14 @@ class RavdessFeatureExtractor(SequenceFeatureExtractor):
                 log_mel = np.concatenate([log_mel, prosody_of(processed, audio, mel, self.prosody_source)], 1)
             log_mels.append(log_mel)
             windows.append(encoder_windows)
+            if self.functionals:
+                functionals.append(egemaps_functionals(processed, audio.sample_rate))
         data = {"log_mel": log_mels[0] if single else log_mels}
         if self.speaker_embedding:
             embeddings = np.stack([embedding for embedding, _ in voice_encoder().embed_utterances(windows)])
             data["speaker_embedding"] = embeddings[0] if single else embeddings
+        if self.functionals:
+            data["functionals"] = functionals[0] if single else np.stack(functionals)
         return BatchFeature(data, tensor_type=return_tensors)
 
     def _pad(self, processed_features: dict, max_length: Optional[int] = None,

@@ -21,9 +21,12 @@ window that starts there: 20 ms for the spectral ones, 60 ms for those read from
 gives the 15 descriptors it only defines on voiced frames (F0 and those after it) as 0, or -201, elsewhere; as pyin's
 f0 they are interpolated across unvoiced frames.
 
-This module depends on numpy and librosa; the ``egemaps`` source also needs the ``opensmile`` package (the
-``egemaps`` extra, research and non-commercial use only), imported when first used. It travels with the feature
-extractor of models that read prosody.
+`egemaps_functionals` gives the 88 functionals of a whole utterance, which a model with ``input_functionals`` appends
+to its embedding.
+
+This module depends on numpy and librosa; the ``egemaps`` source and the functionals also need the ``opensmile``
+package (the ``egemaps`` extra, research and non-commercial use only), imported when first used. It travels with the
+feature extractor of every model.
 """
 from __future__ import annotations
 
@@ -127,6 +130,11 @@ def egemaps_smile(level: str):
     """openSMILE's eGeMAPSv02 extractor at ``level`` ("LowLevelDescriptors" or "Functionals"), made once."""
     opensmile = opensmile_module()
     return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=getattr(opensmile.FeatureLevel, level))
+
+
+def egemaps_functionals(wav: np.ndarray, rate: int) -> np.ndarray:
+    """The 88 eGeMAPSv02 functionals of a mono waveform at ``rate``, float32."""
+    return egemaps_smile("Functionals").process_signal(np.asarray(wav, dtype=np.float32), rate).to_numpy(dtype=np.float32)[0]
 
 
 def egemaps_frames(wav: np.ndarray, mel: MelConfig) -> np.ndarray:

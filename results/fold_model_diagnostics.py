@@ -11,8 +11,9 @@ For every fold, each run's fold model embeds the 1440 utterances, every represen
 - ``runs_side_by_side``: the runs' embeddings side by side, an ensemble of fold models (with two or more runs);
 - ``run_0+resemblyzer``, ``run_0+resemblyzer+egemaps`` and ``run_0+handcrafted_all``: the first run's embedding beside
   the baselines' inputs (`experiments.representation.baselines`);
-- ``run_0_learned_part`` and ``run_0_input_statistics_part`` (a first run trained with ``input_statistics``): its
-  embedding cut in two, what the model learned and the statistics of what it read (its ``input_statistics_dim``);
+- ``run_0_learned_part`` and ``run_0_input_statistics_part`` (a first run trained with ``input_statistics`` or
+  ``input_functionals``): its embedding cut in two, what the model learned and what it read or was handed (its
+  ``input_statistics_dim``);
 - ``run_0_pooled_logits`` (semi-supervised runs): the classifier's logits averaged over the segments, in place of the
   log of its averaged class probabilities and the pooled z.
 
@@ -64,7 +65,7 @@ def fold_representations(runs: list[Path], fold: int, utterances: Utterances, da
                         ("run_0+handcrafted_all", ["handcrafted_all"])):
         if all(p in references for p in parts):
             found[name] = np.hstack([found["run_0"]] + [references[p] for p in parts])
-    if models[0].config.input_statistics:
+    if models[0].input_statistics_dim:
         width = models[0].input_statistics_dim
         found["run_0_learned_part"] = normalise(embedded[0][:, :-width])
         found["run_0_input_statistics_part"] = normalise(embedded[0][:, -width:])

@@ -99,3 +99,37 @@ def test_the_resynthesis_benchmark_measures_what_griffin_lim_changes(prepared, t
     assert groups["other"]["functionals"] == 5  # the spectral flux functionals, the only ones no group names
     assert 0 <= results["pitch_error_semitones_median"] < 1.0  # the synthetic voices' pitch survives Griffin-Lim
     assert len(results["largest_changes"]) == 10
+
+
+@needs_opensmile
+def test_a_model_with_input_functionals_is_handed_them_wherever_it_embeds(prepared, corpus, tmp_path):
+    import train
+    from transformers import AutoFeatureExtractor
+
+    from experiments.loading import load_model
+    from experiments.probes import embed_utterances
+
+    config, _ = prepared
+    out = tmp_path / "model"
+    train.main(["configs/speech_vae.yaml", "--dataset_dir", str(config.output_dir), "--output_dir", str(out), "--conv_channels", "8",
+                "16", "--latent_dim", "4", "--max_steps", "2", "--report_to", "none", "--input_functionals", "true"])  # probed in training
+    model = load_model(str(out))
+    assert model.config.input_functionals and model.input_statistics_dim == egemaps.EGEMAPS_DIM
+    utterances = Utterances.from_dataset(load_all("mel", config.output_dir))
+    view = utterances.model_view(model.config, config.output_dir)  # the dataset's cached functionals
+    np.testing.assert_array_equal(view.functionals, egemaps.dataset_egemaps(config.output_dir, utterances.file))
+    np.testing.assert_array_equal(embed_utterances(model, view)[:, -egemaps.EGEMAPS_DIM:], view.functionals)
+    with pytest.raises(ValueError, match="select the utterances before taking a model_view"):
+        view.select(view.actor == view.actor[0])
+    extractor = AutoFeatureExtractor.from_pretrained(out)  # the front end saved with the model computes them
+    first = sorted((corpus / "Actor_02").glob("*.wav"))[0]
+    inputs = extractor(str(first))
+    assert inputs["functionals"].shape == (egemaps.EGEMAPS_DIM,) and np.isfinite(inputs["functionals"]).all()
+    embedded = model.embed_utterance(**inputs).numpy()
+    np.testing.assert_array_equal(embedded[-egemaps.EGEMAPS_DIM:], inputs["functionals"])
+    evaluate.main(["--model", str(out), "--audio", str(corpus / "Actor_02"), "--export-embeddings", str(tmp_path / "e.npz")])
+    saved = np.load(tmp_path / "e.npz")  # evaluate.py --audio hands them over as the extractor does
+    np.testing.assert_allclose(saved["X"][list(saved["files"]).index(first.stem)], embedded, rtol=1e-5, atol=1e-6)
+    evaluate.main(["--model", str(out), "--dataset", str(config.output_dir), "--output", str(tmp_path / "eval"), "--num-audio", "0"])
+    conversion = json.loads((tmp_path / "eval" / "metrics.json").read_text())["conversion"]  # conversions embedded as heard
+    assert conversion["conversions"] > 0 and 0 <= conversion["target_rate_model_probe"] <= 1

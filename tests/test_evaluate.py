@@ -390,13 +390,15 @@ def test_recipes_that_differ_only_in_the_embedding_share_one_training_on_emobox_
     assert seen[0][0] > 0 and seen[1][0] == 0 and seen[0][1] == seen[1][1]  # the same weights, embedded two ways
     assert len(result["validation_uar"][1]) == 4
     recipes = {}
-    for name, extra in (("longer", "max_steps: 3"), ("pooled", "pooling: mean_std"), ("early", "early_stopping_metric: probe_uar")):
+    for name, extra in (("longer", "max_steps: 3"), ("pooled", "pooling: mean_std"), ("functionals", "input_functionals: true"),
+                        ("early", "early_stopping_metric: probe_uar")):
         recipes[name] = tmp_path / f"{name}.yaml"
         recipes[name].write_text(open(parent).read() + extra + "\n")
     options = [choose.resolved_options(str(r), small) for r in (parent, statistics, *recipes.values())]
-    # longer training trains apart; another pooling shares; stopping early on the probe's score always trains alone
-    assert choose.training_twins(options) == [0, 0, 2, 0, 4]
-    assert choose.training_twins(options[4:] + options[4:]) == [0, 1]
+    # longer training trains apart; another pooling or the functionals share; stopping early on the probe's score
+    # always trains alone
+    assert choose.training_twins(options) == [0, 0, 2, 0, 0, 5]
+    assert choose.training_twins(options[5:] + options[5:]) == [0, 1]
 
 
 def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):

@@ -292,6 +292,27 @@ def test_input_statistics_follow_the_learned_vector_with_what_the_model_read(fam
     assert alone.embed_utterance(log_mel).shape == (len(learned) + len(FRAME_STATISTICS) * 16,) == (len(learned) + alone.input_statistics_dim,)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_input_functionals_end_the_embedding_with_the_functionals_handed_in(family, tmp_path):
+    plain = make(family, speaker_conditioning="decoder", input_statistics=True).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    config = type(plain.config).from_pretrained(tmp_path / "plain", input_functionals=True)
+    model = type(plain).from_pretrained(tmp_path / "plain", config=config).eval()  # the same weights
+    log_mel, speaker, functionals = torch.randn(40, 16) * 8 - 40, torch.randn(256), np.linspace(-1, 1, 88)
+    before = plain.embed_utterance(log_mel, speaker_embedding=speaker)
+    together = model.embed_utterance(log_mel, speaker_embedding=speaker, functionals=functionals)
+    assert together.shape == (len(before) + 88,) and model.input_statistics_dim == plain.input_statistics_dim + 88
+    torch.testing.assert_close(together[:-88], before)  # learned part and input statistics unchanged, functionals last
+    torch.testing.assert_close(together[-88:], torch.from_numpy(functionals).float())
+    torch.testing.assert_close(plain.embed_utterance(log_mel, speaker_embedding=speaker, functionals=functionals), before)
+    with pytest.raises(ValueError, match=r"input_functionals: this model needs the utterance's \(88,\) functionals, got None"):
+        model.embed_utterance(log_mel, speaker_embedding=speaker)
+    with pytest.raises(ValueError, match=r"got \(25,\)"):  # descriptor frames' width is not the functionals'
+        model.embed_utterance(log_mel, speaker_embedding=speaker, functionals=np.zeros(25))
+    alone = make(family, input_functionals=True).eval()  # without input_statistics: the learned part, then the functionals
+    assert alone.input_statistics_dim == 88 and alone.embed_utterance(log_mel, functionals=functionals).shape == (len(before) - plain.input_statistics_dim + 88,)
+
+
 def test_semisupervised_objective_pairs_a_labelled_segment_with_its_label_only():
     model = make("semisupervised_vae", speaker_conditioning="decoder").eval()
     x, kwargs = batch(model)
