@@ -113,7 +113,8 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
                  "f0 in semitones above 55 Hz from librosa's pyin, its voicing probability, energy in dB")
     prosody_text = (f", each frame followed by {config['prosody_dim']} prosody channels ({described}), which the feature "
                     "extractor appends" if config.get("prosody_dim") else "")
-    usage_text = usage(repo_id, config.get("feature_params") or {}, speaker_inputs)
+    opensmile = bool(config.get("prosody_dim")) and config.get("prosody_source") == "egemaps" or bool(config.get("input_functionals"))
+    usage_text = usage(repo_id, config.get("feature_params") or {}, speaker_inputs, opensmile)
     final_text = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float))) or "not recorded"
     mel = (config.get("feature_params") or {}).get("mel", {})
     return f"""---
@@ -157,8 +158,9 @@ no commercial use.
 """
 
 
-def usage(repo_id: str, feature_params: dict, speaker_inputs: bool) -> str:
-    """The card's usage section: the feature extractor saved with the model, then the model."""
+def usage(repo_id: str, feature_params: dict, speaker_inputs: bool, opensmile: bool = False) -> str:
+    """The card's usage section: the feature extractor saved with the model, then the model (``opensmile``: its
+    front end computes eGeMAPS descriptors or functionals)."""
     audio = feature_params.get("audio", {})
     text = f"""```python
 from transformers import AutoFeatureExtractor, AutoModel
@@ -173,6 +175,9 @@ WAV/FLAC files (or mono waveforms with `sampling_rate=`), resamples to {audio.ge
 {audio.get("target_dbfs", -30.0):g} dBFS, trims long silences (WebRTC VAD) and computes the log-mel with this model's parameters,
 plus the Resemblyzer speaker embedding where the model reads one. Besides `transformers` and `torch` it needs
 `librosa`, `soxr`, `soundfile`, `webrtcvad` and `resemblyzer`."""
+    if opensmile:
+        text += (" For this model it also computes eGeMAPS features with `opensmile`, whose licence allows research "
+                 "and non-commercial use only.")
     if speaker_inputs:
         text += """
 

@@ -119,8 +119,9 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
     (`Utterances.model_view`); ``embedding``: the model's embedding of them, made with ``segment_hop`` and ``pooling``
     (the model's own when None), as the converted utterances are embedded (a model with ``input_functionals`` is
-    handed those of the conversion made audible, `resynthesised_egemaps`); ``num_audio``: source utterances whose
-    conversions are written to ``out/audio``.
+    handed those of the conversion made audible, `resynthesised_egemaps`, while its probe is fitted on those of the
+    recordings, so that probe also hears what Griffin-Lim does); ``num_audio``: source utterances whose conversions
+    are written to ``out/audio``.
 
     With ``egemaps`` (the eGeMAPS functionals of the real utterances, (n, 88)) a fourth, independent judge: a probe on
     speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`resynthesised_egemaps`).

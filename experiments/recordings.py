@@ -123,7 +123,7 @@ def audio_files(paths: list[str]) -> list[Path]:
 
 
 def embed_log_mels(model, log_mels: list[np.ndarray], voices, files: list[Path], speakers: list,
-                   segment_hop: Optional[int] = None, functionals=None) -> np.ndarray:
+                   segment_hop: Optional[int] = None, functionals: Optional[np.ndarray] = None) -> np.ndarray:
     """The model's embeddings (n, d) of recordings' log-mels (dB), Resemblyzer embeddings (``voices``) and, for a
     model with ``input_functionals``, eGeMAPS ``functionals`` (n, 88); a model
     with ``input_normalization="speaker"`` first standardises each log-mel with the other recordings of its speaker
@@ -146,12 +146,12 @@ def prosody_source(extractor) -> str:
     return getattr(extractor, "prosody_source", "pyin")
 
 
-def check_extras(extractor) -> None:
-    """A one-line `CommandError` when the model's front end needs a package that is not installed (openSMILE, for a
-    model that reads eGeMAPS descriptor frames or whose embedding ends with eGeMAPS functionals); checked before any
-    recording is read."""
+def check_extras(extractor, model) -> None:
+    """A one-line `CommandError` when the model or its front end needs a package that is not installed (openSMILE,
+    for a model that reads eGeMAPS descriptor frames or whose embedding ends with eGeMAPS functionals); checked
+    before any recording is read."""
     descriptors = extractor.prosody and prosody_source(extractor) == "egemaps"
-    if descriptors or getattr(extractor, "functionals", False):
+    if descriptors or model.config.input_functionals or getattr(extractor, "functionals", False):
         reason = egemaps.missing()
         if reason is not None:
             what = "reads eGeMAPS descriptor frames" if descriptors else "ends its embedding with eGeMAPS functionals"
@@ -162,7 +162,7 @@ def embed_audio_files(model, extractor, files: list[Path], speakers: Optional[li
                       segment_hop: Optional[int] = None) -> np.ndarray:
     """Embed arbitrary recordings with the model's own front end (its feature extractor), (n, d); speakers (for
     models that standardise per speaker) by default the files' folders."""
-    check_extras(extractor)
+    check_extras(extractor, model)
     try:
         inputs = extractor([str(f) for f in files])
     except AudioReadError as err:
@@ -198,7 +198,7 @@ def evaluate_recordings(model_dir: str, metadata: Path, out: Path, seed: int = 0
     model = load_model(model_dir)
     extractor = load_feature_extractor(model_dir, model)
     files, speakers = [r.path for r in recordings], np.array([r.speaker for r in recordings])
-    check_extras(extractor)
+    check_extras(extractor, model)
     try:
         prosody = prosody_source(extractor) if extractor.prosody else None
         analysed = analyse_recordings(files, AudioConfig(**extractor.audio), MelConfig(**extractor.mel), prosody)

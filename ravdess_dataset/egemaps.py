@@ -1,5 +1,5 @@
 """eGeMAPSv02 functionals (openSMILE, Eyben et al. 2016): the field's reference hand-crafted emotion features,
-computed for the baselines of `evaluate.py`.
+computed for the baselines of `evaluate.py` and for models with ``input_functionals``.
 
 openSMILE's licence allows research and non-commercial use only, so `opensmile` is an extra
 (``pip install 'ravdess-emotion-vae[egemaps]'``; the README's commands install it). The 88 functionals of an

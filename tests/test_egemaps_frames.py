@@ -11,7 +11,7 @@ import train
 from experiments.data import Utterances
 from experiments.errors import CommandError
 from modeling import SemiSupervisedVAEConfig, SpeechVAEConfig
-from modeling.configuration_common import PROSODY_SOURCES
+from modeling.configuration_common import EGEMAPS_FUNCTIONALS, PROSODY_SOURCES
 from ravdess_dataset import derived, egemaps, prosody
 from ravdess_dataset.features import MelConfig, log_mel
 from ravdess_dataset.prosody import EGEMAPS_CHANNELS, EGEMAPS_SILENCE, EGEMAPS_VOICED_ONLY, SOURCES, descriptor_frames, egemaps_frames
@@ -84,6 +84,7 @@ def test_sources_agree_with_modeling_and_the_configuration_checks_the_source():
     """Runs without opensmile: the channels, the silences and the configuration's checks."""
     assert {name: len(channels) for name, channels in SOURCES.items()} == {k: len(v) for k, v in PROSODY_SOURCES.items()}
     assert PROSODY_SOURCES["egemaps"] == EGEMAPS_SILENCE  # modeling's copy of ravdess_dataset.prosody's silence
+    assert EGEMAPS_FUNCTIONALS == egemaps.EGEMAPS_DIM  # and of ravdess_dataset.egemaps's count of functionals
     with pytest.raises(ValueError, match="mono"):
         egemaps_frames(np.zeros((8000, 2), np.float32), MelConfig())
     with pytest.raises(ValueError, match="prosody source must be one of"):

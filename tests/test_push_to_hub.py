@@ -129,11 +129,12 @@ def test_card_of_an_input_statistics_model_says_what_is_not_learned(model_dir, t
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "input_statistics": True}))
     card = render_model_card(tmp_path / "m", "tester/emo-vae", None, None)
     assert "the last `model.input_statistics_dim` numbers are those, not learned" in card, card
-    assert "eGeMAPSv02 functionals" not in card
+    assert "eGeMAPSv02 functionals" not in card and "`opensmile`" not in card
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "input_functionals": True}))  # functionals alone
     card = render_model_card(tmp_path / "m", "tester/emo-vae", None, None)
     assert "followed by what the model read or is handed: the 88 eGeMAPSv02 functionals" in card, card
     assert "statistics over time" not in card and "not learned" in card
+    assert "also computes eGeMAPS features with `opensmile`, whose licence allows research" in card
 
 
 def test_pushed_dataset_loads_from_the_hub_as_it_does_locally(prepared, corpus, tmp_path):
