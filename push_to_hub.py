@@ -95,15 +95,16 @@ def render_model_card(model_dir: Path, repo_id: str, evaluation: Optional[dict],
     final = (train_metrics or {}).get("final", {})
     speaker_inputs = config.get("input_normalization") == "speaker"
     conditioned = config.get("speaker_conditioning", "none") != "none"
-    handed = ((["the statistics over time of every input channel" + (" and the speaker embedding it is given" if
-                conditioned else "")] if config.get("input_statistics") else [])
-              + (["the 88 eGeMAPSv02 functionals of the utterance (openSMILE), which the feature extractor computes"]
-                 if config.get("input_functionals") else []))
-    options = " and ".join(f"`{name}`" for name in ("input_statistics", "input_functionals") if config.get(name))
+    handed = {name: text for name, text in (
+        ("input_statistics", "the statistics over time of every input channel" + (" and the speaker embedding it is given"
+                                                                                   if conditioned else "")),
+        ("input_functionals", "the 88 eGeMAPSv02 functionals of the utterance (openSMILE), which the feature extractor computes"),
+    ) if config.get(name)}
     statistics_text = ("" if not handed else
-                       f" With {options} that embedding is followed by what the model read or is handed: "
-                       + ", then ".join(handed) + "; the last `model.input_statistics_dim` numbers are those, not "
-                       "learned, and they carry the speaker until standardised per speaker.")
+                       " With " + " and ".join(f"`{name}`" for name in handed) + " that embedding is followed by what the "
+                       "model read or is handed: " + ", then ".join(handed.values()) + "; the last "
+                       "`model.input_statistics_dim` numbers are those, not learned, and they carry the speaker until "
+                       "standardised per speaker.")
     channels = "band and prosody channel" if config.get("prosody_dim") else "band"
     inputs_text = (f"each utterance standardised per {channels} with the mean and std of its speaker's other "
                    "recordings, then " if speaker_inputs else "")
