@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import train
+from experiments.conversion import CONVERSION_AUDIO
 from experiments.cross_validation import cross_validate
 from experiments.errors import run_command
 from experiments.evaluation import evaluate_baselines, evaluate_model
@@ -56,6 +57,10 @@ def parse_arguments(argv: Optional[list[str]]) -> tuple[argparse.ArgumentParser,
                         help="embed utterances from a segment every H frames instead of the model's segment_hop (with --cv-train: cv_metrics*_hopH.json)")
     parser.add_argument("--conversion", action="store_true",
                         help="with --cv-train: also convert each fold's held-out neutral utterances with that fold's model (strict conversion rates)")
+    parser.add_argument("--conversion-audio", choices=CONVERSION_AUDIO, default="recording",
+                        help="how conversions are made audible, written and judged: recording (the model's change made on the "
+                             "recording itself: its f0 change as a pitch shift, its log-mel change as a filter; from the "
+                             "dataset's audio config, Griffin-Lim where it was not prepared) or griffin-lim (the converted log-mel resynthesised)")
     parser.add_argument("--folds", choices=sorted(FOLDS), default="contiguous",
                         help="the six speaker-independent folds: contiguous (actors 1-4, 5-8, ...) or emobox (EmoBox's assignment)")
     parser.add_argument("--verbose", action="store_true", help="print every INFO line and the libraries' progress bars")
@@ -81,7 +86,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         cross_validate(args.cv_train, args.dataset, out, probe, train=train.main, train_args=tuple(args.train_args),
                        reuse_fold_models=args.reuse_fold_models, segment_hop=args.segment_hop, with_conversion=args.conversion,
-                       num_audio=args.num_audio, verbose=args.verbose)
+                       conversion_audio=args.conversion_audio, num_audio=args.num_audio, verbose=args.verbose)
     elif args.baselines:
         out = args.output or Path("eval") / "baselines"
         out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         out = args.output or Path(args.model) / "eval"
         out.mkdir(parents=True, exist_ok=True)
         metrics = evaluate_model(args.model, args.dataset, out, probe, segment_hop=args.segment_hop, num_audio=args.num_audio,
-                                 export_embeddings=args.export_embeddings)
+                                 export_embeddings=args.export_embeddings, conversion_audio=args.conversion_audio)
         print(results_table(metrics))
         print(f"report: {out / 'report.md'}\nfigures: {out / 'figures'}\naudio: {out / 'audio'}")
 

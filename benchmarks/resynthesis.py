@@ -1,8 +1,8 @@
-"""What Griffin-Lim resynthesis keeps of real speech, as the audio judge of `evaluate.py --conversion` hears it.
+"""What Griffin-Lim resynthesis keeps of real speech, as the conversion judge hears it with `--conversion-audio griffin-lim`.
 
     python benchmarks/resynthesis.py <prepared dataset> [--every 10] [--json out.json]
 
-The conversion judge reads eGeMAPS from log-mels made audible (`experiments.conversion.resynthesised_waveform`), and
+The conversion judge reads eGeMAPS from log-mels made audible (`experiments.conversion.heard_waveform` of `griffin_lim_bytes`, what `evaluate.py --conversion-audio griffin-lim` judges), and
 it recognises real utterances made audible that way far less often than as recorded. This measures, on every
 ``--every``-th utterance of a prepared dataset (with its ``audio`` config), where the two differ: the pitch contour
 (pyin prosody frames of both, on the frames voiced in both) and the 88 eGeMAPS functionals grouped by what they
@@ -43,7 +43,7 @@ def group_of(name: str) -> str:
 
 
 def main() -> None:
-    from experiments.conversion import resynthesised_waveform
+    from experiments.conversion import griffin_lim_bytes, heard_waveform
     from experiments.data import dataset_params
     from ravdess_dataset import egemaps
     from ravdess_dataset.audio import AudioConfig
@@ -67,7 +67,7 @@ def main() -> None:
     audio, mel_config = AudioConfig(**params["audio"]), MelConfig(**params["mel"])
     start, resynthesised, pitch_errors, voiced = time.time(), [], [], []
     for i, prosody in zip(rows, original_prosody):
-        wav = resynthesised_waveform(mel[i]["log_mel"], params)
+        wav = heard_waveform(griffin_lim_bytes(mel[i]["log_mel"], params["mel"]), params)
         resynthesised.append(egemaps.egemaps_functionals(wav, audio.sample_rate))
         again = prosody_of(wav, audio, mel_config)
         n = min(len(again), len(prosody))

@@ -1,8 +1,9 @@
 """Emotion conversion and how it is judged: neutral utterances of held-out actors moved to each other emotion by a
 model (`convert_emotion` of its family), then named by probes fitted on the other actors, next to those probes' hit rate
-on real emotional speech of the same actors. The independent judge reads what a listener would get: the converted
-log-mel made audible (Griffin-Lim), analysed again as a new recording (the front end, then eGeMAPS), standardised
-with the speaker's real recordings."""
+on real emotional speech of the same actors. The independent judge reads what a listener would get: the conversion
+made audible (`heard_audio`: the change applied to the recording itself, or the converted log-mel resynthesised by
+Griffin-Lim), analysed again as a new recording (the front end, then eGeMAPS), standardised with the speaker's real
+recordings."""
 from __future__ import annotations
 
 import io
@@ -15,17 +16,20 @@ import soundfile as sf
 
 from ravdess_dataset import egemaps as opensmile_features
 from ravdess_dataset.atomic import write_atomic
-from ravdess_dataset.audio import AudioConfig, preprocess_nonempty
+from ravdess_dataset.audio import AudioConfig, preprocess_nonempty, resample
+from ravdess_dataset.derived import dataset_waveforms
 from ravdess_dataset.naming import EMOTIONS
+from ravdess_dataset.prosody import PITCH_CHANNEL
 from ravdess_dataset.speaker_statistics import speaker_moments
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, validation_actors
 
-from .data import Utterances
+from .data import DatasetNotPrepared, Utterances, dataset_params
 from .probes import fit_probe
 from .representation import log_mel_statistics, usable
-from .synthesis import griffin_lim
+from .synthesis import filter_recording, griffin_lim, shift_pitch
 
 CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
+CONVERSION_AUDIO = ("recording", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
 
 
 def conversion_latents(model, utterances: Utterances, rows: np.ndarray, segment_hop: Optional[int] = None) -> np.ndarray:
@@ -68,30 +72,80 @@ class Judge:
         return self.probe.predict(vectors)
 
 
-def wav_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
-    """A (T, n_mels) dB log-mel made audible: the 16-bit WAV file that Griffin-Lim with these mel parameters gives."""
-    wav, rate = griffin_lim(log_mel, mel_params)
+def wav_bytes(wav: np.ndarray, rate: int) -> bytes:
+    """A waveform as the 16-bit WAV file written for it; one that would clip is first scaled to a peak of 0.999."""
+    peak = float(np.abs(wav).max()) if len(wav) else 0.0
     buffer = io.BytesIO()
-    sf.write(buffer, wav, rate, format="WAV", subtype="PCM_16")
+    sf.write(buffer, wav * (0.999 / peak) if peak > 0.999 else wav, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 
-def resynthesised_waveform(log_mel: np.ndarray, feature_params: dict) -> np.ndarray:
-    """A (T, n_mels) dB log-mel made audible (`wav_bytes`, what `write_wav` writes), read back and run through the
-    front end (loudness normalisation, silence trimming) as any recording: the processed waveform at the audio rate."""
-    wav, rate = sf.read(io.BytesIO(wav_bytes(log_mel, feature_params["mel"])), dtype="float32")
-    return preprocess_nonempty(wav, rate, AudioConfig(**feature_params["audio"]), "a resynthesised utterance")
+def griffin_lim_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
+    """A (T, n_mels) dB log-mel made audible by Griffin-Lim with these mel parameters, as a 16-bit WAV file."""
+    return wav_bytes(*griffin_lim(log_mel, mel_params))
 
 
-def resynthesised_egemaps(log_mel: np.ndarray, feature_params: dict) -> np.ndarray:
-    """The 88 eGeMAPS functionals of a (T, n_mels) dB log-mel as a listener gets it (`resynthesised_waveform`)."""
-    return opensmile_features.egemaps_functionals(resynthesised_waveform(log_mel, feature_params),
-                                                  feature_params["audio"]["sample_rate"])
+def conversion_recordings(dataset_dir: Path, files: list[str], mode: str = "recording") -> Optional[list[np.ndarray]]:
+    """What `heard_audio` makes conversions audible with (``mode``, one of `CONVERSION_AUDIO`): the processed
+    recordings of ``files`` from the dataset's ``audio`` config, or None (Griffin-Lim: "griffin-lim", or a dataset
+    prepared without that config, which is said). A damaged or incomplete ``audio`` config is a ValueError."""
+    if mode not in CONVERSION_AUDIO:
+        raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
+    if mode == "griffin-lim":
+        return None
+    try:
+        dataset_params(dataset_dir, ["audio"])
+    except DatasetNotPrepared:
+        print(f"conversions are made audible by Griffin-Lim from their log-mels: {dataset_dir} was prepared without the "
+              "'audio' config their recordings come from", flush=True)
+        return None
+    return dataset_waveforms(dataset_dir, files)
+
+
+def pitch_change(config, utterances: Utterances, i: int, converted: np.ndarray) -> float:
+    """The semitones by which ``converted`` (utterance ``i`` as a model of ``config`` changed it, in the view's units)
+    moves the pitch: the mean change of the decoded f0 channel over its frames; 0 for a model without prosody frames.
+    (Following the change frame by frame, in whole semitones around that mean, was tried and heard no better.)"""
+    if not config.prosody_dim:
+        return 0.0
+    f0 = utterances.mel_bands + PITCH_CHANNEL[config.prosody_source]
+    return float(np.mean(utterances.restore(i, converted)[:, f0] - utterances.restore(i, utterances.log_mel[i])[:, f0], dtype=np.float64))
+
+
+def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, recordings: Optional[list[np.ndarray]]) -> bytes:
+    """Utterance ``i`` changed by a model into ``converted`` (in the view's units), made audible as the 16-bit WAV
+    that is written and judged. With ``recordings`` (the dataset's processed waveforms, `dataset_waveforms`) the
+    change is made on the recording itself: its pitch moved by the model's f0 change (`pitch_change`, `shift_pitch`),
+    then its spectrum by the change of every log-mel frame (`filter_recording`), so what the model does not change
+    keeps the recording's own harmonics and noise (the pitch shift moves the formants with the harmonics; measuring
+    the spectral change against the shifted recording instead, to undo that, was tried and heard worse). Without, the
+    converted log-mel is resynthesised by Griffin-Lim, which keeps the pitch contour but not the harmonic detail, and
+    peak-normalises."""
+    params = model.config.feature_params
+    if recordings is None:
+        return griffin_lim_bytes(utterances.to_db(i, converted), params["mel"])
+    audio, rate = AudioConfig(**params["audio"]), params["mel"]["sample_rate"]
+    source = resample(recordings[i], audio.sample_rate, rate, audio.resample_quality)  # the rate its log-mel was taken at
+    change = utterances.to_db(i, converted) - utterances.to_db(i, utterances.log_mel[i])
+    shifted = shift_pitch(source, rate, pitch_change(model.config, utterances, i, converted))
+    return wav_bytes(filter_recording(shifted, change, params["mel"]), rate)
+
+
+def heard_waveform(audio: bytes, feature_params: dict) -> np.ndarray:
+    """A WAV file (`heard_audio`) read back and run through the front end (loudness normalisation, silence trimming)
+    as any recording: the processed waveform at the audio rate."""
+    wav, rate = sf.read(io.BytesIO(audio), dtype="float32")
+    return preprocess_nonempty(wav, rate, AudioConfig(**feature_params["audio"]), "a conversion made audible")
+
+
+def heard_egemaps(audio: bytes, feature_params: dict) -> np.ndarray:
+    """The 88 eGeMAPS functionals of a WAV file as a listener gets it (`heard_waveform`)."""
+    return opensmile_features.egemaps_functionals(heard_waveform(audio, feature_params), feature_params["audio"]["sample_rate"])
 
 
 def resynthesis_moments(heard: np.ndarray, actor: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each held-out utterance, the mean and std (`speaker_moments`) of its speaker's *other* recordings as they
-    sound resynthesised (``heard``: their eGeMAPS, `resynthesised_egemaps`); 0 and 1 elsewhere."""
+    sound made audible (``heard``: their eGeMAPS, `heard_egemaps`); 0 and 1 elsewhere."""
     mean, std = np.zeros_like(heard, dtype=np.float64), np.ones_like(heard, dtype=np.float64)
     mean[held], std[held] = speaker_moments(heard[held], actor[held])
     return mean, std
@@ -109,24 +163,29 @@ def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: li
 
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, *, seed: int = 0,
                num_audio: int = 0, fold: int = NUM_FOLDS - 1, folds: str = "contiguous", segment_hop: Optional[int] = None,
-               pooling: Optional[str] = None, egemaps: Optional[np.ndarray] = None) -> dict:
+               pooling: Optional[str] = None, egemaps: Optional[np.ndarray] = None,
+               recordings: Optional[list[np.ndarray]] = None) -> dict:
     """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
     emotions and score the results with probes fitted on the other actors: on the model's embedding, on
     log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
     The shift's strength is the one of `CONVERSION_STRENGTHS` whose conversions of a fifth of the training
-    actors (validation group 0 of the fold, 1, 6, 11, 16 by default) the log-mel probe of the other training
-    actors recognises best; the held-out actors play no part in the choice. For scale, each probe's hit rate
+    actors (validation group 0 of the fold, 1, 6, 11, 16 by default) a judge fitted on the other training actors
+    recognises best: the eGeMAPS judge below, hearing them, where it runs on conversions made on their recordings
+    (Griffin-Lim's audio it hears as a channel of its own, near chance), else the log-mel probe; the held-out actors
+    play no part in the choice. For scale, each probe's hit rate
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
     (`Utterances.model_view`); ``embedding``: the model's embedding of them, made with ``segment_hop`` and ``pooling``
     (the model's own when None), as the converted utterances are embedded (a model with ``input_functionals`` is
-    handed those of the conversion made audible, `resynthesised_egemaps`, while its probe is fitted on those of the
-    recordings, so that probe also hears what Griffin-Lim does); ``num_audio``: source utterances whose conversions
-    are written to ``out/audio``.
+    handed those of the conversion made audible, `heard_egemaps`, while its probe is fitted on those of the
+    recordings, so that probe also hears what making it audible does); ``num_audio``: source utterances whose
+    conversions are written to ``out/audio``; ``recordings``: the processed waveforms of ``utterances`` (`heard_audio`:
+    a conversion is then made audible on its recording, else by Griffin-Lim from the converted log-mel).
 
     With ``egemaps`` (the eGeMAPS functionals of the real utterances, (n, 88)) a fourth, independent judge: a probe on
-    speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`resynthesised_egemaps`).
-    Its rate on the real utterances is given twice: as recorded, and made audible the same way from their own log-mels
-    (what Griffin-Lim alone costs). Beside it, not instead, the same probe with each held-out speaker standardised by
+    speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`heard_egemaps`).
+    Its rate on the real utterances is given twice: as recorded, and made audible the same way without a change
+    (what making audible alone costs: nothing, on their recordings, where no pitch shift is made; the phase
+    vocoder's own cost, heard by every conversion of a model with prosody frames, is not in it). Beside it, not instead, the same probe with each held-out speaker standardised by
     the statistics of that speaker's recordings made audible the same way (``egemaps_probe_resynthesis_norm``), so
     that what resynthesis does to every utterance alike is standardised away as a recording channel would be."""
     held = np.isin(utterances.actor, fold_actors(fold, folds))
@@ -137,12 +196,22 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     latents = conversion_latents(model, utterances, fit, segment_hop)  # the training actors', each computed once
     validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
     inner = fit & ~validation
+    if recordings is not None and len(recordings) != len(utterances.file):
+        raise ValueError(f"{len(recordings)} recordings for {len(utterances.file)} utterances")
+    params = model.config.feature_params
+    by_ear = egemaps is not None and recordings is not None  # heard without a channel of its own, so by the eGeMAPS judge
+
+    def heard_statistics(i: int, converted: np.ndarray) -> np.ndarray:
+        return heard_egemaps(heard_audio(model, utterances, i, converted, recordings), params)
+
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
-        means, judge = emotion_means(latents, utterances.emotion, inner), Judge.fit(baseline, utterances, inner, False, seed)
+        means = emotion_means(latents, utterances.emotion, inner)
+        judge = Judge.fit(egemaps, utterances, inner, True, seed) if by_ear else Judge.fit(baseline, utterances, inner, False, seed)
+        vector = heard_statistics if by_ear else to_statistics
         for strength in CONVERSION_STRENGTHS:
             items = list(convert_neutral(model, utterances, validation, targets, means, strength, segment_hop))
-            predicted = judge.predict(np.stack([to_statistics(i, m) for i, _, m in items]), np.array([i for i, _, _ in items]))
+            predicted = judge.predict(np.stack([vector(i, m) for i, _, m in items]), np.array([i for i, _, _ in items]))
             rates[strength] = float(np.mean(predicted == [t for _, t, _ in items]))
     strength = max(rates, key=rates.get) if rates else 1.0
 
@@ -153,24 +222,28 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     judges = {name: Judge.fit(x, utterances, fit, speaker_norm, seed) for name, (x, speaker_norm) in references.items()}
     items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
-    for n, (i, target, converted) in enumerate(items):
+    judged = egemaps is not None or model.config.input_functionals
+    audio = [heard_audio(model, utterances, i, m, recordings) if judged or n // len(targets) < num_audio else None
+             for n, (i, _, m) in enumerate(items)]
+    for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
-            write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", utterances.to_db(i, converted), model)
-    params = model.config.feature_params
-    heard_conversions = (np.stack([resynthesised_egemaps(utterances.to_db(i, m), params) for i, _, m in items])
-                         if items and (egemaps is not None or model.config.input_functionals) else [None] * len(items))
+            path = out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, audio[n])
+    heard_conversions = np.stack([heard_egemaps(a, params) for a in audio]) if items and judged else [None] * len(items)
     vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_embedding=utterances.embedding[i], functionals=heard,
                                                               segment_hop=segment_hop, pooling=pooling).numpy()
                                         for (i, _, m), heard in zip(items, heard_conversions)]) if items else None}
     vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
     real = held & np.isin(utterances.emotion, targets)
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
-              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}}
+              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}, "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
+              "audio": "recording" if recordings is not None else "griffin-lim"}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
-        heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is
+        heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged
         for j in np.flatnonzero(held):
-            heard[j] = resynthesised_egemaps(utterances.to_db(j, utterances.log_mel[j]), params)
+            heard[j] = heard_egemaps(heard_audio(model, utterances, j, utterances.log_mel[j], recordings), params)
         matched = Judge(judges["egemaps_probe_speaker_norm"].probe, resynthesis_moments(heard, utterances.actor, held))
         for name, judge in (("egemaps_probe_speaker_norm", judges["egemaps_probe_speaker_norm"]), ("egemaps_probe_resynthesis_norm", matched)):
             result[f"{name}_rate_on_resynthesised_real_utterances"] = (
@@ -192,6 +265,6 @@ def conversion_rates(folds: list[dict]) -> dict[str, float]:
 
 
 def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
-    """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters (`wav_bytes`)."""
+    """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters (`griffin_lim_bytes`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, wav_bytes(log_mel, model.config.feature_params["mel"]))
+    write_atomic(path, griffin_lim_bytes(log_mel, model.config.feature_params["mel"]))

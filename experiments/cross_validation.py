@@ -13,7 +13,7 @@ from ravdess_dataset import egemaps
 from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
-from .conversion import conversion, conversion_rates
+from .conversion import conversion, conversion_rates, conversion_recordings
 from .data import Utterances
 from .loading import load_model
 from .probes import embed_utterances, probe_scores
@@ -39,18 +39,21 @@ def train_unless_finished(train: Callable[[list[str]], object], output_dir: Path
 
 def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOptions, *, train: Callable[[list[str]], object],
                    train_args: tuple[str, ...] = (), reuse_fold_models: bool = False, segment_hop: Optional[int] = None,
-                   with_conversion: bool = False, num_audio: int = 0, verbose: bool = False) -> dict:
+                   with_conversion: bool = False, conversion_audio: str = "recording", num_audio: int = 0,
+                   verbose: bool = False) -> dict:
     """Per fold of ``probe.folds``: train with ``recipe`` on the other 20 actors (``train``: train.py's ``main``,
     called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
     With ``reuse_fold_models`` a fold whose training finished is probed again instead of trained again, and an
     unfinished one resumes from its last checkpoint (`train_unless_finished`). ``segment_hop``: embed from a segment
     every that many frames instead of the model's.
     ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
-    eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; ``num_audio`` of them written as WAV to
-    ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
+    eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; made audible as ``conversion_audio``
+    says, `conversion_recordings`; ``num_audio`` of them written as WAV to ``out/fold_K/audio``). Writes
+    `cv_metrics_name` in ``out`` and returns it."""
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     baseline = log_mel_statistics(utterances.log_mel) if with_conversion else None
     functionals = egemaps.dataset_functionals(dataset_dir, utterances.file)[0] if with_conversion else None
+    recordings = conversion_recordings(dataset_dir, utterances.file, conversion_audio) if with_conversion else None
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
@@ -77,7 +80,8 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
               + (f", unseen sentence {unseen['uar']:.3f}" if unseen else "") + f", actor-ID {folds[-1]['actor_id_accuracy']:.3f}", flush=True)
         if with_conversion:
             folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, seed=probe.seed, num_audio=num_audio,
-                                                 fold=fold, folds=probe.folds, segment_hop=segment_hop, egemaps=functionals)
+                                                 fold=fold, folds=probe.folds, segment_hop=segment_hop, egemaps=functionals,
+                                                 recordings=recordings)
             print(f"fold {fold} conversion: " + ", ".join(f"{k} {v:.3f}" for k, v in conversion_rates([folds[-1]]).items()), flush=True)
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
                for k in SUMMARY_SCORES if all(k in f for f in folds)}
@@ -85,8 +89,10 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
               "speaker_norm": probe.speaker_norm, "segment_hop": segment_hop or model.config.segment_hop, "folds": folds,
               "summary": summary, "seconds": time.perf_counter() - start}
     if with_conversion:
-        result["conversion"] = conversion_rates(folds)
-        print("conversion, mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in result["conversion"].items()))
+        rates = conversion_rates(folds)
+        print(f"conversion ({folds[0]['conversion']['audio']}), mean over folds: " + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+        result["conversion"] = {**rates, "audio": folds[0]["conversion"]["audio"],
+                                "strength_chosen_by": folds[0]["conversion"]["strength_chosen_by"]}
     write_atomic(out / cv_metrics_name(probe.speaker_norm, segment_hop, probe.folds), json.dumps(result, indent=2))
     print(f"mean over folds: UAR {summary['uar']['mean']:.3f} ± {summary['uar']['sd']:.3f}, actor-ID "
           f"{summary['actor_id_accuracy']['mean']:.3f}; {result['seconds'] / 60:.1f} min")

@@ -105,10 +105,15 @@ class Utterances:
             view = replace(view, log_mel=[s.standardise(m) for s, m in zip(statistics, view.log_mel)], statistics=statistics)
         return view
 
+    def restore(self, i: int, frames: np.ndarray) -> np.ndarray:
+        """Frames in this view's units (a model's output for utterance ``i``) back in the dataset's: the log-mel in dB
+        and the prosody channels, where the view has them, in their own units."""
+        return frames if self.statistics is None else self.statistics[i].restore(frames)
+
     def to_db(self, i: int, log_mel: np.ndarray) -> np.ndarray:
         """A log-mel in this view's units (a model's output for utterance ``i``, prosody channels included where the
         view has them) back in dB, log-mel bands only."""
-        log_mel = log_mel if self.statistics is None else self.statistics[i].restore(log_mel)
+        log_mel = self.restore(i, log_mel)
         return log_mel if self.mel_bands is None else log_mel[:, : self.mel_bands]
 
 

@@ -34,15 +34,18 @@ def _egemaps_note(metrics: dict) -> str:
     return f"\n\neGeMAPS baselines not computed: {metrics['egemaps_missing']}" if metrics.get("egemaps_missing") else ""
 
 
+_STRENGTH_JUDGES = {"log_mel_probe": "log-mel probe", "egemaps_probe_speaker_norm": "eGeMAPS judge (hearing them)"}
+
+
 def _egemaps_judge_row(conv: dict) -> str:
     """The conversion table's row of the eGeMAPS judge, if it ran."""
     if "target_rate_egemaps_probe_speaker_norm" not in conv:
         return ""
-    return (f"| on eGeMAPS of the resynthesised audio, standardised per speaker | {_number(conv['target_rate_egemaps_probe_speaker_norm'])} | "
-            f"{_number(conv['egemaps_probe_speaker_norm_rate_on_real_utterances'])} (resynthesised: "
+    return (f"| on eGeMAPS of the audio ({conv.get('audio', 'griffin-lim')}), standardised per speaker | {_number(conv['target_rate_egemaps_probe_speaker_norm'])} | "
+            f"{_number(conv['egemaps_probe_speaker_norm_rate_on_real_utterances'])} (made audible unchanged: "
             f"{_number(conv['egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances'])}) |\n"
-            f"| the same probe, each speaker standardised by its resynthesised recordings | "
-            f"{_number(conv['target_rate_egemaps_probe_resynthesis_norm'])} | resynthesised: "
+            f"| the same probe, each speaker standardised by its recordings made audible | "
+            f"{_number(conv['target_rate_egemaps_probe_resynthesis_norm'])} | made audible unchanged: "
             f"{_number(conv['egemaps_probe_resynthesis_norm_rate_on_resynthesised_real_utterances'])} |\n")
 
 
@@ -86,7 +89,7 @@ shares neither speaker nor words with the training data. Actor-ID: fit on repeti
 {conv['conversions']} conversions (each held-out neutral utterance to the 7 other emotions), its latent moved by
 {conv.get('strength', 1.0):g} x (mean latent of the target emotion - that of neutral) over actors 1-20 (the strength
 chosen among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'} on conversions of actors 1, 6, 11 and 16, judged by the
-log-mel probe of the other training actors); the change this makes to the decoder's output is added to the
+{_STRENGTH_JUDGES[conv.get('strength_chosen_by', 'log_mel_probe')]} of the other training actors); the change this makes to the decoder's output is added to the
 utterance, and the result re-scored by probes fitted on actors 1-20:
 
 | probe | converted utterances given the target emotion | real utterances of those emotions, same held-out actors |
@@ -97,9 +100,10 @@ utterance, and the result re-scored by probes fitted on actors 1-20:
 {_egemaps_judge_row(conv)}
 Chance is 0.125. The first probe reads the latent space that the conversion moved (for semisupervised_vae it includes
 the model's own classifier), so it is an optimistic judge; the log-mel probes are independent of the model. The eGeMAPS
-judge (where the `egemaps` extra is installed) hears the audio: each conversion is made audible with Griffin-Lim, run
-through the front end as a new recording, and its eGeMAPS functionals standardised with the speaker's real recordings;
-its rate on real speech is given as recorded and resynthesised the same way from the real log-mels.
+judge (where the `egemaps` extra is installed) hears the audio: each conversion is made audible (recording: the
+model's change made on the recording itself, a pitch shift and a filter; griffin-lim: the converted log-mel
+resynthesised), run through the front end as a new recording, and its eGeMAPS functionals standardised with the
+speaker's real recordings; its rate on real speech is given as recorded and made audible the same way unchanged.
 
 ## Figures and audio
 
@@ -108,7 +112,7 @@ its rate on real speech is given as recorded and resynthesised the same way from
 ![reconstructions](figures/reconstructions.png)
 ![traversals](figures/traversals.png)
 
-Audio (Griffin-Lim, the dataset's mel parameters) in `audio/`. Seed {metrics['seed']}; {metrics['seconds']:.0f} s.
+Audio in `audio/`: originals and reconstructions by Griffin-Lim (the dataset's mel parameters), conversions as judged. Seed {metrics['seed']}; {metrics['seconds']:.0f} s.
 """
     write_atomic(path, text)
 

@@ -4,7 +4,7 @@ that `prepare` does not run (they would break its time budget, or need an option
 Each kind is cached once per prepared dataset, in ``<cache>/<kind>/<fingerprint>-<version>.npz`` (``version`` names
 what the values depend on besides the audio), written atomically: an interrupted computation leaves no cache and
 is simply redone. `dataset_prosody` gives the prosody frames of `ravdess_dataset.prosody`; the eGeMAPS functionals
-of `ravdess_dataset.egemaps` are cached the same way.
+of `ravdess_dataset.egemaps` are cached the same way. `dataset_waveforms` decodes the recordings themselves (no cache).
 """
 from __future__ import annotations
 
@@ -73,17 +73,8 @@ def per_utterance(dataset_dir: Path, files: Sequence[str], kind: str, version: s
             row = {name: i for i, name in enumerate(names)}
             if all(name in row for name in files):
                 return [arrays[row[name]] for name in files]
-    from datasets import Audio
-
-    from .splits import load_all
-
-    try:
-        audio = load_all("audio", dataset_dir).cast_column("audio", Audio(decode=False))
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"{dataset_dir}: {kind} is computed from the 'audio' config, which is not prepared there ({err}); "
-                         "prepare the dataset with it, `--configs mel segments audio`") from None
-    names = audio["file"]
-    items = [(f"{dataset_dir}: {kind} of {name}", row["bytes"]) for name, row in zip(names, audio["audio"])]
+    names, blobs = _audio_config(dataset_dir, kind)
+    items = [(f"{dataset_dir}: {kind} of {name}", blob) for name, blob in zip(names, blobs)]
     num_proc = num_proc or len(os.sched_getaffinity(0))
     logger.info("%s: %d utterances with %d processes", kind, len(items), num_proc)
     named = functools.partial(_named, compute)
@@ -93,12 +84,49 @@ def per_utterance(dataset_dir: Path, files: Sequence[str], kind: str, version: s
     else:
         arrays = [named(item) for item in items]
     _write(path, names, arrays)
+    return _in_order(dataset_dir, names, arrays, files)
+
+
+def _audio_config(dataset_dir: Path, kind: str) -> tuple[list[str], list[bytes]]:
+    """The file stems and FLAC bytes of a prepared dataset's ``audio`` config; ValueError (saying that ``kind`` needs
+    it) when it is not prepared."""
+    from datasets import Audio
+
+    from .splits import load_all
+
+    try:
+        audio = load_all("audio", dataset_dir).cast_column("audio", Audio(decode=False))
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(f"{dataset_dir}: {kind} is computed from the 'audio' config, which is not prepared there ({err}); "
+                         "prepare the dataset with it, `--configs mel segments audio`") from None
+    return audio["file"], [row["bytes"] for row in audio["audio"]]
+
+
+def _in_order(dataset_dir: Path, names: Sequence[str], values: Sequence, files: Sequence[str]) -> list:
+    """``values`` (one per name of the ``audio`` config) in the order of ``files``; ValueError if some are absent."""
     row = {name: i for i, name in enumerate(names)}
     missing_files = [name for name in files if name not in row]
     if missing_files:
         raise ValueError(f"{dataset_dir}: the 'audio' config lacks {len(missing_files)} utterances of 'mel' "
                          f"(e.g. {missing_files[0]}); prepare both configs from the same source")
-    return [arrays[row[name]] for name in files]
+    return [values[row[name]] for name in files]
+
+
+def dataset_waveforms(dataset_dir: Path, files: Sequence[str]) -> list[np.ndarray]:
+    """The processed waveforms (front end applied, at the ``audio`` sample rate, float32) of the utterances ``files``
+    of a prepared dataset, decoded from its ``audio`` config (not cached: decoding is fast): the recordings its
+    log-mels were computed from. ValueError naming the utterance if one cannot be decoded or has another rate."""
+    rate = _prepare_info(dataset_dir)["feature_params"]["audio"]["sample_rate"]
+    names, blobs = _audio_config(dataset_dir, "a conversion made audible from its recording")
+    return [_named(functools.partial(_waveform_at, rate), (f"{dataset_dir}: the audio of {name}", blob))
+            for name, blob in zip(files, _in_order(dataset_dir, names, blobs, files))]
+
+
+def _waveform_at(rate: int, blob: bytes) -> np.ndarray:
+    wav, found = read_flac(blob)
+    if found != rate:
+        raise ValueError(f"sampled at {found} Hz, the dataset's audio rate is {rate} Hz")
+    return wav
 
 
 def _named(compute: Callable[[bytes], np.ndarray], item: tuple[str, bytes]) -> np.ndarray:

@@ -57,6 +57,7 @@ EGEMAPS_SILENCE = (0.0, 0.0, 0.0, 0.112, 0.076) + (0.0,) * 20
 EGEMAPS_VERSION = 2  # raise it when egemaps_frames computes something else (2: each window's own centre)
 SOURCES = {"pyin": PROSODY_CHANNELS, "egemaps": EGEMAPS_CHANNELS}  # a model's prosody_source -> its channels
 SOURCE_SILENCE = {"pyin": SILENCE, "egemaps": EGEMAPS_SILENCE}  # a model's prosody_source -> its channels' silence
+PITCH_CHANNEL = {"pyin": PROSODY_CHANNELS.index("f0_semitones"), "egemaps": EGEMAPS_CHANNELS.index("f0_semitones_27_5")}  # f0, in semitones
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,7 +140,7 @@ def test_a_model_with_input_functionals_is_handed_them_wherever_it_embeds(prepar
 
     heard = np.full(egemaps.EGEMAPS_DIM, 7.0, np.float32)
     monkeypatch.setattr(type(model), "embed_utterance", spy)
-    monkeypatch.setattr(conversion_module, "resynthesised_egemaps", lambda log_mel, params: heard)
+    monkeypatch.setattr(conversion_module, "heard_egemaps", lambda audio, params: heard)
     evaluate.main(["--model", str(out), "--dataset", str(config.output_dir), "--output", str(tmp_path / "eval"), "--num-audio", "0"])
     conversion = json.loads((tmp_path / "eval" / "metrics.json").read_text())["conversion"]
     assert conversion["conversions"] > 0 and sum(np.array_equal(h, heard) for h in handed) == conversion["conversions"]

@@ -55,10 +55,12 @@ def test_metrics_are_in_range(evaluated):
         assert 0 <= metrics["conversion"][f"{judge}_rate_on_real_utterances"] <= 1
     if egemaps_rows:  # the judge that hears the audio: its rate on real speech made audible the same way, too
         assert 0 <= metrics["conversion"]["egemaps_probe_speaker_norm_rate_on_resynthesised_real_utterances"] <= 1
-        assert "on eGeMAPS of the resynthesised audio" in (out / "report.md").read_text()
+        assert "on eGeMAPS of the audio (recording)" in (out / "report.md").read_text()
+        assert metrics["conversion"]["strength_chosen_by"] == "egemaps_probe_speaker_norm"  # the judge that hears them
+        assert "judged by the\neGeMAPS judge (hearing them)" in (out / "report.md").read_text()
         assert 0 <= metrics["conversion"]["target_rate_egemaps_probe_resynthesis_norm"] <= 1
         assert 0 <= metrics["conversion"]["egemaps_probe_resynthesis_norm_rate_on_resynthesised_real_utterances"] <= 1
-        assert "standardised by its resynthesised recordings" in (out / "report.md").read_text()
+        assert "standardised by its recordings made audible" in (out / "report.md").read_text()
     assert metrics["protocol"]["train_actors"] == list(range(1, 21)) and 0 in metrics["protocol"]["transductive_folds"]
 
 
@@ -149,6 +151,7 @@ def test_cv_train_trains_one_model_per_fold_on_the_other_actors(prepared, tmp_pa
         assert all(int(w.name.split("-")[6][:2]) in f["held_out"] for w in audio)
     assert dense["conversion"]["target_rate_model_probe"] == pytest.approx(
         np.mean([f["conversion"]["target_rate_model_probe"] for f in dense["folds"]]))
+    assert dense["conversion"]["audio"] == "recording"
     assert json.loads((tmp_path / "fold_0" / "model" / "config.json").read_text())["segment_hop"] == saved_hop  # not saved
     (tmp_path / "fold_0" / "model" / "metrics.json").unlink()  # as a fold killed while saving its weights leaves it
     other = tmp_path / "fold_5" / "model" / "model.safetensors"
@@ -323,8 +326,9 @@ def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, t
     dataset_dir, model_dir = tiny_model
     model = load_model(str(model_dir))
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
-    def convert(u, **embedding):
-        return conversions.conversion(model, u, embed_utterances(model, u, **embedding), log_mel_statistics(u.log_mel), tmp_path, **embedding)
+    def convert(u, egemaps=None, recordings=None, **embedding):
+        return conversions.conversion(model, u, embed_utterances(model, u, **embedding), log_mel_statistics(u.log_mel), tmp_path,
+                                      egemaps=egemaps, recordings=recordings, **embedding)
 
     first = convert(utterances)
     assert first["strength"] in conversions.CONVERSION_STRENGTHS
@@ -338,6 +342,16 @@ def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, t
     assert second["strength_rates_on_training_actors"] == first["strength_rates_on_training_actors"]
     assert second["strength"] == first["strength"]
     assert convert(utterances, pooling="mean_std")["conversions"] == 6  # a wider embedding: the shift lives in the latent space
+    if egemaps.missing() is None:  # the eGeMAPS judge chooses, hearing the conversions of training actors only
+        from ravdess_dataset.derived import dataset_waveforms
+        recordings = dataset_waveforms(dataset_dir, utterances.file)
+        functionals = egemaps.dataset_functionals(dataset_dir, utterances.file)[0]
+        heard = convert(utterances, egemaps=functionals, recordings=recordings)
+        assert heard["strength_chosen_by"] == "egemaps_probe_speaker_norm" and heard["audio"] == "recording"
+        noise = [rng.normal(0, 0.05, len(r)).astype(np.float32) if h else r for r, h in zip(recordings, held)]
+        functionals[held] = rng.normal(size=functionals[held].shape)
+        deaf = convert(scrambled, egemaps=functionals, recordings=noise)
+        assert deaf["strength_rates_on_training_actors"] == heard["strength_rates_on_training_actors"]
 
 
 def test_recipe_selection_trains_inside_the_fold_and_scores_every_candidate(prepared, tmp_path):
@@ -425,22 +439,27 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
 
 @pytest.mark.skipif(egemaps.missing() is not None, reason="the egemaps extra is not installed")
 def test_the_egemaps_judge_hears_the_written_audio(tiny_model, tmp_path):
-    """resynthesised_egemaps is what the WAV written for a conversion gives when analysed as a new recording."""
-    from experiments.conversion import resynthesised_egemaps, write_wav
+    """heard_egemaps of a conversion's audio is what the WAV written for it gives when analysed as a new recording,
+    made audible either way."""
+    from experiments.conversion import heard_audio, heard_egemaps
     from experiments.data import Utterances
     from ravdess_dataset.audio import AudioConfig, preprocess_nonempty, read_audio
+    from ravdess_dataset.derived import dataset_waveforms
     from ravdess_dataset.splits import load_all
 
     dataset_dir, model_dir = tiny_model
     model = load_model(str(model_dir))
-    log_mel = Utterances.from_dataset(load_all("mel", dataset_dir)).log_mel[0]
-    functionals = resynthesised_egemaps(log_mel, model.config.feature_params)
-    write_wav(tmp_path / "heard.wav", log_mel, model)
-    wav, rate = read_audio(tmp_path / "heard.wav")
+    utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    recordings = dataset_waveforms(dataset_dir, utterances.file)
     audio = AudioConfig(**model.config.feature_params["audio"])
-    heard = egemaps.egemaps_functionals(preprocess_nonempty(wav, rate, audio, "heard.wav"), audio.sample_rate)
-    assert functionals.shape == (88,) and np.isfinite(functionals).all()
-    np.testing.assert_array_equal(functionals, heard)  # the judge hears exactly the file written
+    for made_with in (recordings, None):
+        written = heard_audio(model, utterances, 0, utterances.log_mel[0] + 3.0, made_with)
+        (tmp_path / "heard.wav").write_bytes(written)
+        wav, rate = read_audio(tmp_path / "heard.wav")
+        functionals = heard_egemaps(written, model.config.feature_params)
+        assert functionals.shape == (88,) and np.isfinite(functionals).all()
+        heard = egemaps.egemaps_functionals(preprocess_nonempty(wav, rate, audio, "heard.wav"), audio.sample_rate)
+        np.testing.assert_array_equal(functionals, heard)  # the judge hears exactly the file written
 
 
 @pytest.mark.parametrize("family", ["speech_vae", "fhvae", "semisupervised_vae"])

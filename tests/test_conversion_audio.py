@@ -1,0 +1,157 @@
+"""How a conversion is made audible: the model's change made on the recording itself (a pitch shift and a filter
+of the log-mel change), or Griffin-Lim from the converted log-mel."""
+import dataclasses
+import io
+import json
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import evaluate
+from experiments import conversion as conversions
+from experiments.data import Utterances
+from experiments.loading import load_model
+from experiments.synthesis import filter_recording, shift_pitch
+from ravdess_dataset.audio import AudioConfig
+from ravdess_dataset.derived import dataset_waveforms, read_flac
+from ravdess_dataset.export_h5 import INFO_FILE
+from ravdess_dataset.features import MelConfig, log_mel
+from ravdess_dataset.prosody import EGEMAPS_CHANNELS
+from ravdess_dataset.speaker_statistics import SpeakerStatistics
+from ravdess_dataset.splits import load_all
+
+MEL = MelConfig()
+PARAMS = {"mel": dataclasses.asdict(MEL), "audio": dataclasses.asdict(AudioConfig())}
+
+
+def voice(f0: float = 200.0, seconds: float = 1.0, rate: int = 16000) -> np.ndarray:
+    """A harmonic tone with a little noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    harmonics = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8))
+    return (0.1 * harmonics + 0.002 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+
+
+def dominant_hz(wav: np.ndarray, rate: int = 16000) -> float:
+    spectrum = np.abs(np.fft.rfft(wav * np.hanning(len(wav))))
+    return float(np.fft.rfftfreq(len(wav), 1 / rate)[spectrum.argmax()])
+
+
+def test_filter_recording_moves_the_log_mel_by_the_change_and_keeps_the_rest():
+    wav = voice()
+    before = log_mel(wav, MEL)
+    np.testing.assert_allclose(filter_recording(wav, np.zeros_like(before), PARAMS["mel"]), wav, atol=1e-5)
+    change = np.zeros_like(before)
+    change[:, 50:] = 10.0  # the upper bands 10 dB louder
+    after = log_mel(filter_recording(wav, change, PARAMS["mel"]), MEL)
+    inner = slice(3, -3)  # frames away from the edges
+    assert abs(np.median((after - before)[inner, 55:]) - 10.0) < 1.0
+    assert abs(np.median((after - before)[inner, :45])) < 1.0
+    change = np.zeros_like(before)
+    change[40:60] = 10.0  # frames 40-59 only, every band: the frames of the log-mel, not others
+    moved = np.median(log_mel(filter_recording(wav, change, PARAMS["mel"]), MEL) - before, axis=1)
+    assert (np.abs(moved[42:58] - 10.0) < 1.0).all() and (np.abs(np.r_[moved[3:37], moved[63:-3]]) < 0.5).all()
+    with pytest.raises(ValueError, match="a change of 5 frames for a recording of 101 log-mel frames"):
+        filter_recording(wav, change[:5], PARAMS["mel"])
+
+
+def test_shift_pitch_moves_a_voice_by_the_semitones_and_keeps_its_length():
+    wav = voice(200.0)
+    up = shift_pitch(wav, 16000, 12.0)
+    assert len(up) == len(wav)
+    assert abs(dominant_hz(up) - 400.0) < 10.0 and abs(dominant_hz(wav) - 200.0) < 5.0
+    np.testing.assert_array_equal(shift_pitch(wav, 16000, 0.0), wav)
+
+
+def fake_model(prosody_dim: int = 25):
+    return SimpleNamespace(config=SimpleNamespace(feature_params=PARAMS, prosody_dim=prosody_dim, prosody_source="egemaps"))
+
+
+def one_utterance(wav: np.ndarray, prosody_dim: int = 25) -> Utterances:
+    frames = np.concatenate([log_mel(wav, MEL), np.zeros((len(log_mel(wav, MEL)), prosody_dim), np.float32)], 1)
+    return Utterances([frames], np.zeros((1, 256), np.float32), np.zeros(1, int), np.ones(1, int), np.zeros(1, int),
+                      np.ones(1, int), ["a"], mel_bands=MEL.n_mels if prosody_dim else None)
+
+
+def heard(audio: bytes) -> np.ndarray:
+    wav, rate = sf.read(io.BytesIO(audio), dtype="float32")
+    assert rate == MEL.sample_rate
+    return wav
+
+
+def test_a_conversion_is_heard_on_its_recording_with_the_models_pitch_and_spectrum_change():
+    wav = voice(200.0)
+    view = one_utterance(wav)
+    model = fake_model()
+    unchanged = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], [wav]))
+    np.testing.assert_allclose(unchanged, wav, atol=2 / 32767)  # no change: the recording, in 16 bits
+    f0 = MEL.n_mels + EGEMAPS_CHANNELS.index("f0_semitones_27_5")
+    converted = view.log_mel[0].copy()
+    converted[:, f0] += 12.0  # the model's f0 channel an octave up, the log-mel bands unchanged
+    assert conversions.pitch_change(model.config, view, 0, converted) == pytest.approx(12.0)
+    assert abs(dominant_hz(heard(conversions.heard_audio(model, view, 0, converted, [wav]))) - 400.0) < 10.0
+    converted[:, 50:MEL.n_mels] -= 20.0  # and the upper bands 20 dB quieter
+    quieter = log_mel(heard(conversions.heard_audio(model, view, 0, converted, [wav])), MEL)
+    assert np.median(quieter[3:-3, 55:MEL.n_mels] - view.log_mel[0][3:-3, 55:MEL.n_mels]) < -15.0
+    assert conversions.pitch_change(fake_model(0).config, one_utterance(wav, 0), 0, converted[:, :MEL.n_mels]) == 0.0
+    statistics = SpeakerStatistics.of([view.log_mel[0] + np.random.default_rng(1).normal(0, 3, view.log_mel[0].shape)])
+    standardised = dataclasses.replace(view, log_mel=[statistics.standardise(view.log_mel[0])], statistics=[statistics])
+    up = standardised.log_mel[0].copy()
+    up[:, f0] += 12.0 / statistics.mean_std()[1][f0]  # an octave, in the standardised units the model reads and writes
+    assert conversions.pitch_change(model.config, standardised, 0, up) == pytest.approx(12.0, abs=1e-3)
+    loud = heard(conversions.heard_audio(model, view, 0, view.log_mel[0] + np.r_[np.full(MEL.n_mels, 30.0), np.zeros(25)], [wav]))
+    assert np.abs(loud).max() == pytest.approx(0.999, abs=2 / 32767)  # 30 dB louder would clip: scaled to a 0.999 peak
+    np.testing.assert_allclose(loud, wav * (0.999 / np.abs(wav).max()), atol=2e-3)  # scaled, not clipped
+    griffin_lim = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], None))
+    assert np.abs(griffin_lim).max() == pytest.approx(0.9, abs=1e-3)  # Griffin-Lim from the log-mel, peak-normalised
+
+
+def test_conversion_recordings_come_from_the_audio_config_or_fall_back_to_griffin_lim(prepared, tmp_path, capsys):
+    config, _ = prepared
+    files = Utterances.from_dataset(load_all("mel", config.output_dir)).file
+    recordings = conversions.conversion_recordings(config.output_dir, files)
+    audio = load_all("audio", config.output_dir).with_format(None)
+    row = audio["file"].index(files[3])
+    from datasets import Audio
+    blob = audio.cast_column("audio", Audio(decode=False))[row]["audio"]["bytes"]
+    np.testing.assert_array_equal(recordings[3], read_flac(blob)[0])
+    assert len(recordings) == len(files) and all(r.ndim == 1 for r in recordings)
+    assert conversions.conversion_recordings(config.output_dir, files, "griffin-lim") is None
+    with pytest.raises(ValueError, match="conversion audio must be one of"):
+        conversions.conversion_recordings(config.output_dir, files, "vocoder")
+    with pytest.raises(ValueError, match="lacks 1 utterances of 'mel'"):
+        dataset_waveforms(config.output_dir, [*files[:2], "03-01-01-01-01-01-99"])
+    damaged = tmp_path / "audio_config_lost"  # its prepare_info says it holds the audio config: an error, not a fallback
+    shutil.copytree(config.output_dir, damaged, ignore=lambda d, names: ["audio"] if d.endswith("data") else [])
+    with pytest.raises(ValueError, match="'audio' config, which is not prepared there"):
+        conversions.conversion_recordings(damaged, files)
+    no_audio = tmp_path / "prepared_without_audio"
+    shutil.copytree(damaged, no_audio)
+    info = json.loads((no_audio / INFO_FILE).read_text())
+    (no_audio / INFO_FILE).write_text(json.dumps({**info, "configs": [c for c in info["configs"] if c != "audio"]}))
+    assert conversions.conversion_recordings(no_audio, files) is None
+    said = capsys.readouterr().out
+    assert "made audible by Griffin-Lim" in said and "prepared without the 'audio' config" in said
+
+
+def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_model, tmp_path):
+    """The WAV written for a conversion is its recording changed by the model: as long as the recording, and with
+    no change (``--num-audio`` source utterances' conversions, strength aside) close to it."""
+    dataset_dir, model_dir = tiny_model
+    out = tmp_path / "eval"
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(out), "--num-audio", "1"])
+    conversion = json.loads((out / "metrics.json").read_text())["conversion"]
+    assert conversion["audio"] == "recording" and conversion["conversions"] > 0
+    written = sorted((out / "audio").glob("*_to_*.wav"))
+    source = written[0].name.split("_to_")[0]
+    recording = dataset_waveforms(dataset_dir, [source])[0]
+    wav, rate = sf.read(written[0], dtype="float32")
+    assert rate == load_model(str(model_dir)).config.feature_params["mel"]["sample_rate"] and len(wav) == len(recording)
+    assert np.corrcoef(wav, recording)[0, 1] > 0.5  # the recording, filtered; Griffin-Lim's phases would not correlate
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "gl"), "--num-audio", "1",
+                   "--conversion-audio", "griffin-lim"])
+    assert json.loads((tmp_path / "gl" / "metrics.json").read_text())["conversion"]["audio"] == "griffin-lim"
+    wav, _ = sf.read(tmp_path / "gl" / "audio" / written[0].name, dtype="float32")
+    assert abs(np.corrcoef(wav[: len(recording)], recording[: len(wav)])[0, 1]) < 0.5
