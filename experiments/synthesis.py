@@ -2,6 +2,8 @@
 audible on the recording it was computed from (spectral differential filtering and a pitch shift)."""
 from __future__ import annotations
 
+import functools
+
 import librosa
 import numpy as np
 
@@ -20,9 +22,11 @@ def griffin_lim(log_mel: np.ndarray, mel_params: dict, n_iter: int = 32, seed: i
     return (wav / peak * 0.9 if peak > 0 else wav).astype(np.float32), mel_params["sample_rate"]
 
 
+@functools.lru_cache(maxsize=8)
 def bin_weights(mel: MelConfig) -> np.ndarray:
     """(n_mels, 1 + n_fft // 2): how much each mel band's change counts at each STFT bin, the filter bank's weights
-    of the bin normalised to sum to 1; a bin no band covers (below ``fmin``, above ``fmax``) follows the nearest band."""
+    of the bin normalised to sum to 1; a bin no band covers (below ``fmin``, above ``fmax``) follows the nearest band.
+    Built once per config; do not modify the array returned."""
     basis = mel_basis(mel).astype(np.float64)
     total = basis.sum(0)
     weights = np.divide(basis, total, out=np.zeros_like(basis), where=total > 0)
