@@ -185,9 +185,10 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`heard_egemaps`).
     Its rate on the real utterances is given twice: as recorded, and made audible the same way without a change
     (what making audible alone costs: nothing, on their recordings, where no pitch shift is made; the phase
-    vocoder's own cost, heard by every conversion of a model with prosody frames, is not in it). Beside it, not instead, the same probe with each held-out speaker standardised by
-    the statistics of that speaker's recordings made audible the same way (``egemaps_probe_resynthesis_norm``), so
-    that what resynthesis does to every utterance alike is standardised away as a recording channel would be."""
+    vocoder's own cost, heard by every conversion of a model with prosody frames, is not in it). Beside it, not
+    instead, the same probe with each held-out speaker standardised by the statistics of that speaker's recordings
+    made audible the same way (``egemaps_probe_resynthesis_norm``), so that what resynthesis does to every utterance
+    alike is standardised away as a recording channel would be."""
     held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
@@ -227,9 +228,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
              for n, (i, _, m) in enumerate(items)]
     for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
-            path = out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, audio[n])
+            write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", audio[n])
     heard_conversions = np.stack([heard_egemaps(a, params) for a in audio]) if items and judged else [None] * len(items)
     vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_embedding=utterances.embedding[i], functionals=heard,
                                                               segment_hop=segment_hop, pooling=pooling).numpy()
@@ -237,7 +236,8 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
     real = held & np.isin(utterances.emotion, targets)
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
-              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()}, "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
+              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()},
+              "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
               "audio": "recording" if recordings is not None else "griffin-lim"}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
@@ -264,7 +264,7 @@ def conversion_rates(folds: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([f["conversion"][k] for f in folds if f["conversion"][k] is not None])) for k in keys}
 
 
-def write_wav(path: Path, log_mel: np.ndarray, model) -> None:
-    """A (T, n_mels) dB log-mel resynthesised with Griffin-Lim at the model's feature parameters (`griffin_lim_bytes`)."""
+def write_wav(path: Path, audio: bytes) -> None:
+    """A WAV file (`heard_audio`, `griffin_lim_bytes`) written atomically, its folder made where missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, griffin_lim_bytes(log_mel, model.config.feature_params["mel"]))
+    write_atomic(path, audio)

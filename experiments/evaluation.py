@@ -14,7 +14,7 @@ from ravdess_dataset.atomic import npz_bytes, write_atomic
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
-from .conversion import conversion, conversion_recordings, write_wav
+from .conversion import conversion, conversion_recordings, griffin_lim_bytes, write_wav
 from .data import Utterances, dataset_params
 from .errors import CommandError
 from .loading import load_model, training_actors
@@ -58,9 +58,10 @@ def figures(model, utterances: Utterances, view: Utterances, x: np.ndarray, resu
     curves = Path(model_dir) / "loss_curves.png"
     if curves.is_file():
         shutil.copy(curves, fig_dir / "training_curves.png")
+    mel_params = model.config.feature_params["mel"]
     for i, reconstruction in list(zip(chosen, recons))[:num_audio]:
-        write_wav(out / "audio" / f"{utterances.file[i]}_original.wav", utterances.log_mel[i], model)
-        write_wav(out / "audio" / f"{utterances.file[i]}_reconstructed.wav", reconstruction, model)
+        write_wav(out / "audio" / f"{utterances.file[i]}_original.wav", griffin_lim_bytes(utterances.log_mel[i], mel_params))
+        write_wav(out / "audio" / f"{utterances.file[i]}_reconstructed.wav", griffin_lim_bytes(reconstruction, mel_params))
 
 
 def protocol(model_dir: str, folds: str = "contiguous", uses_labels: bool = False) -> dict:
