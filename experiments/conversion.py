@@ -243,7 +243,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged
         for j in np.flatnonzero(held):
-            heard[j] = heard_egemaps(heard_audio(model, utterances, j, utterances.log_mel[j], recordings), params)
+            heard[j] = heard_statistics(j, utterances.log_mel[j])
         matched = Judge(judges["egemaps_probe_speaker_norm"].probe, resynthesis_moments(heard, utterances.actor, held))
         for name, judge in (("egemaps_probe_speaker_norm", judges["egemaps_probe_speaker_norm"]), ("egemaps_probe_resynthesis_norm", matched)):
             result[f"{name}_rate_on_resynthesised_real_utterances"] = (

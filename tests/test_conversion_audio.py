@@ -70,7 +70,8 @@ def fake_model(prosody_dim: int = 25):
 
 
 def one_utterance(wav: np.ndarray, prosody_dim: int = 25) -> Utterances:
-    frames = np.concatenate([log_mel(wav, MEL), np.zeros((len(log_mel(wav, MEL)), prosody_dim), np.float32)], 1)
+    bands = log_mel(wav, MEL)
+    frames = np.concatenate([bands, np.zeros((len(bands), prosody_dim), np.float32)], 1)
     return Utterances([frames], np.zeros((1, 256), np.float32), np.zeros(1, int), np.ones(1, int), np.zeros(1, int),
                       np.ones(1, int), ["a"], mel_bands=MEL.n_mels if prosody_dim else None)
 
