@@ -23,6 +23,11 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
     mixup: float = option(0.0, "after the masks, each labelled segment reaches the classifier with this chance mixed "
                                "with another labelled segment of its batch, weight λ ~ U(0, 1) on its own, and is scored "
                                "λ CE(own label) + (1 - λ) CE(the other's): mixup, Zhang et al. 2018 (0: off)")
+    conversion_weight: float = option(0.0, "weight of the conversion loss: each labelled training segment's latent is also decoded "
+                                           "with another emotion y', drawn at random, and the classifier, held fixed for this term "
+                                           "(its weights and running statistics, as at evaluation), should name the result y': "
+                                           "-log q(y' | decoded), the domain classification loss of StarGAN-VC (Kameoka et al. "
+                                           "2018). It trains the decoder to carry the emotion y, which conversion swaps (0: off)")
     labeled_fraction: float = option(1.0, "share of training utterances whose emotion label is used (train.py draws them "
                                           "with its seed; the config keeps it as a record)")
 
@@ -36,6 +41,8 @@ class SemiSupervisedVAEConfig(SpeechVAEBaseConfig):
             raise ValueError(f"perturb_speed must be in [0, 1) and perturb_mel_shift not negative, got {self.perturb_speed}, {self.perturb_mel_shift}")
         if not 0.0 <= self.mixup <= 1.0:
             raise ValueError(f"mixup must be in [0, 1], got {self.mixup}")
+        if self.conversion_weight < 0:
+            raise ValueError(f"conversion_weight must not be negative, got {self.conversion_weight}")
         if not 0.0 <= self.labeled_fraction <= 1.0:
             raise ValueError(f"labeled_fraction must be in [0, 1], got {self.labeled_fraction}")
         check_invertible(self.n_mels, self.segment_frames, self.conv_channels)

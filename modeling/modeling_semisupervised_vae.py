@@ -3,7 +3,8 @@
     q(y | x)     ConvEncoder(log-mel) [+ FrameEncoder(prosody)] -> softmax over the emotions
     q(z | x, y)  ConvEncoder(log-mel) [+ FrameEncoder(prosody)] features + one-hot y -> N(mu, sigma)
     p(x | y, z)  ConvDecoder [+ FrameDecoder] over [z, one-hot y (, speaker)]
-Labelled segments: -ELBO(x, y) + alpha * -log q(y | x). Unlabelled: the ELBO summed over y weighted by
+Labelled segments: -ELBO(x, y) + alpha * -log q(y | x) [+ beta * -log q(y' | decoded with another emotion y'), the
+classifier held fixed: ``conversion_weight``]. Unlabelled: the ELBO summed over y weighted by
 q(y | x), plus the entropy of q(y | x). In training the classifier may see speed/pitch-perturbed (``perturb_*`` options) and
 SpecAugment-masked inputs (``mask_*``); the VAE always sees them as they are. With ``prosody_dim`` every frame holds the
 log-mel followed by prosody channels (pyin's f0, voicing and energy, or eGeMAPS's descriptors), as in `SpeechVAEModel`.
@@ -37,6 +38,8 @@ class SemiSupervisedVAEOutput(ModelOutput):
         kl_penalty: the KL term as weighted by the objective at this step.
         classification_loss: -log q(y|x) over the labelled segments (0 when none); with ``mixup``, each mixed segment's
             λ-weighted cross-entropy with its two labels.
+        conversion_loss: with ``conversion_weight``, in training, -log q(y'|decoded) over the labelled segments, each
+            decoded with another emotion y' (`conversion_loss`); None otherwise.
         logits: (batch, num_labels) of q(y|x), in training of the classifier's augmented (and mixed) view. With
             ``mixup`` the classifier's batch normalisation sees the mixed batch, so the unlabelled rows' logits and its
             running statistics differ too, though their inputs are not mixed.
@@ -52,12 +55,21 @@ class SemiSupervisedVAEOutput(ModelOutput):
     kl: Optional[torch.Tensor] = None
     kl_penalty: Optional[torch.Tensor] = None
     classification_loss: Optional[torch.Tensor] = None
+    conversion_loss: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
     reconstruction: Optional[torch.Tensor] = None
     example_reconstruction_loss: Optional[torch.Tensor] = None
     example_kl: Optional[torch.Tensor] = None
     latent_mean: Optional[torch.Tensor] = None
     latent_logvar: Optional[torch.Tensor] = None
+
+
+def held_fixed(module: Optional[nn.Module]):
+    """``module`` as a function of its input through which no gradient reaches its weights (None stays None)."""
+    if module is None:
+        return None
+    weights = {name: p.detach() for name, p in module.named_parameters()}
+    return lambda x: torch.func.functional_call(module, weights, (x,))
 
 
 class SemiSupervisedVAEPreTrainedModel(SpeechVAEBasePreTrainedModel):
@@ -189,12 +201,19 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
             (own * ce(labels) + (1 - own) * ce(labels[partner]))[labeled].mean() if labeled.any() else torch.zeros((), device=x.device)
         )
         chosen = classes == weights.argmax(-1)[rows]  # one pair per row: its label, or the likeliest class
+        loss = reconstruction_loss + penalty - unlabeled_entropy + c.classifier_weight * classification * labeled.float().mean()
+        conversion = None
+        if self.training and c.conversion_weight > 0 and labeled.any():
+            speaker = None if speaker_dec is None else speaker_dec[labeled]
+            conversion = self.conversion_loss(z[chosen][labeled], labels[labeled], speaker, generator)
+            loss = loss + c.conversion_weight * conversion * labeled.float().mean()
         return SemiSupervisedVAEOutput(
-            loss=reconstruction_loss + penalty - unlabeled_entropy + c.classifier_weight * classification * labeled.float().mean(),
+            loss=loss,
             reconstruction_loss=reconstruction_loss,
             kl=expected_kl.sum(-1).mean(),
             kl_penalty=penalty,
             classification_loss=classification,
+            conversion_loss=conversion,
             logits=logits,
             reconstruction=self.norm.inverse(recon[chosen]),
             example_reconstruction_loss=example_nll,
@@ -202,6 +221,27 @@ class SemiSupervisedVAEModel(SemiSupervisedVAEPreTrainedModel):
             latent_mean=posterior.mean[chosen],
             latent_logvar=posterior.logvar[chosen],
         )
+
+    def conversion_loss(self, z: torch.Tensor, labels: torch.Tensor, speaker_embedding: Optional[torch.Tensor] = None,
+                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """-log q(y' | decoded), averaged: each latent of ``z`` (n, latent_dim), inferred with its emotion ``labels``
+        (n,), decoded with another emotion y' drawn at random and named by the classifier as it is at evaluation
+        (running statistics, which stay as they are, and no dropout), its weights held fixed, so that only the encoder
+        and decoder learn from it. In training the decoder's batch normalisation also sees this converted batch."""
+        c = self.config
+        others = (labels + torch.randint(1, c.num_labels, labels.shape, generator=generator).to(labels.device)) % c.num_labels
+        decoded = self._decode_normalized(z, self._one_hot(others), speaker_embedding)
+        judges = [m for m in (self.classifier_encoder, self.classifier_prosody_encoder, self.classifier) if m is not None]
+        modes = [m.training for m in judges]
+        for m in judges:
+            m.eval()
+        try:
+            features = encode_frames(decoded, c.n_mels, held_fixed(self.classifier_encoder), held_fixed(self.classifier_prosody_encoder))
+            logits = held_fixed(self.classifier)(features)
+        finally:
+            for m, mode in zip(judges, modes):  # each module back in its own mode (its children share it here)
+                m.train(mode)
+        return nn.functional.cross_entropy(logits, others)
 
     @torch.no_grad()
     def classify_utterance(self, log_mel, *, segment_hop: Optional[int] = None) -> torch.Tensor:

@@ -224,10 +224,56 @@ def test_semisupervised_classifies_utterances():
     (lambda: SemiSupervisedVAEConfig(mask_time_count=-1), "mask_time_count"),
     (lambda: SemiSupervisedVAEConfig(perturb_speed=1.0), "perturb_speed"),
     (lambda: SemiSupervisedVAEConfig(perturb_mel_shift=-1.0), "perturb_mel_shift"),
+    (lambda: SemiSupervisedVAEConfig(conversion_weight=-1.0), "conversion_weight"),
 ])
 def test_invalid_configs_raise(make_config, match):
     with pytest.raises(ValueError, match=match):
         make_config()
+
+
+def test_conversion_loss_reaches_the_encoder_and_decoder_and_leaves_the_classifier_as_it_was():
+    model = make("semisupervised_vae", conversion_weight=50.0, speaker_conditioning="decoder", prosody_dim=3)
+    _, kwargs = batch(model)
+    x = torch.randn(6, model.config.segment_frames, model.config.input_channels, generator=torch.Generator().manual_seed(5))
+    labels = kwargs["labels"]
+    plain = make("semisupervised_vae", speaker_conditioning="decoder", prosody_dim=3)
+    plain.load_state_dict(model.state_dict())
+    model.train(), plain.train()
+    torch.manual_seed(0)  # the classifier's dropout
+    out = model(x, **kwargs, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(0)
+    without = plain(x, **kwargs, generator=torch.Generator().manual_seed(3))
+    assert without.conversion_loss is None and out.conversion_loss > 0
+    share = (labels >= 0).float().mean()
+    torch.testing.assert_close(out.loss, without.loss + 50.0 * out.conversion_loss * share)  # the rest is unchanged
+    assert torch.autograd.grad(out.conversion_loss, model.to_latent.weight)[0].abs().sum() > 0  # the encoder learns from it
+    assert model(x, speaker_embedding=kwargs["speaker_embedding"], labels=torch.full((6,), -1)).conversion_loss is None  # no labels
+    model.eval()
+    assert model(x, **kwargs).conversion_loss is None  # a training term only
+
+    # The term alone: no gradient reaches the classifier, whose running statistics and training mode stay as they
+    # were; the decoder and what it decodes from get one. The classifier judges as at evaluation (no dropout).
+    model.train()
+    model.zero_grad()
+    running = {k: v.clone() for k, v in model.named_buffers() if k.startswith("classifier")}
+    z = torch.randn(5, model.config.latent_dim, requires_grad=True)
+    speaker = kwargs["speaker_embedding"][:5]
+    first = model.conversion_loss(z, torch.tensor([0, 1, 2, 3, 4]), speaker, torch.Generator().manual_seed(1))
+    first.backward()
+    assert all(p.grad is None for name, p in model.named_parameters() if name.startswith("classifier"))
+    for decoder in ("decoder", "prosody_decoder"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for name, p in model.named_parameters() if name.startswith(decoder))
+    assert z.grad.abs().sum() > 0
+    assert all(torch.equal(v, running[k]) for k, v in model.named_buffers() if k.startswith("classifier"))
+    assert model.classifier.training and model.classifier_encoder.training
+    again = model.conversion_loss(z, torch.tensor([0, 1, 2, 3, 4]), speaker, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, first)  # no dropout: the same draws give the same loss
+    # Each latent is decoded with another emotion than its own, every other one reachable.
+    decoded_with, decode = [], model._decode_normalized
+    model._decode_normalized = lambda z, y, speaker: decoded_with.append(y.argmax(-1)) or decode(z, y, speaker)
+    own = torch.tensor([3] * 200)
+    model.conversion_loss(torch.randn(200, model.config.latent_dim), own, speaker[:1].expand(200, -1))
+    assert not (decoded_with[0] == own).any() and set(decoded_with[0].tolist()) == {0, 1, 2, 4, 5, 6, 7}
 
 
 def test_auto_classes_know_every_family():
