@@ -12,7 +12,7 @@ log-mel followed by prosody channels (pyin's f0, voicing and energy, or eGeMAPS'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -64,7 +64,7 @@ class SemiSupervisedVAEOutput(ModelOutput):
     latent_logvar: Optional[torch.Tensor] = None
 
 
-def held_fixed(module: Optional[nn.Module]):
+def held_fixed(module: Optional[nn.Module]) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     """``module`` as a function of its input through which no gradient reaches its weights (None stays None)."""
     if module is None:
         return None
