@@ -76,20 +76,20 @@ def fold_diagnostics(run: Path, fold: int, folds: str, utterances: Utterances, d
     out = {"fold": fold, "validation_actors": list(validation_actors(fold, 0, folds=folds)),
            "descriptor_judge": {"real": rate(descriptor_judge, descriptors[real], np.flatnonzero(real), utterances.emotion[real])},
            "heard": {"real": rate(heard_judge, functionals[real], np.flatnonzero(real), utterances.emotion[real])}}
-    heard_descriptors = lambda i, log_mel: log_mel_statistics(  # noqa: E731
-        [prosody_of(C.heard_waveform(C.heard_audio(model, view, i, log_mel, recordings), params), audio, mel, "egemaps")])[0]
+    heard = lambda i, log_mel: C.heard_waveform(C.heard_audio(model, view, i, log_mel, recordings), params)  # noqa: E731
+    descriptors_of = lambda wav: log_mel_statistics([prosody_of(wav, audio, mel, "egemaps")])[0]  # noqa: E731
     for strength in C.CONVERSION_STRENGTHS:
         items = list(C.convert_neutral(model, view, validation, targets, means, strength, segment_hop))
         rows, wanted = np.array([i for i, _, _ in items]), np.array([t for _, t, _ in items])
         decoded = log_mel_statistics([view.restore(i, m)[:, bands:] for i, _, m in items])
         out["descriptor_judge"][str(strength)] = rate(descriptor_judge, decoded, rows, wanted)
-        heard = np.stack([C.heard_egemaps(C.heard_audio(model, view, i, m, recordings), params) for i, _, m in items])
-        predicted = heard_judge.predict(heard, rows)
+        waveforms = [heard(i, m) for i, _, m in items]  # each conversion made audible once, read both ways below
+        predicted = heard_judge.predict(np.stack([egemaps.egemaps_functionals(w, audio.sample_rate) for w in waveforms]), rows)
         out["heard"][str(strength)] = {"rate": float(np.mean(predicted == wanted)),
                                        "answers": dict(zip(EMOTIONS, np.bincount(predicted, minlength=len(EMOTIONS)).tolist()))}
         if strength == 1.0:
-            unchanged = {i: heard_descriptors(i, view.log_mel[i]) for i in set(rows.tolist())}
-            heard_change = np.stack([heard_descriptors(i, m) - unchanged[i] for i, _, m in items])
+            unchanged = {i: descriptors_of(heard(i, view.log_mel[i])) for i in set(rows.tolist())}
+            heard_change = np.stack([descriptors_of(w) - unchanged[i] for w, i in zip(waveforms, rows)])
             decoded_change = decoded - descriptors[rows]
             out["transfer"] = {name: correlation(decoded_change[:, k], heard_change[:, k]) for k, name in enumerate(STATISTICS)}
         print(f"fold {fold}, strength {strength}: decoded {out['descriptor_judge'][str(strength)]:.3f} "
