@@ -12,8 +12,8 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[test,egemaps]'
-	$(PY) -c "import webrtcvad, resemblyzer, torch, datasets, opensmile"
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e '.[test,egemaps,world]'
+	$(PY) -c "import webrtcvad, resemblyzer, torch, datasets, opensmile; from experiments.synthesis import import_pyworld; import_pyworld()"
 	touch $(STAMP)
 
 # the whole path on the bundled 2-actor sample, offline: prepare, a short training run, evaluate

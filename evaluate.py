@@ -60,7 +60,9 @@ def parse_arguments(argv: Optional[list[str]]) -> tuple[argparse.ArgumentParser,
     parser.add_argument("--conversion-audio", choices=CONVERSION_AUDIO, default="recording",
                         help="how conversions are made audible, written and judged: recording (the model's change made on the "
                              "recording itself: its f0 change as a pitch shift, its log-mel change as a filter; from the "
-                             "dataset's audio config, Griffin-Lim where it was not prepared) or griffin-lim (the converted log-mel resynthesised)")
+                             "dataset's audio config, Griffin-Lim where it was not prepared), world (the same change made on the "
+                             "recording's WORLD vocoder analysis: its f0 and spectral envelope; the `world` extra) or griffin-lim "
+                             "(the converted log-mel resynthesised)")
     parser.add_argument("--folds", choices=sorted(FOLDS), default="contiguous",
                         help="the six speaker-independent folds: contiguous (actors 1-4, 5-8, ...) or emobox (EmoBox's assignment)")
     parser.add_argument("--verbose", action="store_true", help="print every INFO line and the libraries' progress bars")

@@ -1,9 +1,11 @@
-"""What Griffin-Lim resynthesis keeps of real speech, as the conversion judge hears it with `--conversion-audio griffin-lim`.
+"""What resynthesis keeps of real speech, as the conversion judge hears it with `--conversion-audio griffin-lim` or
+`--conversion-audio world`.
 
-    python benchmarks/resynthesis.py <prepared dataset> [--every 10] [--json out.json]
+    python benchmarks/resynthesis.py <prepared dataset> [--audio griffin-lim|world] [--every 10] [--json out.json]
 
-The conversion judge reads eGeMAPS from log-mels made audible (`experiments.conversion.heard_waveform` of `griffin_lim_bytes`, what `evaluate.py --conversion-audio griffin-lim` judges), and
-it recognises real utterances made audible that way far less often than as recorded. This measures, on every
+The conversion judge reads eGeMAPS from conversions made audible (`experiments.conversion.heard_waveform`), and it
+recognises real utterances made audible without a change less often than as recorded: by Griffin-Lim from their
+log-mels (`griffin_lim_bytes`) far less, by the WORLD vocoder from their recordings (`WorldAnalysis`) somewhat less. This measures, on every
 ``--every``-th utterance of a prepared dataset (with its ``audio`` config), where the two differ: the pitch contour
 (pyin prosody frames of both, on the frames voiced in both) and the 88 eGeMAPS functionals grouped by what they
 describe, each functional's change in units of its spread over the utterances measured (for the ten that move most,
@@ -43,7 +45,7 @@ def group_of(name: str) -> str:
 
 
 def main() -> None:
-    from experiments.conversion import griffin_lim_bytes, heard_waveform
+    from experiments.conversion import ConversionAudio, griffin_lim_bytes, heard_waveform, wav_bytes
     from experiments.data import dataset_params
     from ravdess_dataset import egemaps
     from ravdess_dataset.audio import AudioConfig
@@ -54,6 +56,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="prepared dataset folder (configs mel and audio)")
+    parser.add_argument("--audio", choices=["griffin-lim", "world"], default="griffin-lim",
+                        help="griffin-lim: from the log-mel; world: the recording through WORLD, unchanged (the world extra)")
     parser.add_argument("--every", type=int, default=10, help="measure every n-th utterance (default 10: 144 of 1440)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -65,9 +69,12 @@ def main() -> None:
     original_prosody = dataset_prosody(args.dataset, files)
     original = egemaps.dataset_egemaps(args.dataset, files)
     audio, mel_config = AudioConfig(**params["audio"]), MelConfig(**params["mel"])
+    world = ConversionAudio.load(args.dataset, files, "world") if args.audio == "world" else None
     start, resynthesised, pitch_errors, voiced = time.time(), [], [], []
-    for i, prosody in zip(rows, original_prosody):
-        wav = heard_waveform(griffin_lim_bytes(mel[i]["log_mel"], params["mel"]), params)
+    for k, (i, prosody) in enumerate(zip(rows, original_prosody)):
+        made = (wav_bytes(world.world_analysis(k, params).synthesise(), mel_config.sample_rate) if world
+                else griffin_lim_bytes(mel[i]["log_mel"], params["mel"]))
+        wav = heard_waveform(made, params)
         resynthesised.append(egemaps.egemaps_functionals(wav, audio.sample_rate))
         again = prosody_of(wav, audio, mel_config)
         n = min(len(again), len(prosody))
@@ -85,7 +92,7 @@ def main() -> None:
         groups.setdefault(group_of(name), []).append(float(value))
     voiced = np.array(voiced)
     results = {
-        "utterances": len(files), "seconds": round(time.time() - start, 1),
+        "audio": args.audio, "utterances": len(files), "seconds": round(time.time() - start, 1),
         "pitch_error_semitones_median": float(np.median(pitch_errors)),
         "pitch_error_semitones_90th_percentile": float(np.percentile(pitch_errors, 90)),
         "voiced_share_original": float(voiced[:, 0].mean()), "voiced_share_resynthesised": float(voiced[:, 1].mean()),

@@ -1,13 +1,14 @@
 """Emotion conversion and how it is judged: neutral utterances of held-out actors moved to each other emotion by a
 model (`convert_emotion` of its family), then named by probes fitted on the other actors, next to those probes' hit rate
 on real emotional speech of the same actors. The independent judge reads what a listener would get: the conversion
-made audible (`heard_audio`: the change applied to the recording itself, or the converted log-mel resynthesised by
-Griffin-Lim), analysed again as a new recording (the front end, then eGeMAPS), standardised with the speaker's real
-recordings."""
+made audible (`heard_audio`: the change applied to the recording itself, or to its WORLD analysis, or the converted
+log-mel resynthesised by Griffin-Lim), analysed again as a new recording (the front end, then eGeMAPS), standardised
+with the speaker's real recordings."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -26,10 +27,10 @@ from ravdess_dataset.splits import NUM_FOLDS, fold_actors, validation_actors
 from .data import DatasetNotPrepared, Utterances, dataset_params
 from .probes import fit_probe
 from .representation import log_mel_statistics, usable
-from .synthesis import filter_recording, griffin_lim, shift_pitch
+from .synthesis import WorldAnalysis, filter_recording, griffin_lim, import_pyworld, shift_pitch
 
 CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
-CONVERSION_AUDIO = ("recording", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
+CONVERSION_AUDIO = ("recording", "world", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
 
 
 def conversion_latents(model, utterances: Utterances, rows: np.ndarray, segment_hop: Optional[int] = None) -> np.ndarray:
@@ -85,21 +86,57 @@ def griffin_lim_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
     return wav_bytes(*griffin_lim(log_mel, mel_params))
 
 
-def conversion_recordings(dataset_dir: Path, files: list[str], mode: str = "recording") -> Optional[list[np.ndarray]]:
-    """What `heard_audio` makes conversions audible with (``mode``, one of `CONVERSION_AUDIO`): the processed
-    recordings of ``files`` from the dataset's ``audio`` config, or None (Griffin-Lim: "griffin-lim", or a dataset
-    prepared without that config, which is said). A damaged or incomplete ``audio`` config is a ValueError."""
-    if mode not in CONVERSION_AUDIO:
-        raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
-    if mode == "griffin-lim":
-        return None
-    try:
-        dataset_params(dataset_dir, ["audio"])
-    except DatasetNotPrepared:
-        print(f"conversions are made audible by Griffin-Lim from their log-mels: {dataset_dir} was prepared without the "
-              "'audio' config their recordings come from", flush=True)
-        return None
-    return dataset_waveforms(dataset_dir, files)
+@dataclass(eq=False)
+class ConversionAudio:
+    """How conversions are made audible (`heard_audio`): ``mode`` is one of `CONVERSION_AUDIO`; "recording" and
+    "world" change the processed ``recordings`` of the utterances (the dataset's ``audio`` config), "griffin-lim"
+    needs none. WORLD's analysis of the last few recordings is kept, as a neutral utterance is converted to every
+    target in a row."""
+
+    mode: str = "griffin-lim"
+    recordings: Optional[list[np.ndarray]] = None
+    _analyses: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in CONVERSION_AUDIO:
+            raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {self.mode!r}")
+        if (self.recordings is None) != (self.mode == "griffin-lim"):
+            needs = "needs the recordings" if self.recordings is None else "takes no recordings"
+            raise ValueError(f"conversion audio {self.mode!r} {needs}")
+        if self.mode == "world":
+            import_pyworld()  # missing: said now, not after a training
+
+    @classmethod
+    def load(cls, dataset_dir: Path, files: list[str], mode: str = "recording") -> "ConversionAudio":
+        """``mode`` with the processed recordings of ``files`` from the dataset's ``audio`` config; Griffin-Lim where
+        ``mode`` says so or the dataset was prepared without that config (which is said). A damaged or incomplete
+        ``audio`` config is a ValueError."""
+        if mode not in CONVERSION_AUDIO:
+            raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
+        if mode == "griffin-lim":
+            return cls()
+        try:
+            dataset_params(dataset_dir, ["audio"])
+        except DatasetNotPrepared:
+            print(f"conversions are made audible by Griffin-Lim from their log-mels: {dataset_dir} was prepared without the "
+                  "'audio' config their recordings come from", flush=True)
+            return cls()
+        return cls(mode, dataset_waveforms(dataset_dir, files))
+
+    def source(self, i: int, feature_params: dict) -> np.ndarray:
+        """Recording ``i`` at the rate its log-mel was taken at."""
+        audio = AudioConfig(**feature_params["audio"])
+        return resample(self.recordings[i], audio.sample_rate, feature_params["mel"]["sample_rate"], audio.resample_quality)
+
+    def world_analysis(self, i: int, feature_params: dict, keep: int = 8) -> WorldAnalysis:
+        """`WorldAnalysis` of recording ``i``, one frame per log-mel frame; the last ``keep`` are kept."""
+        mel = feature_params["mel"]
+        key = (i, mel["sample_rate"], mel["hop_length"], feature_params["audio"]["resample_quality"])
+        if key not in self._analyses:
+            self._analyses[key] = WorldAnalysis.of(self.source(i, feature_params), mel)
+            while len(self._analyses) > keep:
+                self._analyses.popitem(last=False)
+        return self._analyses[key]
 
 
 def pitch_change(config, utterances: Utterances, i: int, converted: np.ndarray) -> float:
@@ -112,23 +149,26 @@ def pitch_change(config, utterances: Utterances, i: int, converted: np.ndarray) 
     return float(np.mean(utterances.restore(i, converted)[:, f0] - utterances.restore(i, utterances.log_mel[i])[:, f0], dtype=np.float64))
 
 
-def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, recordings: Optional[list[np.ndarray]]) -> bytes:
-    """Utterance ``i`` changed by a model into ``converted`` (in the view's units), made audible as the 16-bit WAV
-    that is written and judged. With ``recordings`` (the dataset's processed waveforms, `dataset_waveforms`) the
-    change is made on the recording itself: its pitch moved by the model's f0 change (`pitch_change`, `shift_pitch`),
-    then its spectrum by the change of every log-mel frame (`filter_recording`), so what the model does not change
-    keeps the recording's own harmonics and noise (the pitch shift moves the formants with the harmonics; measuring
-    the spectral change against the shifted recording instead, to undo that, was tried and heard worse). Without, the
-    converted log-mel is resynthesised by Griffin-Lim, which keeps the pitch contour but not the harmonic detail, and
-    peak-normalises."""
+def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, audio: ConversionAudio) -> bytes:
+    """Utterance ``i`` changed by a model into ``converted`` (in the view's units), made audible as ``audio`` says, as
+    the 16-bit WAV that is written and judged. On the recording ("recording"): its pitch moved by the model's f0
+    change (`pitch_change`, `shift_pitch`), then its spectrum by the change of every log-mel frame
+    (`filter_recording`), so what the model does not change keeps the recording's own harmonics and noise (the pitch
+    shift moves the formants with the harmonics; measuring the spectral change against the shifted recording instead,
+    to undo that, was tried and heard worse). By WORLD ("world"): the recording's WORLD analysis with its f0 moved by
+    the same semitones and its spectral envelope by the same log-mel change, synthesised again
+    (`WorldAnalysis.synthesise`; the formants stay where the envelope puts them; even unchanged it is a
+    resynthesis, not the recording). By Griffin-Lim ("griffin-lim"): the converted log-mel resynthesised, which keeps
+    the pitch contour but not the harmonic detail, and peak-normalised."""
     params = model.config.feature_params
-    if recordings is None:
+    if audio.mode == "griffin-lim":
         return griffin_lim_bytes(utterances.to_db(i, converted), params["mel"])
-    audio, rate = AudioConfig(**params["audio"]), params["mel"]["sample_rate"]
-    source = resample(recordings[i], audio.sample_rate, rate, audio.resample_quality)  # the rate its log-mel was taken at
+    rate = params["mel"]["sample_rate"]
     change = utterances.to_db(i, converted) - utterances.to_db(i, utterances.log_mel[i])
-    shifted = shift_pitch(source, rate, pitch_change(model.config, utterances, i, converted))
-    return wav_bytes(filter_recording(shifted, change, params["mel"]), rate)
+    semitones = pitch_change(model.config, utterances, i, converted)
+    if audio.mode == "world":
+        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change, params["mel"]), rate)
+    return wav_bytes(filter_recording(shift_pitch(audio.source(i, params), rate, semitones), change, params["mel"]), rate)
 
 
 def heard_waveform(audio: bytes, feature_params: dict) -> np.ndarray:
@@ -164,13 +204,13 @@ def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: li
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, *, seed: int = 0,
                num_audio: int = 0, fold: int = NUM_FOLDS - 1, folds: str = "contiguous", segment_hop: Optional[int] = None,
                pooling: Optional[str] = None, egemaps: Optional[np.ndarray] = None,
-               recordings: Optional[list[np.ndarray]] = None) -> dict:
+               audio: Optional[ConversionAudio] = None) -> dict:
     """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
     emotions and score the results with probes fitted on the other actors: on the model's embedding, on
     log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
     The shift's strength is the one of `CONVERSION_STRENGTHS` whose conversions of a fifth of the training
     actors (validation group 0 of the fold, 1, 6, 11, 16 by default) a judge fitted on the other training actors
-    recognises best: the eGeMAPS judge below, hearing them, where it runs on conversions made on their recordings
+    recognises best: the eGeMAPS judge below, hearing them, where it runs on conversions made from their recordings
     (Griffin-Lim's audio it hears as a channel of its own, near chance), else the log-mel probe; the held-out actors
     play no part in the choice. For scale, each probe's hit rate
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
@@ -178,17 +218,19 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     (the model's own when None), as the converted utterances are embedded (a model with ``input_functionals`` is
     handed those of the conversion made audible, `heard_egemaps`, while its probe is fitted on those of the
     recordings, so that probe also hears what making it audible does); ``num_audio``: source utterances whose
-    conversions are written to ``out/audio``; ``recordings``: the processed waveforms of ``utterances`` (`heard_audio`:
-    a conversion is then made audible on its recording, else by Griffin-Lim from the converted log-mel).
+    conversions are written to ``out/audio``; ``audio``: how a conversion is made audible (`ConversionAudio`, with the
+    processed recordings of ``utterances``; `heard_audio`; Griffin-Lim when None).
 
     With ``egemaps`` (the eGeMAPS functionals of the real utterances, (n, 88)) a fourth, independent judge: a probe on
     speaker-standardised eGeMAPS fitted on the training actors, reading each conversion as audio (`heard_egemaps`).
     Its rate on the real utterances is given twice: as recorded, and made audible the same way without a change
-    (what making audible alone costs: nothing, on their recordings, where no pitch shift is made; the phase
-    vocoder's own cost, heard by every conversion of a model with prosody frames, is not in it). Beside it, not
+    (what making audible alone costs: nothing on their recordings, where no pitch shift is made, though the phase
+    vocoder's own cost, heard by every conversion of a model with prosody frames, is not in it; WORLD's resynthesis
+    and Griffin-Lim cost something). Beside it, not
     instead, the same probe with each held-out speaker standardised by the statistics of that speaker's recordings
     made audible the same way (``egemaps_probe_resynthesis_norm``), so that what resynthesis does to every utterance
     alike is standardised away as a recording channel would be."""
+    audio = audio or ConversionAudio()
     held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
@@ -197,13 +239,13 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     latents = conversion_latents(model, utterances, fit, segment_hop)  # the training actors', each computed once
     validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
     inner = fit & ~validation
-    if recordings is not None and len(recordings) != len(utterances.file):
-        raise ValueError(f"{len(recordings)} recordings for {len(utterances.file)} utterances")
+    if audio.recordings is not None and len(audio.recordings) != len(utterances.file):
+        raise ValueError(f"{len(audio.recordings)} recordings for {len(utterances.file)} utterances")
     params = model.config.feature_params
-    by_ear = egemaps is not None and recordings is not None  # heard without a channel of its own, so by the eGeMAPS judge
+    by_ear = egemaps is not None and audio.recordings is not None  # heard without a channel of its own, so by the eGeMAPS judge
 
     def heard_statistics(i: int, converted: np.ndarray) -> np.ndarray:
-        return heard_egemaps(heard_audio(model, utterances, i, converted, recordings), params)
+        return heard_egemaps(heard_audio(model, utterances, i, converted, audio), params)
 
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
@@ -224,12 +266,12 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     judged = egemaps is not None or model.config.input_functionals
-    audio = [heard_audio(model, utterances, i, m, recordings) if judged or n // len(targets) < num_audio else None
-             for n, (i, _, m) in enumerate(items)]
+    written = [heard_audio(model, utterances, i, m, audio) if judged or n // len(targets) < num_audio else None
+               for n, (i, _, m) in enumerate(items)]
     for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
-            write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", audio[n])
-    heard_conversions = np.stack([heard_egemaps(a, params) for a in audio]) if items and judged else [None] * len(items)
+            write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", written[n])
+    heard_conversions = np.stack([heard_egemaps(a, params) for a in written]) if items and judged else [None] * len(items)
     vectors = {"model_probe": np.stack([model.embed_utterance(m, speaker_embedding=utterances.embedding[i], functionals=heard,
                                                               segment_hop=segment_hop, pooling=pooling).numpy()
                                         for (i, _, m), heard in zip(items, heard_conversions)]) if items else None}
@@ -238,7 +280,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
               "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()},
               "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
-              "audio": "recording" if recordings is not None else "griffin-lim"}
+              "audio": audio.mode}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged

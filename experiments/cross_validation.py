@@ -13,7 +13,7 @@ from ravdess_dataset import egemaps
 from ravdess_dataset.atomic import write_atomic
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
-from .conversion import conversion, conversion_rates, conversion_recordings
+from .conversion import ConversionAudio, conversion, conversion_rates
 from .data import Utterances
 from .loading import load_model
 from .probes import embed_utterances, probe_scores
@@ -48,12 +48,12 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
     every that many frames instead of the model's.
     ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
     eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; made audible as ``conversion_audio``
-    says, `conversion_recordings`; ``num_audio`` of them written as WAV to ``out/fold_K/audio``). Writes
+    says, `ConversionAudio`; ``num_audio`` of them written as WAV to ``out/fold_K/audio``). Writes
     `cv_metrics_name` in ``out`` and returns it."""
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     baseline = log_mel_statistics(utterances.log_mel) if with_conversion else None
     functionals = egemaps.dataset_functionals(dataset_dir, utterances.file)[0] if with_conversion else None
-    recordings = conversion_recordings(dataset_dir, utterances.file, conversion_audio) if with_conversion else None
+    audio = ConversionAudio.load(dataset_dir, utterances.file, conversion_audio) if with_conversion else None
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"
@@ -81,7 +81,7 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
         if with_conversion:
             folds[-1]["conversion"] = conversion(model, view, embedding, baseline, fold_dir, seed=probe.seed, num_audio=num_audio,
                                                  fold=fold, folds=probe.folds, segment_hop=segment_hop, egemaps=functionals,
-                                                 recordings=recordings)
+                                                 audio=audio)
             print(f"fold {fold} conversion: " + ", ".join(f"{k} {v:.3f}" for k, v in conversion_rates([folds[-1]]).items()), flush=True)
     summary = {k: {"mean": float(np.mean([f[k] for f in folds])), "sd": float(np.std([f[k] for f in folds]))}
                for k in SUMMARY_SCORES if all(k in f for f in folds)}

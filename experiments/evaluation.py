@@ -14,7 +14,7 @@ from ravdess_dataset.atomic import npz_bytes, write_atomic
 from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, load_all
 
-from .conversion import conversion, conversion_recordings, griffin_lim_bytes, write_wav
+from .conversion import ConversionAudio, conversion, griffin_lim_bytes, write_wav
 from .data import Utterances, dataset_params
 from .errors import CommandError
 from .loading import load_model, training_actors
@@ -85,7 +85,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
     """Everything for one trained model, next to the baselines: writes metrics.json, report.md, figures and audio
     to ``out`` (and the headline embedding to ``export_embeddings``). ``segment_hop``: embed, reconstruct and convert
     from a segment every that many frames instead of the model's; ``conversion_audio``: how conversions are made
-    audible (`conversion_recordings`)."""
+    audible (`ConversionAudio`)."""
     model = load_model(model_dir)
     params = dataset_params(dataset_dir, ["mel"])
     if model.config.n_mels != params["mel"]["n_mels"]:
@@ -107,7 +107,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
         "reconstruction": reconstruction_metrics(model, utterances, view, np.isin(utterances.actor, HELD_OUT), segment_hop),
         "conversion": conversion(model, view, x, references["log_mel_mean_std"], out, seed=probe.seed, num_audio=num_audio,
                                  segment_hop=segment_hop, egemaps=references.get("egemaps"),
-                                 recordings=conversion_recordings(dataset_dir, utterances.file, conversion_audio)),
+                                 audio=ConversionAudio.load(dataset_dir, utterances.file, conversion_audio)),
         "protocol": protocol(model_dir, probe.folds, model.config.uses_labels),
     }
     figures(model, utterances, view, x, results[headline], out, model_dir=model_dir, seed=probe.seed, num_audio=num_audio,

@@ -1,13 +1,19 @@
 """Listening to log-mels: Griffin-Lim resynthesis with the dataset's mel parameters, and a change of a log-mel made
-audible on the recording it was computed from (spectral differential filtering and a pitch shift)."""
+audible on the recording it was computed from (spectral differential filtering and a pitch shift, or the WORLD
+vocoder's analysis of the recording, changed and synthesised again)."""
 from __future__ import annotations
 
 import functools
+import warnings
+from dataclasses import dataclass
+from typing import Optional
 
 import librosa
 import numpy as np
 
 from ravdess_dataset.features import MelConfig, mel_basis
+
+from .errors import CommandError
 
 
 def griffin_lim(log_mel: np.ndarray, mel_params: dict, n_iter: int = 32, seed: int = 0) -> tuple[np.ndarray, int]:
@@ -63,3 +69,56 @@ def shift_pitch(wav: np.ndarray, rate: int, semitones: float, window_s: float = 
     n_fft = 2 ** int(round(np.log2(window_s * rate)))
     return librosa.effects.pitch_shift(np.asarray(wav, dtype=np.float32), sr=rate, n_steps=float(semitones), res_type="soxr_hq",
                                        n_fft=n_fft, hop_length=n_fft // 4).astype(np.float32)
+
+
+def import_pyworld():
+    """The ``pyworld`` module (the `world` extra: the WORLD vocoder), or a `CommandError` that says how to install it.
+    Its import of ``pkg_resources`` warns on current setuptools; that warning is not the user's concern."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            import pyworld
+    except ImportError as err:
+        raise CommandError(f"conversions made audible by WORLD need the pyworld package ({err}): pip install -e '.[world]'") from None
+    return pyworld
+
+
+@dataclass(frozen=True)
+class WorldAnalysis:
+    """A recording of ``length`` samples as the WORLD vocoder (Morise et al. 2016) describes it, one frame per log-mel
+    frame: f0 in Hz (0 where unvoiced; DIO refined by StoneMask), and the smooth spectral envelope (CheapTrick) and
+    the aperiodicity (D4C), each (frames, bins)."""
+
+    f0: np.ndarray
+    envelope: np.ndarray
+    aperiodicity: np.ndarray
+    rate: int
+    frame_period_ms: float
+    length: int
+
+    @classmethod
+    def of(cls, wav: np.ndarray, mel_params: dict) -> "WorldAnalysis":
+        """``wav`` (at the mel sample rate) analysed with frames ``hop_length`` apart, centred as the log-mel's are."""
+        pyworld = import_pyworld()
+        rate, period = mel_params["sample_rate"], 1000.0 * mel_params["hop_length"] / mel_params["sample_rate"]
+        x = np.asarray(wav, dtype=np.float64)
+        f0, times = pyworld.dio(x, rate, frame_period=period)
+        f0 = pyworld.stonemask(x, f0, times, rate)
+        return cls(f0, pyworld.cheaptrick(x, f0, times, rate), pyworld.d4c(x, f0, times, rate), rate, period, len(x))
+
+    def synthesise(self, semitones: float = 0.0, change_db: Optional[np.ndarray] = None, mel_params: Optional[dict] = None) -> np.ndarray:
+        """The waveform (float32, as long as the recording) with the f0 moved by ``semitones`` and the envelope of every frame by ``change_db``
+        ((T, n_mels) dB of the log-mel of ``mel_params``, frame k of it on WORLD frame k; the change of each band is
+        spread over frequency by `bin_weights` and read at WORLD's bins). The aperiodicity, and so the noise and breath
+        of the recording, is kept; so are the formants when only the f0 moves, which a phase-vocoder shift moves too."""
+        envelope = self.envelope
+        if change_db is not None:
+            mel = MelConfig(**mel_params)
+            gain_db = np.asarray(change_db, dtype=np.float64) @ bin_weights(mel)  # (T, STFT bins)
+            stft_hz = librosa.fft_frequencies(sr=mel.sample_rate, n_fft=mel.n_fft)
+            world_hz = np.linspace(0.0, self.rate / 2, envelope.shape[1])
+            gain_db = np.stack([np.interp(world_hz, stft_hz, g) for g in gain_db])
+            envelope = envelope * 10.0 ** (gain_db[np.minimum(np.arange(len(envelope)), len(gain_db) - 1)] / 10.0)  # power
+        pyworld = import_pyworld()
+        wav = pyworld.synthesize(self.f0 * 2.0 ** (semitones / 12.0), envelope, self.aperiodicity, self.rate, self.frame_period_ms)
+        return librosa.util.fix_length(wav, size=self.length).astype(np.float32)

@@ -53,7 +53,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None
 
 
-def fold_diagnostics(run: Path, fold: int, folds: str, utterances: Utterances, dataset: Path, recordings: list[np.ndarray],
+def fold_diagnostics(run: Path, fold: int, folds: str, utterances: Utterances, dataset: Path, audible: C.ConversionAudio,
                      functionals: np.ndarray, seed: int = 0, segment_hop: Optional[int] = None) -> dict:
     """The module docstring's three readings for fold ``fold`` of the run in ``run``."""
     model = load_model(str(run / f"fold_{fold}" / "model"))
@@ -76,7 +76,7 @@ def fold_diagnostics(run: Path, fold: int, folds: str, utterances: Utterances, d
     out = {"fold": fold, "validation_actors": list(validation_actors(fold, 0, folds=folds)),
            "descriptor_judge": {"real": rate(descriptor_judge, descriptors[real], np.flatnonzero(real), utterances.emotion[real])},
            "heard": {"real": rate(heard_judge, functionals[real], np.flatnonzero(real), utterances.emotion[real])}}
-    heard = lambda i, log_mel: C.heard_waveform(C.heard_audio(model, view, i, log_mel, recordings), params)  # noqa: E731
+    heard = lambda i, log_mel: C.heard_waveform(C.heard_audio(model, view, i, log_mel, audible), params)  # noqa: E731
     descriptors_of = lambda wav: log_mel_statistics([prosody_of(wav, audio, mel, "egemaps")])[0]  # noqa: E731
     for strength in C.CONVERSION_STRENGTHS:
         items = list(C.convert_neutral(model, view, validation, targets, means, strength, segment_hop))
@@ -106,6 +106,8 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--fold", type=int, nargs="+", default=list(range(NUM_FOLDS)), help="the folds to read (default all)")
     parser.add_argument("--seed", type=int, default=0, help="the probes' seed, as evaluate.py's --seed")
     parser.add_argument("--segment-hop", type=int, help="as evaluate.py's --segment-hop (default: the model's)")
+    parser.add_argument("--conversion-audio", choices=[m for m in C.CONVERSION_AUDIO if m != "griffin-lim"], default="recording",
+                        help="how the conversions are made audible, as evaluate.py's --conversion-audio")
     parser.add_argument("--json", type=Path, help="write the readings here as well")
     args = parser.parse_args(argv)
     missing = [f for f in args.fold if not (args.run / f"fold_{f}" / "model" / "metrics.json").is_file()]
@@ -113,16 +115,16 @@ def main(argv: list[str]) -> dict:
         parser.error(f"no finished fold model at {args.run / f'fold_{missing[0]}' / 'model'}")
     utterances = Utterances.from_dataset(load_all("mel", args.dataset))
     functionals, reason = egemaps.dataset_functionals(args.dataset, utterances.file)
-    recordings = C.conversion_recordings(args.dataset, utterances.file)
-    if functionals is None or recordings is None:
+    audible = C.ConversionAudio.load(args.dataset, utterances.file, args.conversion_audio)
+    if functionals is None or audible.recordings is None:
         parser.error(reason or f"{args.dataset} has no audio config to make conversions audible on their recordings")
-    readings = [fold_diagnostics(args.run, f, args.folds, utterances, args.dataset, recordings, functionals, args.seed, args.segment_hop)
+    readings = [fold_diagnostics(args.run, f, args.folds, utterances, args.dataset, audible, functionals, args.seed, args.segment_hop)
                 for f in args.fold]
     found = {name: [r["transfer"][name] for r in readings if r["transfer"][name] is not None] for name in STATISTICS}
     transfer = {name: float(np.mean(v)) if v else None for name, v in found.items()}
     for name in sorted(transfer, key=lambda n: -2.0 if transfer[n] is None else transfer[n]):
         print(f"{name:28s} " + ("constant" if transfer[name] is None else f"{transfer[name]:6.2f}"))
-    result = {"run": str(args.run), "folds": args.folds, "per_fold": readings, "mean_transfer": transfer}
+    result = {"run": str(args.run), "folds": args.folds, "audio": audible.mode, "per_fold": readings, "mean_transfer": transfer}
     if args.json:
         write_atomic(args.json, json.dumps(result, indent=2))
     return result

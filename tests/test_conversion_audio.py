@@ -1,5 +1,5 @@
 """How a conversion is made audible: the model's change made on the recording itself (a pitch shift and a filter
-of the log-mel change), or Griffin-Lim from the converted log-mel."""
+of the log-mel change), or on its WORLD analysis, or Griffin-Lim from the converted log-mel."""
 import dataclasses
 import io
 import json
@@ -14,7 +14,8 @@ import evaluate
 from experiments import conversion as conversions
 from experiments.data import Utterances
 from experiments.loading import load_model
-from experiments.synthesis import filter_recording, shift_pitch
+from experiments.errors import CommandError
+from experiments.synthesis import WorldAnalysis, filter_recording, shift_pitch
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
 from ravdess_dataset.export_h5 import INFO_FILE
@@ -86,15 +87,16 @@ def test_a_conversion_is_heard_on_its_recording_with_the_models_pitch_and_spectr
     wav = voice(200.0)
     view = one_utterance(wav)
     model = fake_model()
-    unchanged = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], [wav]))
+    recording = conversions.ConversionAudio("recording", [wav])
+    unchanged = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], recording))
     np.testing.assert_allclose(unchanged, wav, atol=2 / 32767)  # no change: the recording, in 16 bits
     f0 = MEL.n_mels + EGEMAPS_CHANNELS.index("f0_semitones_27_5")
     converted = view.log_mel[0].copy()
     converted[:, f0] += 12.0  # the model's f0 channel an octave up, the log-mel bands unchanged
     assert conversions.pitch_change(model.config, view, 0, converted) == pytest.approx(12.0)
-    assert abs(dominant_hz(heard(conversions.heard_audio(model, view, 0, converted, [wav]))) - 400.0) < 10.0
+    assert abs(dominant_hz(heard(conversions.heard_audio(model, view, 0, converted, recording))) - 400.0) < 10.0
     converted[:, 50:MEL.n_mels] -= 20.0  # and the upper bands 20 dB quieter
-    quieter = log_mel(heard(conversions.heard_audio(model, view, 0, converted, [wav])), MEL)
+    quieter = log_mel(heard(conversions.heard_audio(model, view, 0, converted, recording)), MEL)
     assert np.median(quieter[3:-3, 55:MEL.n_mels] - view.log_mel[0][3:-3, 55:MEL.n_mels]) < -15.0
     assert conversions.pitch_change(fake_model(0).config, one_utterance(wav, 0), 0, converted[:, :MEL.n_mels]) == 0.0
     statistics = SpeakerStatistics.of([view.log_mel[0] + np.random.default_rng(1).normal(0, 3, view.log_mel[0].shape)])
@@ -102,39 +104,100 @@ def test_a_conversion_is_heard_on_its_recording_with_the_models_pitch_and_spectr
     up = standardised.log_mel[0].copy()
     up[:, f0] += 12.0 / statistics.mean_std()[1][f0]  # an octave, in the standardised units the model reads and writes
     assert conversions.pitch_change(model.config, standardised, 0, up) == pytest.approx(12.0, abs=1e-3)
-    loud = heard(conversions.heard_audio(model, view, 0, view.log_mel[0] + np.r_[np.full(MEL.n_mels, 30.0), np.zeros(25)], [wav]))
+    loud = heard(conversions.heard_audio(model, view, 0, view.log_mel[0] + np.r_[np.full(MEL.n_mels, 30.0), np.zeros(25)], recording))
     assert np.abs(loud).max() == pytest.approx(0.999, abs=2 / 32767)  # 30 dB louder would clip: scaled to a 0.999 peak
     np.testing.assert_allclose(loud, wav * (0.999 / np.abs(wav).max()), atol=2e-3)  # scaled, not clipped
-    griffin_lim = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], None))
+    griffin_lim = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], conversions.ConversionAudio()))
     assert np.abs(griffin_lim).max() == pytest.approx(0.9, abs=1e-3)  # Griffin-Lim from the log-mel, peak-normalised
 
 
-def test_conversion_recordings_come_from_the_audio_config_or_fall_back_to_griffin_lim(prepared, tmp_path, capsys):
+def test_conversion_audio_comes_from_the_audio_config_or_falls_back_to_griffin_lim(prepared, tmp_path, capsys):
     config, _ = prepared
     files = Utterances.from_dataset(load_all("mel", config.output_dir)).file
-    recordings = conversions.conversion_recordings(config.output_dir, files)
+    made = conversions.ConversionAudio.load(config.output_dir, files)
+    assert made.mode == "recording"
+    recordings = made.recordings
     audio = load_all("audio", config.output_dir).with_format(None)
     row = audio["file"].index(files[3])
     from datasets import Audio
     blob = audio.cast_column("audio", Audio(decode=False))[row]["audio"]["bytes"]
     np.testing.assert_array_equal(recordings[3], read_flac(blob)[0])
     assert len(recordings) == len(files) and all(r.ndim == 1 for r in recordings)
-    assert conversions.conversion_recordings(config.output_dir, files, "griffin-lim") is None
+    world = conversions.ConversionAudio.load(config.output_dir, files, "world")
+    assert world.mode == "world" and all(np.array_equal(a, b) for a, b in zip(world.recordings, recordings))
+    griffin_lim = conversions.ConversionAudio.load(config.output_dir, files, "griffin-lim")
+    assert griffin_lim.mode == "griffin-lim" and griffin_lim.recordings is None
     with pytest.raises(ValueError, match="conversion audio must be one of"):
-        conversions.conversion_recordings(config.output_dir, files, "vocoder")
+        conversions.ConversionAudio.load(config.output_dir, files, "vocoder")
+    with pytest.raises(ValueError, match="'world' needs the recordings"):
+        conversions.ConversionAudio("world")
+    with pytest.raises(ValueError, match="'griffin-lim' takes no recordings"):
+        conversions.ConversionAudio("griffin-lim", recordings)
     with pytest.raises(ValueError, match="lacks 1 utterances of 'mel'"):
         dataset_waveforms(config.output_dir, [*files[:2], "03-01-01-01-01-01-99"])
     damaged = tmp_path / "audio_config_lost"  # its prepare_info says it holds the audio config: an error, not a fallback
     shutil.copytree(config.output_dir, damaged, ignore=lambda d, names: ["audio"] if d.endswith("data") else [])
     with pytest.raises(ValueError, match="'audio' config, which is not prepared there"):
-        conversions.conversion_recordings(damaged, files)
+        conversions.ConversionAudio.load(damaged, files)
     no_audio = tmp_path / "prepared_without_audio"
     shutil.copytree(damaged, no_audio)
     info = json.loads((no_audio / INFO_FILE).read_text())
     (no_audio / INFO_FILE).write_text(json.dumps({**info, "configs": [c for c in info["configs"] if c != "audio"]}))
-    assert conversions.conversion_recordings(no_audio, files) is None
+    assert conversions.ConversionAudio.load(no_audio, files, "world").mode == "griffin-lim"
     said = capsys.readouterr().out
     assert "made audible by Griffin-Lim" in said and "prepared without the 'audio' config" in said
+
+
+def test_world_resynthesises_a_voice_with_its_f0_and_envelope_moved():
+    """WORLD's analysis has one frame per log-mel frame; synthesised unchanged it gives the voice back (its pitch, its
+    log-mel within a couple of dB, its length); its f0 moves by the semitones asked for and its envelope by a log-mel
+    change, only where the change is."""
+    wav = voice(200.0)
+    before = log_mel(wav, MEL)
+    analysis = WorldAnalysis.of(wav, PARAMS["mel"])
+    assert len(analysis.f0) == len(before) and analysis.envelope.shape == analysis.aperiodicity.shape == (len(before), 513)
+    assert np.median(analysis.f0[analysis.f0 > 0]) == pytest.approx(200.0, abs=2.0) and (analysis.f0 > 0).mean() > 0.9
+    same = analysis.synthesise()
+    assert same.dtype == np.float32 and len(same) == len(wav) and abs(dominant_hz(same) - 200.0) < 5.0
+    inner = slice(5, -5)
+    assert np.median(np.abs(log_mel(same, MEL) - before)[inner]) < 2.0
+    up = analysis.synthesise(12.0)
+    assert abs(dominant_hz(up) - 400.0) < 10.0
+    assert np.median(WorldAnalysis.of(up, PARAMS["mel"]).f0[inner]) == pytest.approx(400.0, abs=4.0)
+    change = np.zeros_like(before)
+    change[:, 50:] = -20.0  # the upper bands 20 dB quieter
+    quieter = log_mel(analysis.synthesise(0.0, change, PARAMS["mel"]), MEL) - log_mel(same, MEL)
+    assert abs(np.median(quieter[inner, 55:]) + 20.0) < 2.0 and abs(np.median(quieter[inner, :45])) < 1.0
+    change = np.zeros_like(before)
+    change[40:60] = -20.0  # frames 40-59 only: WORLD's frame k is the log-mel's frame k
+    moved = np.median(log_mel(analysis.synthesise(0.0, change, PARAMS["mel"]), MEL) - log_mel(same, MEL), axis=1)
+    assert (moved[43:57] < -15.0).all() and (np.abs(np.r_[moved[5:36], moved[64:-5]]) < 1.0).all()
+
+
+def test_a_conversion_made_audible_by_world_follows_the_models_f0_and_keeps_the_analyses_it_reuses():
+    wav = voice(200.0)
+    view = one_utterance(wav)
+    model = fake_model()
+    world = conversions.ConversionAudio("world", [wav])
+    f0 = MEL.n_mels + EGEMAPS_CHANNELS.index("f0_semitones_27_5")
+    converted = view.log_mel[0].copy()
+    converted[:, f0] += 12.0
+    up = heard(conversions.heard_audio(model, view, 0, converted, world))
+    assert len(up) == len(wav) and abs(dominant_hz(up) - 400.0) < 10.0
+    analysis = world.world_analysis(0, PARAMS)
+    assert world.world_analysis(0, PARAMS) is analysis  # analysed once for every target
+    unchanged = heard(conversions.heard_audio(model, view, 0, view.log_mel[0], world))
+    np.testing.assert_allclose(unchanged, analysis.synthesise(), atol=2 / 32767)  # unchanged: WORLD's resynthesis, in 16 bits
+    many = conversions.ConversionAudio("world", [wav] * 3)
+    first = many.world_analysis(0, PARAMS, keep=2)
+    many.world_analysis(1, PARAMS, keep=2), many.world_analysis(2, PARAMS, keep=2)
+    assert many.world_analysis(0, PARAMS, keep=2) is not first  # only the last 2 kept
+
+
+def test_world_without_pyworld_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pyworld", None)  # as if the world extra were not installed
+    with pytest.raises(CommandError, match=r"need the pyworld package .*pip install -e '\.\[world\]'"):
+        conversions.ConversionAudio("world", [voice()])
 
 
 def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_model, tmp_path):
@@ -156,3 +219,8 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
     assert json.loads((tmp_path / "gl" / "metrics.json").read_text())["conversion"]["audio"] == "griffin-lim"
     wav, _ = sf.read(tmp_path / "gl" / "audio" / written[0].name, dtype="float32")
     assert abs(np.corrcoef(wav[: len(recording)], recording[: len(wav)])[0, 1]) < 0.5
+    evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "world"), "--num-audio", "1",
+                   "--conversion-audio", "world"])
+    assert json.loads((tmp_path / "world" / "metrics.json").read_text())["conversion"]["audio"] == "world"
+    wav, _ = sf.read(tmp_path / "world" / "audio" / written[0].name, dtype="float32")
+    assert len(wav) == len(recording)  # WORLD's resynthesis of the recording, as long as it

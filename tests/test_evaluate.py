@@ -327,8 +327,9 @@ def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, t
     model = load_model(str(model_dir))
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     def convert(u, egemaps=None, recordings=None, **embedding):
+        audio = conversions.ConversionAudio("recording", recordings) if recordings is not None else conversions.ConversionAudio()
         return conversions.conversion(model, u, embed_utterances(model, u, **embedding), log_mel_statistics(u.log_mel), tmp_path,
-                                      egemaps=egemaps, recordings=recordings, **embedding)
+                                      egemaps=egemaps, audio=audio, **embedding)
 
     first = convert(utterances)
     assert first["strength"] in conversions.CONVERSION_STRENGTHS
@@ -440,8 +441,8 @@ def test_per_fold_choice_scores_each_fold_with_its_own_winner(tmp_path):
 @pytest.mark.skipif(egemaps.missing() is not None, reason="the egemaps extra is not installed")
 def test_the_egemaps_judge_hears_the_written_audio(tiny_model, tmp_path):
     """heard_egemaps of a conversion's audio is what the WAV written for it gives when analysed as a new recording,
-    made audible either way."""
-    from experiments.conversion import heard_audio, heard_egemaps
+    made audible any way."""
+    from experiments.conversion import ConversionAudio, heard_audio, heard_egemaps
     from experiments.data import Utterances
     from ravdess_dataset.audio import AudioConfig, preprocess_nonempty, read_audio
     from ravdess_dataset.derived import dataset_waveforms
@@ -452,7 +453,7 @@ def test_the_egemaps_judge_hears_the_written_audio(tiny_model, tmp_path):
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     recordings = dataset_waveforms(dataset_dir, utterances.file)
     audio = AudioConfig(**model.config.feature_params["audio"])
-    for made_with in (recordings, None):
+    for made_with in (ConversionAudio("recording", recordings), ConversionAudio("world", recordings), ConversionAudio()):
         written = heard_audio(model, utterances, 0, utterances.log_mel[0] + 3.0, made_with)
         (tmp_path / "heard.wav").write_bytes(written)
         wav, rate = read_audio(tmp_path / "heard.wav")
