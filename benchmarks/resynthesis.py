@@ -1,7 +1,7 @@
 """What resynthesis keeps of real speech, as the conversion judge hears it with `--conversion-audio griffin-lim` or
 `--conversion-audio world`.
 
-    python benchmarks/resynthesis.py <prepared dataset> [--audio griffin-lim|world] [--every 10] [--json out.json]
+    python benchmarks/resynthesis.py <dataset> [--audio griffin-lim|world] [--every 10] [--json out.json]
 
 The conversion judge reads eGeMAPS from conversions made audible (`experiments.conversion.heard_waveform`), and it
 recognises real utterances made audible without a change less often than as recorded: by Griffin-Lim from their
@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def group_of(name: str) -> str:
     return max(matches)[1] if matches else "other"
 
 
-def main() -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     from experiments.conversion import ConversionAudio, griffin_lim_bytes, heard_waveform, wav_bytes
     from experiments.data import dataset_params
     from ravdess_dataset import egemaps
@@ -60,7 +61,7 @@ def main() -> None:
                         help="griffin-lim: from the log-mel; world: the recording through WORLD, unchanged (the world extra)")
     parser.add_argument("--every", type=int, default=10, help="measure every n-th utterance (default 10: 144 of 1440)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     params = dataset_params(args.dataset, ["mel", "audio"])
     mel = load_all("mel", args.dataset).with_format("numpy")
@@ -72,7 +73,7 @@ def main() -> None:
     world = ConversionAudio.load(args.dataset, files, "world") if args.audio == "world" else None
     start, resynthesised, pitch_errors, voiced = time.time(), [], [], []
     for k, (i, prosody) in enumerate(zip(rows, original_prosody)):
-        made = (wav_bytes(world.world_analysis(k, params).synthesise(), mel_config.sample_rate) if world
+        made = (wav_bytes(world.world_analysis(k, params).synthesise(), mel_config.sample_rate) if world is not None
                 else griffin_lim_bytes(mel[i]["log_mel"], params["mel"]))
         wav = heard_waveform(made, params)
         resynthesised.append(egemaps.egemaps_functionals(wav, audio.sample_rate))
@@ -107,4 +108,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.errors import run_command
+
+    run_command(main)

@@ -25,12 +25,14 @@ from ravdess_dataset.speaker_statistics import speaker_moments
 from ravdess_dataset.splits import NUM_FOLDS, fold_actors, validation_actors
 
 from .data import DatasetNotPrepared, Utterances, dataset_params
+from .errors import CommandError
 from .probes import fit_probe
 from .representation import log_mel_statistics, usable
 from .synthesis import WorldAnalysis, filter_recording, griffin_lim, import_pyworld, shift_pitch
 
 CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
 CONVERSION_AUDIO = ("recording", "world", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
+WORLD_ANALYSES_KEPT = 32  # a fold's validation and held-out neutral utterances (16 each on the full corpus), about 3 MB each
 
 
 def conversion_latents(model, utterances: Utterances, rows: np.ndarray, segment_hop: Optional[int] = None) -> np.ndarray:
@@ -86,38 +88,47 @@ def griffin_lim_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
     return wav_bytes(*griffin_lim(log_mel, mel_params))
 
 
+def check_conversion_audio(mode: str) -> None:
+    """A ValueError unless ``mode`` is one of `CONVERSION_AUDIO`; a `CommandError` for "world" without ``pyworld``."""
+    if mode not in CONVERSION_AUDIO:
+        raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
+    if mode == "world":
+        import_pyworld()  # missing: said now, not after a training
+
+
 @dataclass(eq=False)
 class ConversionAudio:
     """How conversions are made audible (`heard_audio`): ``mode`` is one of `CONVERSION_AUDIO`; "recording" and
     "world" change the processed ``recordings`` of the utterances (the dataset's ``audio`` config), "griffin-lim"
-    needs none. WORLD's analysis of the last few recordings is kept, as a neutral utterance is converted to every
-    target in a row."""
+    needs none (and is what an object made without recordings does; `load` defaults to "recording"). The last
+    `WORLD_ANALYSES_KEPT` WORLD analyses are kept: a fold's neutral utterances are converted to every target at
+    every strength."""
 
     mode: str = "griffin-lim"
     recordings: Optional[list[np.ndarray]] = None
-    _analyses: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _analyses: OrderedDict[tuple, WorldAnalysis] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in CONVERSION_AUDIO:
-            raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {self.mode!r}")
+        check_conversion_audio(self.mode)
         if (self.recordings is None) != (self.mode == "griffin-lim"):
             needs = "needs the recordings" if self.recordings is None else "takes no recordings"
             raise ValueError(f"conversion audio {self.mode!r} {needs}")
-        if self.mode == "world":
-            import_pyworld()  # missing: said now, not after a training
 
     @classmethod
     def load(cls, dataset_dir: Path, files: list[str], mode: str = "recording") -> "ConversionAudio":
-        """``mode`` with the processed recordings of ``files`` from the dataset's ``audio`` config; Griffin-Lim where
-        ``mode`` says so or the dataset was prepared without that config (which is said). A damaged or incomplete
-        ``audio`` config is a ValueError."""
-        if mode not in CONVERSION_AUDIO:
-            raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
+        """``mode`` with the processed recordings of ``files`` from the dataset's ``audio`` config. Griffin-Lim where
+        ``mode`` says so, or for "recording" on a dataset prepared without that config (which is said); "world" asked
+        for there is a `CommandError`, as is "world" without ``pyworld`` (before any recording is read). A damaged or
+        incomplete ``audio`` config is a ValueError."""
+        check_conversion_audio(mode)
         if mode == "griffin-lim":
             return cls()
         try:
             dataset_params(dataset_dir, ["audio"])
         except DatasetNotPrepared:
+            if mode == "world":
+                raise CommandError(f"conversions made audible by WORLD need the recordings: {dataset_dir} was prepared "
+                                   "without the 'audio' config (prepare it with --configs ... audio)") from None
             print(f"conversions are made audible by Griffin-Lim from their log-mels: {dataset_dir} was prepared without the "
                   "'audio' config their recordings come from", flush=True)
             return cls()
@@ -128,14 +139,15 @@ class ConversionAudio:
         audio = AudioConfig(**feature_params["audio"])
         return resample(self.recordings[i], audio.sample_rate, feature_params["mel"]["sample_rate"], audio.resample_quality)
 
-    def world_analysis(self, i: int, feature_params: dict, keep: int = 8) -> WorldAnalysis:
-        """`WorldAnalysis` of recording ``i``, one frame per log-mel frame; the last ``keep`` are kept."""
+    def world_analysis(self, i: int, feature_params: dict) -> WorldAnalysis:
+        """`WorldAnalysis` of recording ``i`` at the log-mel's frames, made once while it is among the last kept."""
         mel = feature_params["mel"]
-        key = (i, mel["sample_rate"], mel["hop_length"], feature_params["audio"]["resample_quality"])
+        key = (i, mel["sample_rate"], mel["hop_length"], mel["n_fft"], feature_params["audio"]["resample_quality"])
         if key not in self._analyses:
             self._analyses[key] = WorldAnalysis.of(self.source(i, feature_params), mel)
-            while len(self._analyses) > keep:
+            while len(self._analyses) > WORLD_ANALYSES_KEPT:
                 self._analyses.popitem(last=False)
+        self._analyses.move_to_end(key)
         return self._analyses[key]
 
 
@@ -167,7 +179,7 @@ def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, au
     change = utterances.to_db(i, converted) - utterances.to_db(i, utterances.log_mel[i])
     semitones = pitch_change(model.config, utterances, i, converted)
     if audio.mode == "world":
-        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change, params["mel"]), rate)
+        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change), rate)
     return wav_bytes(filter_recording(shift_pitch(audio.source(i, params), rate, semitones), change, params["mel"]), rate)
 
 

@@ -91,6 +91,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
     if model.config.n_mels != params["mel"]["n_mels"]:
         raise CommandError(f"{model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
+    audible = ConversionAudio.load(dataset_dir, utterances.file, conversion_audio)  # a missing extra said before the work
     view = utterances.model_view(model.config, dataset_dir)
     start = time.perf_counter()
     representations = model_representations(model, view, segment_hop)
@@ -107,7 +108,7 @@ def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOpt
         "reconstruction": reconstruction_metrics(model, utterances, view, np.isin(utterances.actor, HELD_OUT), segment_hop),
         "conversion": conversion(model, view, x, references["log_mel_mean_std"], out, seed=probe.seed, num_audio=num_audio,
                                  segment_hop=segment_hop, egemaps=references.get("egemaps"),
-                                 audio=ConversionAudio.load(dataset_dir, utterances.file, conversion_audio)),
+                                 audio=audible),
         "protocol": protocol(model_dir, probe.folds, model.config.uses_labels),
     }
     figures(model, utterances, view, x, results[headline], out, model_dir=model_dir, seed=probe.seed, num_audio=num_audio,

@@ -4,6 +4,7 @@ vocoder's analysis of the recording, changed and synthesised again)."""
 from __future__ import annotations
 
 import functools
+import types
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -43,18 +44,22 @@ def bin_weights(mel: MelConfig) -> np.ndarray:
     return weights
 
 
+def stft_gain_db(change_db: np.ndarray, mel: MelConfig) -> np.ndarray:
+    """(T, 1 + n_fft // 2): a (T, n_mels) change of a log-mel in dB, spread over the STFT bins by `bin_weights`."""
+    return np.asarray(change_db, dtype=np.float64) @ bin_weights(mel)
+
+
 def filter_recording(wav: np.ndarray, change_db: np.ndarray, mel_params: dict) -> np.ndarray:
     """The recording ``wav`` (at the mel sample rate) whose (T, n_mels) log-mel is changed by ``change_db`` (dB per
     frame and band): every frame of its STFT (the log-mel's frames) is scaled, bin by bin, by the change of the bands
-    that cover the bin (`bin_weights`), and overlap-added again. The recording keeps its own harmonics, phase and
+    that cover the bin (`stft_gain_db`), and overlap-added again. The recording keeps its own harmonics, phase and
     noise; only what the change moves is moved (direct waveform modification with a spectral differential, as in
     Kobayashi et al., Speech Communication 2018). A change of 0 gives ``wav`` back."""
     mel = MelConfig(**mel_params)
     stft = librosa.stft(np.asarray(wav, dtype=np.float32), n_fft=mel.n_fft, hop_length=mel.hop_length, win_length=mel.win_length)
     if stft.shape[1] != len(change_db):
         raise ValueError(f"a change of {len(change_db)} frames for a recording of {stft.shape[1]} log-mel frames")
-    gain_db = np.asarray(change_db, dtype=np.float64) @ bin_weights(mel)  # (T, bins)
-    scaled = stft * (10.0 ** (gain_db.T / 20.0))  # dB of power: amplitude scales by 10^(dB/20)
+    scaled = stft * (10.0 ** (stft_gain_db(change_db, mel).T / 20.0))  # dB of power: amplitude scales by 10^(dB/20)
     return librosa.istft(scaled, hop_length=mel.hop_length, win_length=mel.win_length, n_fft=mel.n_fft,
                          length=len(wav)).astype(np.float32)
 
@@ -71,7 +76,16 @@ def shift_pitch(wav: np.ndarray, rate: int, semitones: float, window_s: float = 
                                        n_fft=n_fft, hop_length=n_fft // 4).astype(np.float32)
 
 
-def import_pyworld():
+def pyworld_missing() -> Optional[str]:
+    """Why WORLD cannot run here (the `world` extra is not installed), or None."""
+    try:
+        import_pyworld()
+    except CommandError as err:
+        return str(err)
+    return None
+
+
+def import_pyworld() -> types.ModuleType:
     """The ``pyworld`` module (the `world` extra: the WORLD vocoder), or a `CommandError` that says how to install it.
     Its import of ``pkg_resources`` warns on current setuptools; that warning is not the user's concern."""
     try:
@@ -83,42 +97,44 @@ def import_pyworld():
     return pyworld
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WorldAnalysis:
-    """A recording of ``length`` samples as the WORLD vocoder (Morise et al. 2016) describes it, one frame per log-mel
-    frame: f0 in Hz (0 where unvoiced; DIO refined by StoneMask), and the smooth spectral envelope (CheapTrick) and
-    the aperiodicity (D4C), each (frames, bins)."""
+    """A recording of ``length`` samples as the WORLD vocoder (Morise et al. 2016) describes it, one frame per frame of
+    its log-mel of ``mel``: f0 in Hz (0 where unvoiced; DIO refined by StoneMask), and the smooth spectral envelope
+    (CheapTrick, power) and the aperiodicity (D4C), each (frames, bins)."""
 
     f0: np.ndarray
     envelope: np.ndarray
     aperiodicity: np.ndarray
-    rate: int
-    frame_period_ms: float
+    mel: MelConfig
     length: int
 
     @classmethod
     def of(cls, wav: np.ndarray, mel_params: dict) -> "WorldAnalysis":
-        """``wav`` (at the mel sample rate) analysed with frames ``hop_length`` apart, centred as the log-mel's are."""
-        pyworld = import_pyworld()
-        rate, period = mel_params["sample_rate"], 1000.0 * mel_params["hop_length"] / mel_params["sample_rate"]
+        """``wav`` (at the mel sample rate) analysed at the log-mel's frames: ``hop_length`` apart, centred as the
+        log-mel's are, as many (DIO can find one frame fewer at some rates and lengths: the last is then repeated)."""
+        pyworld, mel = import_pyworld(), MelConfig(**mel_params)
         x = np.asarray(wav, dtype=np.float64)
-        f0, times = pyworld.dio(x, rate, frame_period=period)
-        f0 = pyworld.stonemask(x, f0, times, rate)
-        return cls(f0, pyworld.cheaptrick(x, f0, times, rate), pyworld.d4c(x, f0, times, rate), rate, period, len(x))
+        f0, times = pyworld.dio(x, mel.sample_rate, frame_period=1000.0 * mel.hop_length / mel.sample_rate)
+        f0 = pyworld.stonemask(x, f0, times, mel.sample_rate)
+        frames = np.minimum(np.arange(1 + len(x) // mel.hop_length), len(f0) - 1)
+        envelope, aperiodicity = pyworld.cheaptrick(x, f0, times, mel.sample_rate), pyworld.d4c(x, f0, times, mel.sample_rate)
+        return cls(f0[frames], envelope[frames], aperiodicity[frames], mel, len(x))
 
-    def synthesise(self, semitones: float = 0.0, change_db: Optional[np.ndarray] = None, mel_params: Optional[dict] = None) -> np.ndarray:
-        """The waveform (float32, as long as the recording) with the f0 moved by ``semitones`` and the envelope of every frame by ``change_db``
-        ((T, n_mels) dB of the log-mel of ``mel_params``, frame k of it on WORLD frame k; the change of each band is
-        spread over frequency by `bin_weights` and read at WORLD's bins). The aperiodicity, and so the noise and breath
-        of the recording, is kept; so are the formants when only the f0 moves, which a phase-vocoder shift moves too."""
-        envelope = self.envelope
+    def synthesise(self, semitones: float = 0.0, change_db: Optional[np.ndarray] = None) -> np.ndarray:
+        """The waveform (float32, as long as the recording) with the f0 moved by ``semitones`` and the envelope of
+        every frame by ``change_db`` ((frames, n_mels) dB of the log-mel, frame k on WORLD frame k; the change of each
+        band spread over frequency as `stft_gain_db` spreads it, read at WORLD's bins). The aperiodicity, and so the
+        noise and breath of the recording, is kept; so are the formants when only the f0 moves (a phase-vocoder shift
+        moves them with the harmonics)."""
+        envelope, rate = self.envelope, self.mel.sample_rate
         if change_db is not None:
-            mel = MelConfig(**mel_params)
-            gain_db = np.asarray(change_db, dtype=np.float64) @ bin_weights(mel)  # (T, STFT bins)
-            stft_hz = librosa.fft_frequencies(sr=mel.sample_rate, n_fft=mel.n_fft)
-            world_hz = np.linspace(0.0, self.rate / 2, envelope.shape[1])
-            gain_db = np.stack([np.interp(world_hz, stft_hz, g) for g in gain_db])
-            envelope = envelope * 10.0 ** (gain_db[np.minimum(np.arange(len(envelope)), len(gain_db) - 1)] / 10.0)  # power
-        pyworld = import_pyworld()
-        wav = pyworld.synthesize(self.f0 * 2.0 ** (semitones / 12.0), envelope, self.aperiodicity, self.rate, self.frame_period_ms)
+            if len(change_db) != len(envelope):
+                raise ValueError(f"a change of {len(change_db)} frames for a WORLD analysis of {len(envelope)} log-mel frames")
+            stft_hz = librosa.fft_frequencies(sr=rate, n_fft=self.mel.n_fft)
+            world_hz = np.linspace(0.0, rate / 2, envelope.shape[1])
+            gain_db = np.stack([np.interp(world_hz, stft_hz, g) for g in stft_gain_db(change_db, self.mel)])
+            envelope = envelope * 10.0 ** (gain_db / 10.0)  # dB of power, and the envelope is a power spectrum
+        wav = import_pyworld().synthesize(self.f0 * 2.0 ** (semitones / 12.0), envelope, self.aperiodicity, rate,
+                                          1000.0 * self.mel.hop_length / rate)
         return librosa.util.fix_length(wav, size=self.length).astype(np.float32)

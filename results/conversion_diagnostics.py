@@ -3,7 +3,7 @@ read on the validation actors of its folds: training actors of the fold, which i
 actor's utterance enters a judge, a mean or a number reported.
 
     python results/conversion_diagnostics.py eval/m2f_contiguous --dataset <full> --folds contiguous --fold 0 \\
-        --json eval/conversion_diagnostics_contiguous.json
+        [--conversion-audio recording|world] --json eval/conversion_diagnostics_contiguous.json
 
 For each fold asked for, as `experiments.conversion.conversion` chooses its strength (same seed, same segment hop):
 the neutral utterances of the fold's validation group 0 (4 of its 20 training actors) are converted to the 7 other
@@ -131,4 +131,6 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from experiments.errors import run_command
+
+    run_command(main)

@@ -12,6 +12,7 @@ from experiments.representation import baselines
 from modeling.utterance import frame_statistics
 from ravdess_dataset import egemaps
 from ravdess_dataset.splits import load_all
+from tests.test_conversion_audio import needs_pyworld
 
 needs_opensmile = pytest.mark.skipif(egemaps.missing() is not None, reason=str(egemaps.missing()))
 
@@ -81,7 +82,7 @@ def test_a_dataset_without_the_audio_config_says_so(corpus, tmp_path):
 
 
 @needs_opensmile
-@pytest.mark.parametrize("audio", ["griffin-lim", "world"])
+@pytest.mark.parametrize("audio", ["griffin-lim", pytest.param("world", marks=needs_pyworld)])
 def test_the_resynthesis_benchmark_measures_what_resynthesis_changes(prepared, tmp_path, audio):
     """benchmarks/resynthesis.py on the synthetic dataset: every functional in one group, the pitch kept where voiced,
     by Griffin-Lim from the log-mel and by WORLD from the recording."""
