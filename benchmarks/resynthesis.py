@@ -5,11 +5,11 @@
 
 The conversion judge reads eGeMAPS from conversions made audible (`experiments.conversion.heard_waveform`), and it
 recognises real utterances made audible without a change less often than as recorded: by Griffin-Lim from their
-log-mels (`griffin_lim_bytes`) far less, by the WORLD vocoder from their recordings (`WorldAnalysis`) somewhat less. This measures, on every
-``--every``-th utterance of a prepared dataset (with its ``audio`` config), where the two differ: the pitch contour
-(pyin prosody frames of both, on the frames voiced in both) and the 88 eGeMAPS functionals grouped by what they
-describe, each functional's change in units of its spread over the utterances measured (for the ten that move most,
-also the signed change and the share of utterances it raises).
+log-mels (`griffin_lim_bytes`) far less, by the WORLD vocoder from their recordings (`WorldAnalysis`) somewhat less.
+This measures, on every ``--every``-th utterance of a prepared dataset (with its ``audio`` config), where the two
+differ: the pitch contour (pyin prosody frames of both, on the frames voiced in both) and the 88 eGeMAPS functionals
+grouped by what they describe, each functional's change in units of its spread over the utterances measured (for the
+ten that move most, also the signed change and the share of utterances it raises).
 """
 from __future__ import annotations
 
