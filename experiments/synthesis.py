@@ -76,15 +76,6 @@ def shift_pitch(wav: np.ndarray, rate: int, semitones: float, window_s: float = 
                                        n_fft=n_fft, hop_length=n_fft // 4).astype(np.float32)
 
 
-def pyworld_missing() -> Optional[str]:
-    """Why WORLD cannot run here (the `world` extra is not installed), or None."""
-    try:
-        import_pyworld()
-    except CommandError as err:
-        return str(err)
-    return None
-
-
 def import_pyworld() -> types.ModuleType:
     """The ``pyworld`` module (the `world` extra: the WORLD vocoder), or a `CommandError` that says how to install it.
     Its import of ``pkg_resources`` warns on current setuptools; that warning is not the user's concern."""

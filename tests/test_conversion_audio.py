@@ -5,6 +5,7 @@ import io
 import json
 import shutil
 from types import SimpleNamespace
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ import soundfile as sf
 import evaluate
 from experiments import conversion as conversions
 from experiments.data import Utterances
-from experiments.loading import load_model
 from experiments.errors import CommandError
-from experiments.synthesis import WorldAnalysis, filter_recording, pyworld_missing, shift_pitch
+from experiments.loading import load_model
+from experiments.synthesis import WorldAnalysis, filter_recording, import_pyworld, shift_pitch
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
 from ravdess_dataset.export_h5 import INFO_FILE
@@ -25,7 +26,19 @@ from ravdess_dataset.speaker_statistics import SpeakerStatistics
 from ravdess_dataset.splits import load_all
 
 MEL = MelConfig()
-needs_pyworld = pytest.mark.skipif(pyworld_missing() is not None, reason=str(pyworld_missing()))
+
+
+def pyworld_missing() -> Optional[str]:
+    """Why WORLD cannot run here (the `world` extra is not installed), or None."""
+    try:
+        import_pyworld()
+    except CommandError as err:
+        return str(err)
+    return None
+
+
+PYWORLD_MISSING = pyworld_missing()
+needs_pyworld = pytest.mark.skipif(PYWORLD_MISSING is not None, reason=str(PYWORLD_MISSING))
 PARAMS = {"mel": dataclasses.asdict(MEL), "audio": dataclasses.asdict(AudioConfig())}
 
 
@@ -124,15 +137,15 @@ def test_conversion_audio_comes_from_the_audio_config_or_falls_back_to_griffin_l
     blob = audio.cast_column("audio", Audio(decode=False))[row]["audio"]["bytes"]
     np.testing.assert_array_equal(recordings[3], read_flac(blob)[0])
     assert len(recordings) == len(files) and all(r.ndim == 1 for r in recordings)
-    if pyworld_missing() is None:
+    if PYWORLD_MISSING is None:
         world = conversions.ConversionAudio.load(config.output_dir, files, "world")
         assert world.mode == "world" and all(np.array_equal(a, b) for a, b in zip(world.recordings, recordings))
+        with pytest.raises(ValueError, match="'world' needs the recordings"):
+            conversions.ConversionAudio("world")
     griffin_lim = conversions.ConversionAudio.load(config.output_dir, files, "griffin-lim")
     assert griffin_lim.mode == "griffin-lim" and griffin_lim.recordings is None
     with pytest.raises(ValueError, match="conversion audio must be one of"):
         conversions.ConversionAudio.load(config.output_dir, files, "vocoder")
-    with pytest.raises(ValueError, match="'world' needs the recordings"):
-        conversions.ConversionAudio("world")
     with pytest.raises(ValueError, match="'griffin-lim' takes no recordings"):
         conversions.ConversionAudio("griffin-lim", recordings)
     with pytest.raises(ValueError, match="lacks 1 utterances of 'mel'"):
@@ -146,7 +159,7 @@ def test_conversion_audio_comes_from_the_audio_config_or_falls_back_to_griffin_l
     info = json.loads((no_audio / INFO_FILE).read_text())
     (no_audio / INFO_FILE).write_text(json.dumps({**info, "configs": [c for c in info["configs"] if c != "audio"]}))
     assert conversions.ConversionAudio.load(no_audio, files).mode == "griffin-lim"
-    if pyworld_missing() is None:  # WORLD asked for by name: an error, not Griffin-Lim
+    if PYWORLD_MISSING is None:  # WORLD asked for by name: an error, not Griffin-Lim
         with pytest.raises(CommandError, match="WORLD need the recordings: .* prepared without the 'audio' config"):
             conversions.ConversionAudio.load(no_audio, files, "world")
     said = capsys.readouterr().out
@@ -252,7 +265,7 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
     assert json.loads((tmp_path / "gl" / "metrics.json").read_text())["conversion"]["audio"] == "griffin-lim"
     wav, _ = sf.read(tmp_path / "gl" / "audio" / written[0].name, dtype="float32")
     assert abs(np.corrcoef(wav[: len(recording)], recording[: len(wav)])[0, 1]) < 0.5
-    if pyworld_missing() is None:
+    if PYWORLD_MISSING is None:
         evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "world"), "--num-audio", "1",
                        "--conversion-audio", "world"])
         assert json.loads((tmp_path / "world" / "metrics.json").read_text())["conversion"]["audio"] == "world"

@@ -453,9 +453,9 @@ def test_the_egemaps_judge_hears_the_written_audio(tiny_model, tmp_path):
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     recordings = dataset_waveforms(dataset_dir, utterances.file)
     audio = AudioConfig(**model.config.feature_params["audio"])
-    from experiments.synthesis import pyworld_missing
+    from tests.test_conversion_audio import PYWORLD_MISSING
 
-    ways = ["recording", "griffin-lim"] + (["world"] if pyworld_missing() is None else [])
+    ways = ["recording", "griffin-lim"] + (["world"] if PYWORLD_MISSING is None else [])
     for made_with in (ConversionAudio(way, None if way == "griffin-lim" else recordings) for way in ways):
         written = heard_audio(model, utterances, 0, utterances.log_mel[0] + 3.0, made_with)
         (tmp_path / "heard.wav").write_bytes(written)
