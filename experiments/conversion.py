@@ -29,6 +29,7 @@ from .errors import CommandError
 from .probes import fit_probe
 from .representation import log_mel_statistics, usable
 from .synthesis import WorldAnalysis, filter_recording, griffin_lim, import_pyworld, shift_pitch
+from .timing import EmotionTiming
 
 CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
 CONVERSION_AUDIO = ("recording", "world", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
@@ -88,10 +89,13 @@ def griffin_lim_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
     return wav_bytes(*griffin_lim(log_mel, mel_params))
 
 
-def check_conversion_audio(mode: str) -> None:
-    """A ValueError unless ``mode`` is one of `CONVERSION_AUDIO`; a `CommandError` for "world" without ``pyworld``."""
+def check_conversion_audio(mode: str, timing: bool = False) -> None:
+    """A ValueError unless ``mode`` is one of `CONVERSION_AUDIO` (and "world" where ``timing`` is asked for: only
+    WORLD stretches a conversion in time); a `CommandError` for "world" without ``pyworld``."""
     if mode not in CONVERSION_AUDIO:
         raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
+    if timing and mode != "world":
+        raise ValueError(f"conversion timing stretches WORLD's frames: it needs conversion audio 'world', not {mode!r}")
     if mode == "world":
         import_pyworld()  # missing: said now, not after a training
 
@@ -100,27 +104,32 @@ def check_conversion_audio(mode: str) -> None:
 class ConversionAudio:
     """How conversions are made audible (`heard_audio`): ``mode`` is one of `CONVERSION_AUDIO`; "recording" and
     "world" change the processed ``recordings`` of the utterances (the dataset's ``audio`` config), "griffin-lim"
-    needs none (and is what an object made without recordings does; `load` defaults to "recording"). The last
-    `WORLD_ANALYSES_KEPT` WORLD analyses are kept: a fold's neutral utterances are converted to every target at
-    every strength."""
+    needs none (and is what an object made without recordings does; `load` defaults to "recording"). With
+    ``timing`` ("world" only) a conversion also stretches the voiced and unvoiced frames of its recording as the
+    target emotion does (`experiments.timing`). The last `WORLD_ANALYSES_KEPT` WORLD analyses are kept: a fold's
+    neutral utterances are converted to every target at every strength."""
 
     mode: str = "griffin-lim"
     recordings: Optional[list[np.ndarray]] = None
+    timing: bool = False
     _analyses: OrderedDict[tuple, WorldAnalysis] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_conversion_audio(self.mode)
+        check_conversion_audio(self.mode, self.timing)
         if (self.recordings is None) != (self.mode == "griffin-lim"):
             needs = "needs the recordings" if self.recordings is None else "takes no recordings"
             raise ValueError(f"conversion audio {self.mode!r} {needs}")
 
     @classmethod
-    def load(cls, dataset_dir: Path, files: list[str], mode: str = "recording") -> "ConversionAudio":
-        """``mode`` with the processed recordings of ``files`` from the dataset's ``audio`` config. Griffin-Lim where
-        ``mode`` says so, or for "recording" on a dataset prepared without that config (which is said); "world" asked
-        for there is a `CommandError`, as is "world" without ``pyworld`` (before any recording is read). A damaged or
-        incomplete ``audio`` config is a ValueError."""
-        check_conversion_audio(mode)
+    def load(cls, dataset_dir: Path, files: list[str], mode: str = "recording", timing: bool = False) -> "ConversionAudio":
+        """``mode`` (and ``timing``) with the processed recordings of ``files`` from the dataset's ``audio`` config.
+        Griffin-Lim where ``mode`` says so, or for "recording" on a dataset prepared without that config (which is
+        said); "world" asked for there is a `CommandError`, as is "world" without ``pyworld`` (before any recording is
+        read), and ``timing`` without the `egemaps` extra it is fitted with. A damaged or incomplete ``audio`` config
+        is a ValueError, as is ``timing`` without "world"."""
+        check_conversion_audio(mode, timing)
+        if timing and opensmile_features.missing():
+            raise CommandError(f"conversion timing is fitted on eGeMAPS functionals: {opensmile_features.missing()}")
         if mode == "griffin-lim":
             return cls()
         try:
@@ -132,7 +141,7 @@ class ConversionAudio:
             print(f"conversions are made audible by Griffin-Lim from their log-mels: {dataset_dir} was prepared without the "
                   "'audio' config their recordings come from", flush=True)
             return cls()
-        return cls(mode, dataset_waveforms(dataset_dir, files))
+        return cls(mode, dataset_waveforms(dataset_dir, files), timing)
 
     def source(self, i: int, feature_params: dict) -> np.ndarray:
         """Recording ``i`` at the rate its log-mel was taken at."""
@@ -161,7 +170,8 @@ def pitch_change(config, utterances: Utterances, i: int, converted: np.ndarray) 
     return float(np.mean(utterances.restore(i, converted)[:, f0] - utterances.restore(i, utterances.log_mel[i])[:, f0], dtype=np.float64))
 
 
-def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, audio: ConversionAudio) -> bytes:
+def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, audio: ConversionAudio,
+                stretch: tuple[float, float] = (1.0, 1.0)) -> bytes:
     """Utterance ``i`` changed by a model into ``converted`` (in the view's units), made audible as ``audio`` says, as
     the 16-bit WAV that is written and judged. On the recording ("recording"): its pitch moved by the model's f0
     change (`pitch_change`, `shift_pitch`), then its spectrum by the change of every log-mel frame
@@ -170,16 +180,19 @@ def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, au
     to undo that, was tried and heard worse). By WORLD ("world"): the recording's WORLD analysis with its f0 moved by
     the same semitones and its spectral envelope by the same log-mel change, synthesised again
     (`WorldAnalysis.synthesise`; the formants stay where the envelope puts them; even unchanged it is a
-    resynthesis, not the recording). By Griffin-Lim ("griffin-lim"): the converted log-mel resynthesised, which keeps
-    the pitch contour but not the harmonic detail, and peak-normalised."""
+    resynthesis, not the recording), its voiced and unvoiced frames then stretched by ``stretch``
+    (`EmotionTiming.stretch`; WORLD only). By Griffin-Lim ("griffin-lim"): the converted log-mel resynthesised, which
+    keeps the pitch contour but not the harmonic detail, and peak-normalised."""
     params = model.config.feature_params
+    if stretch != (1.0, 1.0) and audio.mode != "world":
+        raise ValueError(f"only WORLD stretches a conversion in time, not {audio.mode!r}")
     if audio.mode == "griffin-lim":
         return griffin_lim_bytes(utterances.to_db(i, converted), params["mel"])
     rate = params["mel"]["sample_rate"]
     change = utterances.to_db(i, converted) - utterances.to_db(i, utterances.log_mel[i])
     semitones = pitch_change(model.config, utterances, i, converted)
     if audio.mode == "world":
-        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change), rate)
+        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change, stretch), rate)
     return wav_bytes(filter_recording(shift_pitch(audio.source(i, params), rate, semitones), change, params["mel"]), rate)
 
 
@@ -241,8 +254,15 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     and Griffin-Lim cost something). Beside it, not
     instead, the same probe with each held-out speaker standardised by the statistics of that speaker's recordings
     made audible the same way (``egemaps_probe_resynthesis_norm``), so that what resynthesis does to every utterance
-    alike is standardised away as a recording channel would be."""
+    alike is standardised away as a recording channel would be.
+
+    With ``audio.timing`` every conversion is also stretched in time as its target emotion stretches speech
+    (`EmotionTiming`, fitted on ``egemaps`` of the same actors as the emotion means: the training actors outside the
+    validation group while the strength is chosen, then all training actors; its log factors multiplied by the
+    strength, as the latent shift is); the factors used on the held-out actors are in the result's ``timing``."""
     audio = audio or ConversionAudio()
+    if audio.timing and egemaps is None:
+        raise ValueError("conversion timing is fitted on the eGeMAPS functionals of the training actors: pass egemaps")
     held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
@@ -256,17 +276,26 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     params = model.config.feature_params
     by_ear = egemaps is not None and audio.recordings is not None  # heard without a channel of its own, so by the eGeMAPS judge
 
-    def heard_statistics(i: int, converted: np.ndarray) -> np.ndarray:
-        return heard_egemaps(heard_audio(model, utterances, i, converted, audio), params)
+    def heard_statistics(i: int, converted: np.ndarray, stretch: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        return heard_egemaps(heard_audio(model, utterances, i, converted, audio, stretch), params)
+
+    def timing_of(rows: np.ndarray) -> Optional[EmotionTiming]:
+        return EmotionTiming.fit(egemaps, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, rows,
+                                 utterances.statement) if audio.timing else None
+
+    def stretch_to(timing: Optional[EmotionTiming], target: int, strength: float) -> tuple[float, float]:
+        return timing.stretch(target, strength) if timing else (1.0, 1.0)
 
     rates = {}
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
         means = emotion_means(latents, utterances.emotion, inner)
         judge = Judge.fit(egemaps, utterances, inner, True, seed) if by_ear else Judge.fit(baseline, utterances, inner, False, seed)
-        vector = heard_statistics if by_ear else to_statistics
+        timing = timing_of(inner)
         for strength in CONVERSION_STRENGTHS:
             items = list(convert_neutral(model, utterances, validation, targets, means, strength, segment_hop))
-            predicted = judge.predict(np.stack([vector(i, m) for i, _, m in items]), np.array([i for i, _, _ in items]))
+            vectors = [heard_statistics(i, m, stretch_to(timing, t, strength)) if by_ear else to_statistics(i, m)
+                       for i, t, m in items]
+            predicted = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items]))
             rates[strength] = float(np.mean(predicted == [t for _, t, _ in items]))
     strength = max(rates, key=rates.get) if rates else 1.0
 
@@ -278,8 +307,9 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     judged = egemaps is not None or model.config.input_functionals
-    written = [heard_audio(model, utterances, i, m, audio) if judged or n // len(targets) < num_audio else None
-               for n, (i, _, m) in enumerate(items)]
+    timing = timing_of(fit)
+    written = [heard_audio(model, utterances, i, m, audio, stretch_to(timing, t, strength))
+               if judged or n // len(targets) < num_audio else None for n, (i, t, m) in enumerate(items)]
     for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
             write_wav(out / "audio" / f"{utterances.file[i]}_to_{EMOTIONS[target]}.wav", written[n])
@@ -292,7 +322,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
               "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()},
               "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
-              "audio": audio.mode}
+              "audio": audio.mode, "timing": timing.as_dict() if timing else None}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged

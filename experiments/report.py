@@ -37,6 +37,15 @@ def _egemaps_note(metrics: dict) -> str:
 _STRENGTH_JUDGES = {"log_mel_probe": "log-mel probe", "egemaps_probe_speaker_norm": "eGeMAPS judge (hearing them)"}
 
 
+def _timing_sentence(conv: dict) -> str:
+    """What `--conversion-timing` stretched, if it ran: each target's voiced and unvoiced factors at strength 1."""
+    if not conv.get("timing"):
+        return ""
+    factors = ", ".join(f"{name} {t['voiced']:.2f} / {t['unvoiced']:.2f}" for name, t in conv["timing"].items() if name != "neutral")
+    return (f"Each conversion's voiced and unvoiced frames were also stretched by its target's timing against neutral speech "
+            f"of the training actors, to the power of the strength (voiced / unvoiced at strength 1: {factors}).\n")
+
+
 def _egemaps_judge_row(conv: dict) -> str:
     """The conversion table's row of the eGeMAPS judge, if it ran."""
     if "target_rate_egemaps_probe_speaker_norm" not in conv:
@@ -98,12 +107,13 @@ utterance, and the result re-scored by probes fitted on actors 1-20:
 | on log-mel statistics (independent of the model) | {_number(conv.get('target_rate_log_mel_probe'))} | {_number(conv.get('log_mel_probe_rate_on_real_utterances'))} |
 | on log-mel statistics standardised per speaker | {_number(conv.get('target_rate_log_mel_probe_speaker_norm'))} | {_number(conv.get('log_mel_probe_speaker_norm_rate_on_real_utterances'))} |
 {_egemaps_judge_row(conv)}
+{_timing_sentence(conv)}
 Chance is 0.125. The first probe reads the latent space that the conversion moved (for semisupervised_vae it includes
 the model's own classifier), so it is an optimistic judge; the log-mel probes are independent of the model. The eGeMAPS
 judge (where the `egemaps` extra is installed) hears the audio: each conversion is made audible (recording: the
-model's change made on the recording itself, a pitch shift and a filter; griffin-lim: the converted log-mel
-resynthesised), run through the front end as a new recording, and its eGeMAPS functionals standardised with the
-speaker's real recordings; its rate on real speech is given as recorded and made audible the same way unchanged.
+model's change made on the recording itself, a pitch shift and a filter; world: the same change made on the
+recording's WORLD analysis, synthesised again; griffin-lim: the converted log-mel resynthesised), run through the
+front end as a new recording, and its eGeMAPS functionals standardised with the speaker's real recordings; its rate on real speech is given as recorded and made audible the same way unchanged.
 
 ## Figures and audio
 

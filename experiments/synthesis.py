@@ -88,6 +88,17 @@ def import_pyworld() -> types.ModuleType:
     return pyworld
 
 
+def stretched_frames(voiced: np.ndarray, voiced_stretch: float = 1.0, unvoiced_stretch: float = 1.0) -> np.ndarray:
+    """The source frame that each frame of a time-stretched utterance repeats (nearest, by the output frame's centre):
+    the frames where ``voiced`` (boolean, one per frame) is true last ``voiced_stretch`` frames each, the others
+    ``unvoiced_stretch``. Stretches of 1 give every frame once; at least one frame is returned."""
+    if voiced_stretch <= 0 or unvoiced_stretch <= 0:
+        raise ValueError(f"stretches must be positive, got {voiced_stretch}, {unvoiced_stretch}")
+    ends = np.cumsum(np.where(np.asarray(voiced, dtype=bool), voiced_stretch, unvoiced_stretch))
+    centres = np.arange(max(1, int(round(ends[-1])))) + 0.5
+    return np.minimum(np.searchsorted(ends, centres, side="right"), len(ends) - 1)
+
+
 @dataclass(frozen=True, eq=False)
 class WorldAnalysis:
     """A recording of ``length`` samples as the WORLD vocoder (Morise et al. 2016) describes it, one frame per frame of
@@ -112,12 +123,14 @@ class WorldAnalysis:
         envelope, aperiodicity = pyworld.cheaptrick(x, f0, times, mel.sample_rate), pyworld.d4c(x, f0, times, mel.sample_rate)
         return cls(f0[frames], envelope[frames], aperiodicity[frames], mel, len(x))
 
-    def synthesise(self, semitones: float = 0.0, change_db: Optional[np.ndarray] = None) -> np.ndarray:
-        """The waveform (float32, as long as the recording) with the f0 moved by ``semitones`` and the envelope of
-        every frame by ``change_db`` ((frames, n_mels) dB of the log-mel, frame k on WORLD frame k; the change of each
-        band spread over frequency as `stft_gain_db` spreads it, read at WORLD's bins). The aperiodicity, and so the
-        noise and breath of the recording, is kept; so are the formants when only the f0 moves (a phase-vocoder shift
-        moves them with the harmonics)."""
+    def synthesise(self, semitones: float = 0.0, change_db: Optional[np.ndarray] = None,
+                   stretch: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """The waveform (float32) with the f0 moved by ``semitones`` and the envelope of every frame by ``change_db``
+        ((frames, n_mels) dB of the log-mel, frame k on WORLD frame k; the change of each band spread over frequency as
+        `stft_gain_db` spreads it, read at WORLD's bins), then its voiced and unvoiced frames stretched in time by
+        ``stretch`` (`stretched_frames`; the f0 tells which are voiced). As long as the recording when unstretched.
+        The aperiodicity, and so the noise and breath of the recording, is kept; so are the formants when only the f0
+        moves (a phase-vocoder shift moves them with the harmonics)."""
         envelope, rate = self.envelope, self.mel.sample_rate
         if change_db is not None:
             if len(change_db) != len(envelope):
@@ -126,6 +139,7 @@ class WorldAnalysis:
             world_hz = np.linspace(0.0, rate / 2, envelope.shape[1])
             gain_db = np.stack([np.interp(world_hz, stft_hz, g) for g in stft_gain_db(change_db, self.mel)])
             envelope = envelope * 10.0 ** (gain_db / 10.0)  # dB of power, and the envelope is a power spectrum
-        wav = import_pyworld().synthesize(self.f0 * 2.0 ** (semitones / 12.0), envelope, self.aperiodicity, rate,
-                                          1000.0 * self.mel.hop_length / rate)
-        return librosa.util.fix_length(wav, size=self.length).astype(np.float32)
+        frames = stretched_frames(self.f0 > 0, *stretch)
+        wav = import_pyworld().synthesize(self.f0[frames] * 2.0 ** (semitones / 12.0), np.ascontiguousarray(envelope[frames]),
+                                          np.ascontiguousarray(self.aperiodicity[frames]), rate, 1000.0 * self.mel.hop_length / rate)
+        return librosa.util.fix_length(wav, size=int(round(self.length * len(frames) / len(self.f0)))).astype(np.float32)

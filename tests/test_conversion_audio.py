@@ -16,11 +16,12 @@ from experiments import conversion as conversions
 from experiments.data import Utterances
 from experiments.errors import CommandError
 from experiments.loading import load_model
-from experiments.synthesis import WorldAnalysis, filter_recording, import_pyworld, shift_pitch
+from experiments.synthesis import WorldAnalysis, filter_recording, import_pyworld, shift_pitch, stretched_frames
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
 from ravdess_dataset.export_h5 import INFO_FILE
 from ravdess_dataset.features import MelConfig, log_mel
+from ravdess_dataset.naming import EMOTIONS
 from ravdess_dataset.prosody import EGEMAPS_CHANNELS
 from ravdess_dataset.speaker_statistics import SpeakerStatistics
 from ravdess_dataset.splits import load_all
@@ -195,6 +196,38 @@ def test_world_resynthesises_a_voice_with_its_f0_and_envelope_moved():
         analysis.synthesise(0.0, change[:10])
 
 
+def test_stretched_frames_repeat_voiced_and_unvoiced_frames_by_their_own_stretch():
+    voiced = np.array([1, 1, 0, 0, 1], dtype=bool)
+    np.testing.assert_array_equal(stretched_frames(voiced), np.arange(5))
+    np.testing.assert_array_equal(stretched_frames(voiced, 1.0, 2.0), [0, 1, 2, 2, 3, 3, 4])
+    np.testing.assert_array_equal(stretched_frames(voiced, 2.0, 1.0), [0, 0, 1, 1, 2, 3, 4, 4])
+    np.testing.assert_array_equal(stretched_frames(voiced, 1.0, 0.5), [0, 1, 3, 4])  # frame 2 ends at 2.5: the centre of output frame 2
+    many = stretched_frames(np.arange(1000) % 3 == 0, 1.3, 0.7)
+    assert len(many) == round(334 * 1.3 + 666 * 0.7) and (np.diff(many) >= 0).all() and many[-1] == 999
+    assert len(stretched_frames(np.zeros(3, dtype=bool), 1.0, 0.01)) == 1
+    with pytest.raises(ValueError, match="stretches must be positive"):
+        stretched_frames(voiced, 0.0, 1.0)
+
+
+@needs_pyworld
+def test_world_stretches_the_voiced_and_unvoiced_frames_of_a_recording_apart():
+    """A voice, a pause, a voice: the pause stretched 2x and the voice kept lengthens the waveform by the pause's
+    length and keeps the pitch; the voice stretched 1.5x and the pause kept by half the voice's."""
+    rate = 16000
+    pause = np.zeros(int(0.3 * rate), dtype=np.float32)
+    wav = np.concatenate([voice(200.0, 0.5), pause, voice(200.0, 0.5)])
+    analysis = WorldAnalysis.of(wav, PARAMS["mel"])
+    voiced_s = (analysis.f0 > 0).sum() * MEL.hop_length / rate
+    assert 0.85 < voiced_s < 1.1
+    longer_pause = analysis.synthesise(0.0, None, (1.0, 2.0))
+    assert abs(len(longer_pause) / rate - (len(wav) / rate + (len(wav) / rate - voiced_s))) < 0.02
+    again = WorldAnalysis.of(longer_pause, PARAMS["mel"])
+    assert abs((again.f0 > 0).sum() * MEL.hop_length / rate - voiced_s) < 0.05
+    assert np.median(again.f0[again.f0 > 0]) == pytest.approx(200.0, abs=3.0)
+    slower_voice = analysis.synthesise(0.0, None, (1.5, 1.0))
+    assert abs(len(slower_voice) / rate - (len(wav) / rate + 0.5 * voiced_s)) < 0.02
+
+
 @needs_pyworld
 def test_world_analyses_as_many_frames_as_the_log_mel_at_any_rate_and_length():
     """At 22.05 kHz with a hop of 256 samples DIO finds one frame fewer than the log-mel has for some lengths; the
@@ -271,3 +304,31 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
         assert json.loads((tmp_path / "world" / "metrics.json").read_text())["conversion"]["audio"] == "world"
         wav, _ = sf.read(tmp_path / "world" / "audio" / written[0].name, dtype="float32")
         assert len(wav) == len(recording)  # WORLD's resynthesis of the recording, as long as it
+        timed_out = tmp_path / "timed"
+        evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(timed_out), "--num-audio", "1",
+                       "--conversion-audio", "world", "--conversion-timing"])
+        timed = json.loads((timed_out / "metrics.json").read_text())["conversion"]
+        assert set(timed["timing"]) == set(EMOTIONS) and timed["timing"]["neutral"] == {"voiced": 1.0, "unvoiced": 1.0}
+        params = load_model(str(model_dir)).config.feature_params
+        f0 = conversions.ConversionAudio.load(dataset_dir, [source], "world").world_analysis(0, params).f0
+        lengths = {}
+        for path in sorted(timed_out.joinpath("audio").glob(f"{source}_to_*.wav")):
+            factors = timed["timing"][path.stem.split("_to_")[1]]
+            stretch = (factors["voiced"] ** timed["strength"], factors["unvoiced"] ** timed["strength"])
+            expected = round(len(recording) * len(stretched_frames(f0 > 0, *stretch)) / len(f0))
+            lengths[path.name] = len(sf.read(path, dtype="float32")[0])
+            assert abs(lengths[path.name] - expected) <= params["mel"]["hop_length"]  # its frames stretched by its target's timing
+        assert len(lengths) == len(timed["targets"]) and len(set(lengths.values())) > 1
+        assert "stretched by its target's timing" in (timed_out / "report.md").read_text()
+        assert "stretched by its target's timing" not in (tmp_path / "world" / "report.md").read_text()
+    with pytest.raises(SystemExit):  # stretching needs WORLD
+        evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "x"), "--conversion-timing"])
+
+
+def test_only_world_stretches_a_conversion_in_time():
+    wav = voice(200.0)
+    with pytest.raises(ValueError, match="needs conversion audio 'world', not 'recording'"):
+        conversions.ConversionAudio("recording", [wav], timing=True)
+    with pytest.raises(ValueError, match="only WORLD stretches a conversion in time"):
+        conversions.heard_audio(fake_model(), one_utterance(wav), 0, one_utterance(wav).log_mel[0],
+                                conversions.ConversionAudio("recording", [wav]), (1.0, 1.5))
