@@ -77,6 +77,8 @@ def parse_arguments(argv: Optional[list[str]]) -> tuple[argparse.ArgumentParser,
         args.metadata, args.audio = Path(args.audio[0]), None
     if args.conversion_timing and args.conversion_audio != "world":
         parser.error("--conversion-timing stretches WORLD's frames: it needs --conversion-audio world")
+    if args.conversion_timing and (args.baselines or (args.cv_train and not args.conversion)):
+        parser.error("--conversion-timing stretches conversions: use it with --model, or with --cv-train and --conversion")
     if not (args.cv_train or args.baselines or args.model):
         parser.error("--model is required (or --cv-train RECIPE, or --baselines)")
     return parser, args

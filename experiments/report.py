@@ -43,7 +43,9 @@ def _timing_sentence(conv: dict) -> str:
         return ""
     factors = ", ".join(f"{name} {t['voiced']:.2f} / {t['unvoiced']:.2f}" for name, t in conv["timing"].items() if name != "neutral")
     return (f"Each conversion's voiced and unvoiced frames were also stretched by its target's timing against neutral speech "
-            f"of the training actors, to the power of the strength (voiced / unvoiced at strength 1: {factors}).\n")
+            f"of the training actors, to the power of the strength (voiced / unvoiced at strength 1: {factors}). Only the "
+            f"audio is stretched: the eGeMAPS judge hears it (and reads the voicing functionals the factors were fitted "
+            f"from); the log-mel probes and the model read the unstretched converted log-mel.\n")
 
 
 def _egemaps_judge_row(conv: dict) -> str:
@@ -113,7 +115,8 @@ the model's own classifier), so it is an optimistic judge; the log-mel probes ar
 judge (where the `egemaps` extra is installed) hears the audio: each conversion is made audible (recording: the
 model's change made on the recording itself, a pitch shift and a filter; world: the same change made on the
 recording's WORLD analysis, synthesised again; griffin-lim: the converted log-mel resynthesised), run through the
-front end as a new recording, and its eGeMAPS functionals standardised with the speaker's real recordings; its rate on real speech is given as recorded and made audible the same way unchanged.
+front end as a new recording, and its eGeMAPS functionals standardised with the speaker's real recordings; its rate
+on real speech is given as recorded and made audible the same way unchanged.
 
 ## Figures and audio
 

@@ -1,8 +1,8 @@
 """How emotion changes the timing of speech: a duration model for conversion, fitted on the training actors.
 
-In RAVDESS an emotional utterance keeps about the voiced time of the same speaker's neutral utterance of the same
-sentence while its unvoiced time (pauses, consonants, voice breaks) grows: disgust's by about 1.8 times, anger's 1.5,
-sadness's 1.4 (training actors of contiguous fold 0). A conversion that keeps every frame cannot say so; one made
+In RAVDESS an emotional utterance keeps or shortens the voiced time of the same speaker's neutral utterance of the
+same sentence while its unvoiced time (pauses, consonants, voice breaks) grows, by up to about 1.8 times for disgust
+(results/README.md, "Conversions stretched in time"). A conversion that keeps every frame cannot say so; one made
 audible by WORLD (`experiments.synthesis.WorldAnalysis.synthesise`) can stretch its voiced and its unvoiced frames
 apart by the target emotion's factors (`EmotionTiming.stretch`). The voiced share of an utterance is read from its
 eGeMAPS functionals (openSMILE's voicing: voiced segments per second times their mean length), its length from its
@@ -30,7 +30,7 @@ def voiced_unvoiced_frames(functionals: np.ndarray, frames: np.ndarray) -> np.nd
     return np.stack([share * frames, (1 - share) * frames], 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EmotionTiming:
     """Per emotion, the mean log ratio of its utterances' voiced and unvoiced time to those of neutral utterances by
     the same speaker of the same sentence: ``log_factors`` (emotions, 2), 0 for neutral and for an emotion not seen."""

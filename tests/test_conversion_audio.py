@@ -16,6 +16,7 @@ from experiments import conversion as conversions
 from experiments.data import Utterances
 from experiments.errors import CommandError
 from experiments.loading import load_model
+from experiments.timing import EmotionTiming
 from experiments.synthesis import WorldAnalysis, filter_recording, import_pyworld, shift_pitch, stretched_frames
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
@@ -279,7 +280,7 @@ def test_world_without_pyworld_is_a_clear_error_before_any_training(monkeypatch,
     assert trained == []
 
 
-def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_model, tmp_path):
+def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_model, tmp_path, monkeypatch, capsys):
     """The WAV written for a conversion is its recording changed by the model: as long as the recording, and with
     no change (``--num-audio`` source utterances' conversions, strength aside) close to it."""
     dataset_dir, model_dir = tiny_model
@@ -305,6 +306,11 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
         wav, _ = sf.read(tmp_path / "world" / "audio" / written[0].name, dtype="float32")
         assert len(wav) == len(recording)  # WORLD's resynthesis of the recording, as long as it
         timed_out = tmp_path / "timed"
+        fitted_on = []  # the actors of each fit of the timing: training actors only
+        fit = EmotionTiming.fit.__func__
+        monkeypatch.setattr(EmotionTiming, "fit", classmethod(
+            lambda cls, functionals, frames, actor, emotion, rows, statement=None:
+            fitted_on.append(sorted(set(actor[rows].tolist()))) or fit(cls, functionals, frames, actor, emotion, rows, statement)))
         evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(timed_out), "--num-audio", "1",
                        "--conversion-audio", "world", "--conversion-timing"])
         timed = json.loads((timed_out / "metrics.json").read_text())["conversion"]
@@ -319,10 +325,26 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
             lengths[path.name] = len(sf.read(path, dtype="float32")[0])
             assert abs(lengths[path.name] - expected) <= params["mel"]["hop_length"]  # its frames stretched by its target's timing
         assert len(lengths) == len(timed["targets"]) and len(set(lengths.values())) > 1
+        # the strength chosen on conversions of validation actor 1 with factors of the other training actor, then the
+        # held-out actors' (21 and 23) converted with factors of both training actors
+        assert fitted_on == [[2], [1, 2]]
         assert "stretched by its target's timing" in (timed_out / "report.md").read_text()
         assert "stretched by its target's timing" not in (tmp_path / "world" / "report.md").read_text()
-    with pytest.raises(SystemExit):  # stretching needs WORLD
-        evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(tmp_path / "x"), "--conversion-timing"])
+    for wrong in (["--model", str(model_dir), "--conversion-timing"], ["--baselines", "--conversion-audio", "world", "--conversion-timing"],
+                  ["--cv-train", "configs/speech_vae.yaml", "--conversion-audio", "world", "--conversion-timing"]):
+        with pytest.raises(SystemExit):
+            evaluate.main(["--dataset", str(dataset_dir), "--output", str(tmp_path / "x"), *wrong])
+        assert "--conversion-timing stretches" in capsys.readouterr().err
+
+
+@needs_pyworld
+def test_conversion_timing_needs_the_egemaps_functionals(monkeypatch, prepared):
+    timed = conversions.ConversionAudio("world", [voice()], timing=True)
+    with pytest.raises(ValueError, match="fitted on the eGeMAPS functionals of the training actors"):
+        conversions.conversion(fake_model(), one_utterance(voice()), None, None, None, egemaps=None, audio=timed)
+    monkeypatch.setattr(conversions.opensmile_features, "missing", lambda: "the opensmile package is not installed")
+    with pytest.raises(CommandError, match="conversion timing is fitted on eGeMAPS functionals: the opensmile package is not"):
+        conversions.ConversionAudio.load(prepared[0].output_dir, [], "world", timing=True)
 
 
 def test_only_world_stretches_a_conversion_in_time():
