@@ -45,7 +45,8 @@ def _timing_sentence(conv: dict) -> str:
     return (f"Each conversion's voiced and unvoiced frames were also stretched by its target's timing against neutral speech "
             f"of the training actors, to the power of the strength (voiced / unvoiced at strength 1: {factors}). Only the "
             f"audio is stretched: the eGeMAPS judge hears it (and reads the voicing functionals the factors were fitted "
-            f"from); the log-mel probes and the model read the unstretched converted log-mel.\n")
+            f"from); the log-mel probes read the unstretched converted log-mel, and so does the model, beside the "
+            f"functionals of the audio heard where it takes them.\n")
 
 
 def _egemaps_judge_row(conv: dict) -> str:
