@@ -6,7 +6,7 @@ same sentence while its unvoiced time (pauses, consonants, voice breaks) grows, 
 audible by WORLD (`experiments.synthesis.WorldAnalysis.synthesise`) can stretch its voiced and its unvoiced frames
 apart by the target emotion's factors (`EmotionTiming.stretch`). The voiced share of an utterance is read from its
 eGeMAPS functionals (openSMILE's voicing: voiced segments per second times their mean length), its length from its
-log-mel frames.
+log-mel frames; the stretch itself follows WORLD's voicing of the recording being converted (its f0 above 0).
 """
 from __future__ import annotations
 

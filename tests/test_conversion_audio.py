@@ -16,8 +16,9 @@ from experiments import conversion as conversions
 from experiments.data import Utterances
 from experiments.errors import CommandError
 from experiments.loading import load_model
-from experiments.timing import EmotionTiming
 from experiments.synthesis import WorldAnalysis, filter_recording, import_pyworld, shift_pitch, stretched_frames
+from experiments.timing import EmotionTiming
+from ravdess_dataset import egemaps
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
 from ravdess_dataset.export_h5 import INFO_FILE
@@ -202,7 +203,7 @@ def test_stretched_frames_repeat_voiced_and_unvoiced_frames_by_their_own_stretch
     np.testing.assert_array_equal(stretched_frames(voiced), np.arange(5))
     np.testing.assert_array_equal(stretched_frames(voiced, 1.0, 2.0), [0, 1, 2, 2, 3, 3, 4])
     np.testing.assert_array_equal(stretched_frames(voiced, 2.0, 1.0), [0, 0, 1, 1, 2, 3, 4, 4])
-    np.testing.assert_array_equal(stretched_frames(voiced, 1.0, 0.5), [0, 1, 3, 4])  # frame 2 ends at 2.5: the centre of output frame 2
+    np.testing.assert_array_equal(stretched_frames(voiced, 1.0, 0.5), [0, 1, 3, 4])  # frame 2 ends at output frame 2's centre
     many = stretched_frames(np.arange(1000) % 3 == 0, 1.3, 0.7)
     assert len(many) == round(334 * 1.3 + 666 * 0.7) and (np.diff(many) >= 0).all() and many[-1] == 999
     assert len(stretched_frames(np.zeros(3, dtype=bool), 1.0, 0.01)) == 1
@@ -305,6 +306,7 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
         assert json.loads((tmp_path / "world" / "metrics.json").read_text())["conversion"]["audio"] == "world"
         wav, _ = sf.read(tmp_path / "world" / "audio" / written[0].name, dtype="float32")
         assert len(wav) == len(recording)  # WORLD's resynthesis of the recording, as long as it
+    if PYWORLD_MISSING is None and egemaps.missing() is None:  # the timing is fitted on eGeMAPS functionals
         timed_out = tmp_path / "timed"
         fitted_on = []  # the actors of each fit of the timing: training actors only
         fit = EmotionTiming.fit.__func__
