@@ -128,8 +128,9 @@ class ConversionAudio:
         read), and ``timing`` without the `egemaps` extra it is fitted with. A damaged or incomplete ``audio`` config
         is a ValueError, as is ``timing`` without "world"."""
         check_conversion_audio(mode, timing)
-        if timing and opensmile_features.missing():
-            raise CommandError(f"conversion timing is fitted on eGeMAPS functionals: {opensmile_features.missing()}")
+        missing_egemaps = opensmile_features.missing() if timing else None
+        if missing_egemaps:
+            raise CommandError(f"conversion timing is fitted on eGeMAPS functionals: {missing_egemaps}")
         if mode == "griffin-lim":
             return cls()
         try:
