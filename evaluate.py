@@ -63,9 +63,10 @@ def parse_arguments(argv: Optional[list[str]]) -> tuple[argparse.ArgumentParser,
                              "dataset's audio config, Griffin-Lim where it was not prepared), world (the same change made on the "
                              "recording's WORLD vocoder analysis: its f0 and spectral envelope; the `world` extra) or griffin-lim "
                              "(the converted log-mel resynthesised)")
-    parser.add_argument("--conversion-timing", action="store_true",
-                        help="with --conversion-audio world: also stretch each conversion's voiced and unvoiced frames as its "
-                             "target emotion stretches speech, by factors fitted on the training actors (experiments/timing.py)")
+    parser.add_argument("--conversion-prosody", action="store_true",
+                        help="with --conversion-audio world: also stretch each conversion's voiced and unvoiced frames and scale "
+                             "its pitch range as its target emotion changes speech, by factors fitted on the training actors and "
+                             "a strength chosen on their validation group (experiments/emotion_prosody.py)")
     parser.add_argument("--folds", choices=sorted(FOLDS), default="contiguous",
                         help="the six speaker-independent folds: contiguous (actors 1-4, 5-8, ...) or emobox (EmoBox's assignment)")
     parser.add_argument("--verbose", action="store_true", help="print every INFO line and the libraries' progress bars")
@@ -75,10 +76,10 @@ def parse_arguments(argv: Optional[list[str]]) -> tuple[argparse.ArgumentParser,
         parser.error(f"--segment-hop must be positive, got {args.segment_hop}")
     if args.audio and len(args.audio) == 1 and args.audio[0].endswith(".csv"):
         args.metadata, args.audio = Path(args.audio[0]), None
-    if args.conversion_timing and args.conversion_audio != "world":
-        parser.error("--conversion-timing stretches WORLD's frames: it needs --conversion-audio world")
-    if args.conversion_timing and (args.baselines or (args.cv_train and not args.conversion)):
-        parser.error("--conversion-timing stretches conversions: use it with --model, or with --cv-train and --conversion")
+    if args.conversion_prosody and args.conversion_audio != "world":
+        parser.error("--conversion-prosody changes WORLD's frames: it needs --conversion-audio world")
+    if args.conversion_prosody and (args.baselines or (args.cv_train and not args.conversion)):
+        parser.error("--conversion-prosody changes conversions: use it with --model, or with --cv-train and --conversion")
     if not (args.cv_train or args.baselines or args.model):
         parser.error("--model is required (or --cv-train RECIPE, or --baselines)")
     return parser, args
@@ -95,7 +96,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         cross_validate(args.cv_train, args.dataset, out, probe, train=train.main, train_args=tuple(args.train_args),
                        reuse_fold_models=args.reuse_fold_models, segment_hop=args.segment_hop, with_conversion=args.conversion,
-                       conversion_audio=args.conversion_audio, conversion_timing=args.conversion_timing, num_audio=args.num_audio,
+                       conversion_audio=args.conversion_audio, conversion_prosody=args.conversion_prosody, num_audio=args.num_audio,
                        verbose=args.verbose)
     elif args.baselines:
         out = args.output or Path("eval") / "baselines"
@@ -119,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         metrics = evaluate_model(args.model, args.dataset, out, probe, segment_hop=args.segment_hop, num_audio=args.num_audio,
                                  export_embeddings=args.export_embeddings, conversion_audio=args.conversion_audio,
-                                 conversion_timing=args.conversion_timing)
+                                 conversion_prosody=args.conversion_prosody)
         print(results_table(metrics))
         print(f"report: {out / 'report.md'}\nfigures: {out / 'figures'}\naudio: {out / 'audio'}")
 

@@ -28,10 +28,11 @@ from .data import DatasetNotPrepared, Utterances, dataset_params
 from .errors import CommandError
 from .probes import fit_probe
 from .representation import log_mel_statistics, usable
-from .synthesis import WorldAnalysis, filter_recording, griffin_lim, import_pyworld, shift_pitch
-from .timing import EmotionTiming
+from .emotion_prosody import EmotionProsody
+from .synthesis import ProsodyChange, WorldAnalysis, filter_recording, griffin_lim, import_pyworld, shift_pitch
 
 CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
+PROSODY_STRENGTHS = (1.0, 2.0, 3.0)  # multiples of the log prosody factors (`EmotionProsody`), one chosen with the shift's
 CONVERSION_AUDIO = ("recording", "world", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
 WORLD_ANALYSES_KEPT = 32  # a fold's validation and held-out neutral utterances (16 each on the full corpus), about 3 MB each
 
@@ -89,13 +90,13 @@ def griffin_lim_bytes(log_mel: np.ndarray, mel_params: dict) -> bytes:
     return wav_bytes(*griffin_lim(log_mel, mel_params))
 
 
-def check_conversion_audio(mode: str, timing: bool = False) -> None:
-    """A ValueError unless ``mode`` is one of `CONVERSION_AUDIO` (and "world" where ``timing`` is asked for: only
-    WORLD stretches a conversion in time); a `CommandError` for "world" without ``pyworld``."""
+def check_conversion_audio(mode: str, prosody: bool = False) -> None:
+    """A ValueError unless ``mode`` is one of `CONVERSION_AUDIO` (and "world" where ``prosody`` is asked for: only
+    WORLD changes a conversion's timing and pitch range); a `CommandError` for "world" without ``pyworld``."""
     if mode not in CONVERSION_AUDIO:
         raise ValueError(f"conversion audio must be one of {CONVERSION_AUDIO}, got {mode!r}")
-    if timing and mode != "world":
-        raise ValueError(f"conversion timing stretches WORLD's frames: it needs conversion audio 'world', not {mode!r}")
+    if prosody and mode != "world":
+        raise ValueError(f"conversion prosody changes WORLD's frames: it needs conversion audio 'world', not {mode!r}")
     if mode == "world":
         import_pyworld()  # missing: said now, not after a training
 
@@ -105,32 +106,32 @@ class ConversionAudio:
     """How conversions are made audible (`heard_audio`): ``mode`` is one of `CONVERSION_AUDIO`; "recording" and
     "world" change the processed ``recordings`` of the utterances (the dataset's ``audio`` config), "griffin-lim"
     needs none (and is what an object made without recordings does; `load` defaults to "recording"). With
-    ``timing`` ("world" only) a conversion also stretches the voiced and unvoiced frames of its recording as the
-    target emotion does (`experiments.timing`). The last `WORLD_ANALYSES_KEPT` WORLD analyses are kept: a fold's
+    ``prosody`` ("world" only) a conversion also stretches the voiced and unvoiced frames of its recording and scales
+    its pitch range as the target emotion does (`experiments.emotion_prosody`). The last `WORLD_ANALYSES_KEPT` WORLD analyses are kept: a fold's
     neutral utterances are converted to every target at every strength."""
 
     mode: str = "griffin-lim"
     recordings: Optional[list[np.ndarray]] = None
-    timing: bool = False
+    prosody: bool = False
     _analyses: OrderedDict[tuple, WorldAnalysis] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_conversion_audio(self.mode, self.timing)
+        check_conversion_audio(self.mode, self.prosody)
         if (self.recordings is None) != (self.mode == "griffin-lim"):
             needs = "needs the recordings" if self.recordings is None else "takes no recordings"
             raise ValueError(f"conversion audio {self.mode!r} {needs}")
 
     @classmethod
-    def load(cls, dataset_dir: Path, files: list[str], mode: str = "recording", timing: bool = False) -> "ConversionAudio":
-        """``mode`` (and ``timing``) with the processed recordings of ``files`` from the dataset's ``audio`` config.
+    def load(cls, dataset_dir: Path, files: list[str], mode: str = "recording", prosody: bool = False) -> "ConversionAudio":
+        """``mode`` (and ``prosody``) with the processed recordings of ``files`` from the dataset's ``audio`` config.
         Griffin-Lim where ``mode`` says so, or for "recording" on a dataset prepared without that config (which is
         said); "world" asked for there is a `CommandError`, as is "world" without ``pyworld`` (before any recording is
-        read), and ``timing`` without the `egemaps` extra it is fitted with. A damaged or incomplete ``audio`` config
-        is a ValueError, as is ``timing`` without "world"."""
-        check_conversion_audio(mode, timing)
-        missing_egemaps = opensmile_features.missing() if timing else None
+        read), and ``prosody`` without the `egemaps` extra it is fitted with. A damaged or incomplete ``audio`` config
+        is a ValueError, as is ``prosody`` without "world"."""
+        check_conversion_audio(mode, prosody)
+        missing_egemaps = opensmile_features.missing() if prosody else None
         if missing_egemaps:
-            raise CommandError(f"conversion timing is fitted on eGeMAPS functionals: {missing_egemaps}")
+            raise CommandError(f"conversion prosody is fitted on eGeMAPS functionals: {missing_egemaps}")
         if mode == "griffin-lim":
             return cls()
         try:
@@ -142,7 +143,7 @@ class ConversionAudio:
             print(f"conversions are made audible by Griffin-Lim from their log-mels: {dataset_dir} was prepared without the "
                   "'audio' config their recordings come from", flush=True)
             return cls()
-        return cls(mode, dataset_waveforms(dataset_dir, files), timing)
+        return cls(mode, dataset_waveforms(dataset_dir, files), prosody)
 
     def source(self, i: int, feature_params: dict) -> np.ndarray:
         """Recording ``i`` at the rate its log-mel was taken at."""
@@ -172,7 +173,7 @@ def pitch_change(config, utterances: Utterances, i: int, converted: np.ndarray) 
 
 
 def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, audio: ConversionAudio,
-                stretch: tuple[float, float] = (1.0, 1.0)) -> bytes:
+                prosody: ProsodyChange = ProsodyChange()) -> bytes:
     """Utterance ``i`` changed by a model into ``converted`` (in the view's units), made audible as ``audio`` says, as
     the 16-bit WAV that is written and judged. On the recording ("recording"): its pitch moved by the model's f0
     change (`pitch_change`, `shift_pitch`), then its spectrum by the change of every log-mel frame
@@ -181,19 +182,19 @@ def heard_audio(model, utterances: Utterances, i: int, converted: np.ndarray, au
     to undo that, was tried and heard worse). By WORLD ("world"): the recording's WORLD analysis with its f0 moved by
     the same semitones and its spectral envelope by the same log-mel change, synthesised again
     (`WorldAnalysis.synthesise`; the formants stay where the envelope puts them; even unchanged it is a
-    resynthesis, not the recording), its voiced and unvoiced frames then stretched by ``stretch``
-    (`EmotionTiming.stretch`; WORLD only). By Griffin-Lim ("griffin-lim"): the converted log-mel resynthesised, which
+    resynthesis, not the recording), its pitch range then scaled and its voiced and unvoiced frames stretched as
+    ``prosody`` says (`EmotionProsody.change`; WORLD only). By Griffin-Lim ("griffin-lim"): the converted log-mel resynthesised, which
     keeps the pitch contour but not the harmonic detail, and peak-normalised."""
     params = model.config.feature_params
-    if stretch != (1.0, 1.0) and audio.mode != "world":
-        raise ValueError(f"only WORLD stretches a conversion in time, not {audio.mode!r}")
+    if prosody != ProsodyChange() and audio.mode != "world":
+        raise ValueError(f"only WORLD changes a conversion's timing and pitch range, not {audio.mode!r}")
     if audio.mode == "griffin-lim":
         return griffin_lim_bytes(utterances.to_db(i, converted), params["mel"])
     rate = params["mel"]["sample_rate"]
     change = utterances.to_db(i, converted) - utterances.to_db(i, utterances.log_mel[i])
     semitones = pitch_change(model.config, utterances, i, converted)
     if audio.mode == "world":
-        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change, stretch), rate)
+        return wav_bytes(audio.world_analysis(i, params).synthesise(semitones, change, prosody), rate)
     return wav_bytes(filter_recording(shift_pitch(audio.source(i, params), rate, semitones), change, params["mel"]), rate)
 
 
@@ -257,13 +258,15 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     made audible the same way (``egemaps_probe_resynthesis_norm``), so that what resynthesis does to every utterance
     alike is standardised away as a recording channel would be.
 
-    With ``audio.timing`` every conversion is also stretched in time as its target emotion stretches speech
-    (`EmotionTiming`, fitted on ``egemaps`` of the same actors as the emotion means: the training actors outside the
-    validation group while the strength is chosen, then all training actors; its log factors multiplied by the
-    strength, as the latent shift is); the factors used on the held-out actors are in the result's ``timing``."""
+    With ``audio.prosody`` every conversion is also stretched in time and its pitch range scaled as its target emotion
+    changes speech (`EmotionProsody`, fitted on ``egemaps`` of the same actors as the emotion means: the training
+    actors outside the validation group while the strengths are chosen, then all training actors); its log factors
+    are multiplied by a prosody strength of `PROSODY_STRENGTHS`, chosen together with the shift's strength as the
+    pair the judge hears best on the validation actors. The factors used on the held-out actors are in the result's
+    ``prosody``, the strength in ``prosody_strength``."""
     audio = audio or ConversionAudio()
-    if audio.timing and egemaps is None:
-        raise ValueError("conversion timing is fitted on the eGeMAPS functionals of the training actors: pass egemaps")
+    if audio.prosody and egemaps is None:
+        raise ValueError("conversion prosody is fitted on the eGeMAPS functionals of the training actors: pass egemaps")
     held = np.isin(utterances.actor, fold_actors(fold, folds))
     fit = ~held
     targets = [e for e in range(1, len(EMOTIONS)) if (fit & (utterances.emotion == e)).any()]  # all 7 on the full corpus
@@ -277,28 +280,30 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     params = model.config.feature_params
     by_ear = egemaps is not None and audio.recordings is not None  # heard without a channel of its own, so by the eGeMAPS judge
 
-    def heard_statistics(i: int, converted: np.ndarray, stretch: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-        return heard_egemaps(heard_audio(model, utterances, i, converted, audio, stretch), params)
+    def heard_statistics(i: int, converted: np.ndarray, prosody: ProsodyChange = ProsodyChange()) -> np.ndarray:
+        return heard_egemaps(heard_audio(model, utterances, i, converted, audio, prosody), params)
 
-    def timing_of(rows: np.ndarray) -> Optional[EmotionTiming]:
-        return EmotionTiming.fit(egemaps, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, rows,
-                                 utterances.statement) if audio.timing else None
+    def prosody_of(rows: np.ndarray) -> Optional[EmotionProsody]:
+        return EmotionProsody.fit(egemaps, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, rows,
+                                  utterances.statement) if audio.prosody else None
 
-    def stretch_to(timing: Optional[EmotionTiming], target: int, strength: float) -> tuple[float, float]:
-        return timing.stretch(target, strength) if timing else (1.0, 1.0)
+    def change_to(prosody: Optional[EmotionProsody], target: int, prosody_strength: float) -> ProsodyChange:
+        return prosody.change(target, prosody_strength) if prosody else ProsodyChange()
 
-    rates = {}
+    rates = {}  # (shift strength, prosody strength) -> the judge's hit rate on the validation actors' conversions
+    prosody_strengths = PROSODY_STRENGTHS if audio.prosody else (0.0,)
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
         means = emotion_means(latents, utterances.emotion, inner)
         judge = Judge.fit(egemaps, utterances, inner, True, seed) if by_ear else Judge.fit(baseline, utterances, inner, False, seed)
-        timing = timing_of(inner)
+        prosody = prosody_of(inner)
         for strength in CONVERSION_STRENGTHS:
             items = list(convert_neutral(model, utterances, validation, targets, means, strength, segment_hop))
-            vectors = [heard_statistics(i, m, stretch_to(timing, t, strength)) if by_ear else to_statistics(i, m)
-                       for i, t, m in items]
-            predicted = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items]))
-            rates[strength] = float(np.mean(predicted == [t for _, t, _ in items]))
-    strength = max(rates, key=rates.get) if rates else 1.0
+            for prosody_strength in prosody_strengths:
+                vectors = [heard_statistics(i, m, change_to(prosody, t, prosody_strength)) if by_ear else to_statistics(i, m)
+                           for i, t, m in items]
+                predicted = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items]))
+                rates[strength, prosody_strength] = float(np.mean(predicted == [t for _, t, _ in items]))
+    strength, prosody_strength = max(rates, key=rates.get) if rates else (1.0, prosody_strengths[0])
 
     means = emotion_means(latents, utterances.emotion, fit)
     references = {"model_probe": (embedding, False), "log_mel_probe": (baseline, False), "log_mel_probe_speaker_norm": (baseline, True)}
@@ -308,8 +313,8 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     judged = egemaps is not None or model.config.input_functionals
-    timing = timing_of(fit)
-    written = [heard_audio(model, utterances, i, m, audio, stretch_to(timing, t, strength))
+    prosody = prosody_of(fit)
+    written = [heard_audio(model, utterances, i, m, audio, change_to(prosody, t, prosody_strength))
                if judged or n // len(targets) < num_audio else None for n, (i, t, m) in enumerate(items)]
     for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
@@ -321,9 +326,10 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
     real = held & np.isin(utterances.emotion, targets)
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
-              "strength_rates_on_training_actors": {str(k): v for k, v in rates.items()},
+              "strength_rates_on_training_actors": {f"{s}/{p}" if audio.prosody else str(s): v for (s, p), v in rates.items()},
               "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
-              "audio": audio.mode, "timing": timing.as_dict() if timing else None}
+              "audio": audio.mode, "prosody": prosody.as_dict() if prosody else None,
+              "prosody_strength": prosody_strength if prosody else None}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged

@@ -39,7 +39,7 @@ def train_unless_finished(train: Callable[[list[str]], object], output_dir: Path
 
 def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOptions, *, train: Callable[[list[str]], object],
                    train_args: tuple[str, ...] = (), reuse_fold_models: bool = False, segment_hop: Optional[int] = None,
-                   with_conversion: bool = False, conversion_audio: str = "recording", conversion_timing: bool = False, num_audio: int = 0,
+                   with_conversion: bool = False, conversion_audio: str = "recording", conversion_prosody: bool = False, num_audio: int = 0,
                    verbose: bool = False) -> dict:
     """Per fold of ``probe.folds``: train with ``recipe`` on the other 20 actors (``train``: train.py's ``main``,
     called with its command-line arguments, ``train_args`` last) into ``out/fold_K/model``, then probe the held-out 4.
@@ -48,12 +48,12 @@ def cross_validate(recipe: str, dataset_dir: Path, out: Path, probe: ProbeOption
     every that many frames instead of the model's.
     ``with_conversion``: each fold's model also converts its held-out neutral utterances (`conversion`, with the
     eGeMAPS judge where the `egemaps` extra and the ``audio`` config are there; made audible as ``conversion_audio``
-    says, and stretched in time with ``conversion_timing``, `ConversionAudio`; ``num_audio`` of them written as WAV
+    says, with their timing and pitch range changed with ``conversion_prosody``, `ConversionAudio`; ``num_audio`` of them written as WAV
     to ``out/fold_K/audio``). Writes `cv_metrics_name` in ``out`` and returns it."""
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     baseline = log_mel_statistics(utterances.log_mel) if with_conversion else None
     functionals = egemaps.dataset_functionals(dataset_dir, utterances.file)[0] if with_conversion else None
-    audio = ConversionAudio.load(dataset_dir, utterances.file, conversion_audio, conversion_timing) if with_conversion else None
+    audio = ConversionAudio.load(dataset_dir, utterances.file, conversion_audio, conversion_prosody) if with_conversion else None
     start, folds = time.perf_counter(), []
     for fold in range(NUM_FOLDS):
         fold_dir = out / f"fold_{fold}"

@@ -82,18 +82,18 @@ def protocol(model_dir: str, folds: str = "contiguous", uses_labels: bool = Fals
 
 def evaluate_model(model_dir: str, dataset_dir: Path, out: Path, probe: ProbeOptions, *, segment_hop: Optional[int] = None,
                    num_audio: int = 3, export_embeddings: Optional[Path] = None, conversion_audio: str = "recording",
-                   conversion_timing: bool = False) -> dict:
+                   conversion_prosody: bool = False) -> dict:
     """Everything for one trained model, next to the baselines: writes metrics.json, report.md, figures and audio
     to ``out`` (and the headline embedding to ``export_embeddings``). ``segment_hop``: embed, reconstruct and convert
-    from a segment every that many frames instead of the model's; ``conversion_audio`` and ``conversion_timing``: how
-    conversions are made audible and whether they are stretched in time (`ConversionAudio`)."""
+    from a segment every that many frames instead of the model's; ``conversion_audio`` and ``conversion_prosody``: how
+    conversions are made audible and whether their timing and pitch range change with the target (`ConversionAudio`)."""
     model = load_model(model_dir)
     params = dataset_params(dataset_dir, ["mel"])
     if model.config.n_mels != params["mel"]["n_mels"]:
         raise CommandError(f"{model_dir} expects {model.config.n_mels} mel bands, {dataset_dir} holds {params['mel']['n_mels']}")
     utterances = Utterances.from_dataset(load_all("mel", dataset_dir))
     # a missing extra is said before the work
-    audible = ConversionAudio.load(dataset_dir, utterances.file, conversion_audio, conversion_timing)
+    audible = ConversionAudio.load(dataset_dir, utterances.file, conversion_audio, conversion_prosody)
     view = utterances.model_view(model.config, dataset_dir)
     start = time.perf_counter()
     representations = model_representations(model, view, segment_hop)

@@ -37,16 +37,20 @@ def _egemaps_note(metrics: dict) -> str:
 _STRENGTH_JUDGES = {"log_mel_probe": "log-mel probe", "egemaps_probe_speaker_norm": "eGeMAPS judge (hearing them)"}
 
 
-def _timing_sentence(conv: dict) -> str:
-    """What `--conversion-timing` stretched, if it ran: each target's voiced and unvoiced factors at strength 1."""
-    if not conv.get("timing"):
+def _prosody_sentence(conv: dict) -> str:
+    """What `--conversion-prosody` changed, if it ran: each target's voiced, unvoiced and pitch range factors at
+    prosody strength 1, and the prosody strength chosen."""
+    if not conv.get("prosody"):
         return ""
-    factors = ", ".join(f"{name} {t['voiced']:.2f} / {t['unvoiced']:.2f}" for name, t in conv["timing"].items() if name != "neutral")
-    return (f"Each conversion's voiced and unvoiced frames were also stretched by its target's timing against neutral speech "
-            f"of the training actors, to the power of the strength (voiced / unvoiced at strength 1: {factors}). Only the "
-            f"audio is stretched: the eGeMAPS judge hears it (and reads the voicing functionals the factors were fitted "
-            f"from); the log-mel probes read the unstretched converted log-mel, and so does the model, beside the "
-            f"functionals of the audio heard where it takes them.\n")
+    factors = ", ".join(f"{name} {f['voiced']:.2f} / {f['unvoiced']:.2f} / {f['f0_range']:.2f}"
+                        for name, f in conv["prosody"].items() if name != "neutral")
+    return (f"Each conversion's voiced and unvoiced frames were also stretched, and its f0 contour scaled around its median, "
+            f"by its target's factors against neutral speech of the training actors, to the power of the prosody strength "
+            f"({conv['prosody_strength']:g}, chosen with the shift's strength above as the pair, shift / prosody, the judge "
+            f"hears best; voiced / unvoiced / pitch range at prosody strength 1: {factors}). Only the audio changes: the "
+            f"eGeMAPS judge hears it (and reads the voicing and pitch-range functionals the factors were fitted from); "
+            f"the log-mel probes read the unchanged converted log-mel, and so does the model, beside the functionals of "
+            f"the audio heard where it takes them.\n")
 
 
 def _egemaps_judge_row(conv: dict) -> str:
@@ -110,7 +114,7 @@ utterance, and the result re-scored by probes fitted on actors 1-20:
 | on log-mel statistics (independent of the model) | {_number(conv.get('target_rate_log_mel_probe'))} | {_number(conv.get('log_mel_probe_rate_on_real_utterances'))} |
 | on log-mel statistics standardised per speaker | {_number(conv.get('target_rate_log_mel_probe_speaker_norm'))} | {_number(conv.get('log_mel_probe_speaker_norm_rate_on_real_utterances'))} |
 {_egemaps_judge_row(conv)}
-{_timing_sentence(conv)}
+{_prosody_sentence(conv)}
 Chance is 0.125. The first probe reads the latent space that the conversion moved (for semisupervised_vae it includes
 the model's own classifier), so it is an optimistic judge; the log-mel probes are independent of the model. The eGeMAPS
 judge (where the `egemaps` extra is installed) hears the audio: each conversion is made audible (recording: the

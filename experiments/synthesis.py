@@ -99,6 +99,31 @@ def stretched_frames(voiced: np.ndarray, voiced_stretch: float = 1.0, unvoiced_s
     return np.minimum(np.searchsorted(ends, centres, side="right"), len(ends) - 1)
 
 
+@dataclass(frozen=True)
+class ProsodyChange:
+    """How a rendering changes the timing and the pitch range of a recording: its voiced and its unvoiced frames last
+    ``voiced_stretch`` and ``unvoiced_stretch`` frames each (`stretched_frames`), and its f0 contour in semitones is
+    scaled by ``f0_range`` around its median over the voiced frames (`scaled_f0_range`). All 1: no change."""
+
+    voiced_stretch: float = 1.0
+    unvoiced_stretch: float = 1.0
+    f0_range: float = 1.0
+
+
+def scaled_f0_range(f0: np.ndarray, factor: float) -> np.ndarray:
+    """``f0`` (Hz, 0 where unvoiced) with every voiced frame's distance in semitones from the median of the voiced
+    frames multiplied by ``factor`` (positive): its range and slopes scale, its median and its voicing stay."""
+    if factor <= 0:
+        raise ValueError(f"an f0 range factor must be positive, got {factor}")
+    f0 = np.array(f0, dtype=np.float64)
+    voiced = f0 > 0
+    if factor != 1.0 and voiced.any():
+        semitones = 12.0 * np.log2(f0[voiced])
+        centre = np.median(semitones)
+        f0[voiced] = 2.0 ** ((centre + factor * (semitones - centre)) / 12.0)
+    return f0
+
+
 @dataclass(frozen=True, eq=False)
 class WorldAnalysis:
     """A recording of ``length`` samples as the WORLD vocoder (Morise et al. 2016) describes it, one frame per frame of
@@ -124,13 +149,13 @@ class WorldAnalysis:
         return cls(f0[frames], envelope[frames], aperiodicity[frames], mel, len(x))
 
     def synthesise(self, semitones: float = 0.0, change_db: Optional[np.ndarray] = None,
-                   stretch: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                   prosody: ProsodyChange = ProsodyChange()) -> np.ndarray:
         """The waveform (float32) with the f0 moved by ``semitones`` and the envelope of every frame by ``change_db``
         ((frames, n_mels) dB of the log-mel, frame k on WORLD frame k; the change of each band spread over frequency as
-        `stft_gain_db` spreads it, read at WORLD's bins), then its voiced and unvoiced frames stretched in time by
-        ``stretch`` (`stretched_frames`; the f0 tells which are voiced). As long as the recording when unstretched.
-        The aperiodicity, and so the noise and breath of the recording, is kept; so are the formants when only the f0
-        moves (a phase-vocoder shift moves them with the harmonics)."""
+        `stft_gain_db` spreads it, read at WORLD's bins), then the f0 range scaled and the voiced and unvoiced frames
+        stretched in time as ``prosody`` says (the f0 tells which are voiced). As long as the recording when
+        unstretched. The aperiodicity, and so the noise and breath of the recording, is kept; so are the formants when
+        only the f0 moves (a phase-vocoder shift moves them with the harmonics)."""
         envelope, rate = self.envelope, self.mel.sample_rate
         if change_db is not None:
             if len(change_db) != len(envelope):
@@ -139,7 +164,8 @@ class WorldAnalysis:
             world_hz = np.linspace(0.0, rate / 2, envelope.shape[1])
             gain_db = np.stack([np.interp(world_hz, stft_hz, g) for g in stft_gain_db(change_db, self.mel)])
             envelope = envelope * 10.0 ** (gain_db / 10.0)  # dB of power, and the envelope is a power spectrum
-        frames = stretched_frames(self.f0 > 0, *stretch)
-        wav = import_pyworld().synthesize(self.f0[frames] * 2.0 ** (semitones / 12.0), np.ascontiguousarray(envelope[frames]),
+        f0 = scaled_f0_range(self.f0, prosody.f0_range) * 2.0 ** (semitones / 12.0)
+        frames = stretched_frames(self.f0 > 0, prosody.voiced_stretch, prosody.unvoiced_stretch)
+        wav = import_pyworld().synthesize(f0[frames], np.ascontiguousarray(envelope[frames]),
                                           np.ascontiguousarray(self.aperiodicity[frames]), rate, 1000.0 * self.mel.hop_length / rate)
         return librosa.util.fix_length(wav, size=int(round(self.length * len(frames) / len(self.f0)))).astype(np.float32)

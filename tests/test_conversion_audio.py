@@ -16,8 +16,8 @@ from experiments import conversion as conversions
 from experiments.data import Utterances
 from experiments.errors import CommandError
 from experiments.loading import load_model
-from experiments.synthesis import WorldAnalysis, filter_recording, import_pyworld, shift_pitch, stretched_frames
-from experiments.timing import EmotionTiming
+from experiments.synthesis import ProsodyChange, WorldAnalysis, filter_recording, import_pyworld, scaled_f0_range, shift_pitch, stretched_frames
+from experiments.emotion_prosody import EmotionProsody
 from ravdess_dataset import egemaps
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
@@ -221,13 +221,41 @@ def test_world_stretches_the_voiced_and_unvoiced_frames_of_a_recording_apart():
     analysis = WorldAnalysis.of(wav, PARAMS["mel"])
     voiced_s = (analysis.f0 > 0).sum() * MEL.hop_length / rate
     assert 0.85 < voiced_s < 1.1
-    longer_pause = analysis.synthesise(0.0, None, (1.0, 2.0))
+    longer_pause = analysis.synthesise(0.0, None, ProsodyChange(1.0, 2.0))
     assert abs(len(longer_pause) / rate - (len(wav) / rate + (len(wav) / rate - voiced_s))) < 0.02
     again = WorldAnalysis.of(longer_pause, PARAMS["mel"])
     assert abs((again.f0 > 0).sum() * MEL.hop_length / rate - voiced_s) < 0.05
     assert np.median(again.f0[again.f0 > 0]) == pytest.approx(200.0, abs=3.0)
-    slower_voice = analysis.synthesise(0.0, None, (1.5, 1.0))
+    slower_voice = analysis.synthesise(0.0, None, ProsodyChange(1.5, 1.0))
     assert abs(len(slower_voice) / rate - (len(wav) / rate + 0.5 * voiced_s)) < 0.02
+
+
+def test_scaled_f0_range_scales_the_voiced_contour_in_semitones_around_its_median():
+    f0 = np.array([0.0, 100.0, 200.0, 0.0, 400.0])  # 0, 12 and 24 semitones above 100 Hz: median 200 Hz
+    np.testing.assert_allclose(scaled_f0_range(f0, 2.0), [0.0, 50.0, 200.0, 0.0, 800.0])
+    np.testing.assert_allclose(scaled_f0_range(f0, 0.5), [0.0, 2.0 ** -0.5 * 200.0, 200.0, 0.0, 2.0 ** 0.5 * 200.0])
+    np.testing.assert_array_equal(scaled_f0_range(f0, 1.0), f0)
+    np.testing.assert_array_equal(scaled_f0_range(np.zeros(3), 2.0), np.zeros(3))  # nothing voiced
+    assert f0[1] == 100.0  # the input is left as it was
+    with pytest.raises(ValueError, match="an f0 range factor must be positive"):
+        scaled_f0_range(f0, 0.0)
+
+
+@needs_pyworld
+def test_world_scales_the_pitch_range_of_a_recording_and_keeps_its_median():
+    """A glide from 150 to 250 Hz with its range doubled in semitones glides wider around the same median, as long."""
+    rate, seconds = 16000, 1.0
+    t = np.arange(int(seconds * rate)) / rate
+    hz = 150.0 * (250.0 / 150.0) ** (t / seconds)
+    wav = (0.3 * np.sin(2 * np.pi * np.cumsum(hz) / rate)).astype(np.float32)
+    analysis = WorldAnalysis.of(wav, PARAMS["mel"])
+    wider = analysis.synthesise(0.0, None, ProsodyChange(f0_range=2.0))
+    assert len(wider) == len(wav)
+    before, after = analysis.f0[analysis.f0 > 0], WorldAnalysis.of(wider, PARAMS["mel"]).f0
+    after = after[after > 0]
+    spread = lambda f: np.subtract(*np.percentile(12 * np.log2(f), [90, 10]))  # noqa: E731
+    assert spread(after) == pytest.approx(2 * spread(before), rel=0.15)
+    assert 12 * np.log2(np.median(after) / np.median(before)) == pytest.approx(0.0, abs=0.5)
 
 
 @needs_pyworld
@@ -306,53 +334,59 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
         assert json.loads((tmp_path / "world" / "metrics.json").read_text())["conversion"]["audio"] == "world"
         wav, _ = sf.read(tmp_path / "world" / "audio" / written[0].name, dtype="float32")
         assert len(wav) == len(recording)  # WORLD's resynthesis of the recording, as long as it
-    if PYWORLD_MISSING is None and egemaps.missing() is None:  # the timing is fitted on eGeMAPS functionals
-        timed_out = tmp_path / "timed"
-        fitted_on = []  # the actors of each fit of the timing: training actors only
-        fit = EmotionTiming.fit.__func__
-        monkeypatch.setattr(EmotionTiming, "fit", classmethod(
+    if PYWORLD_MISSING is None and egemaps.missing() is None:  # the prosody model is fitted on eGeMAPS functionals
+        changed_out = tmp_path / "prosody"
+        fitted_on = []  # the actors of each fit of the prosody model: training actors only
+        fit = EmotionProsody.fit.__func__
+        monkeypatch.setattr(EmotionProsody, "fit", classmethod(
             lambda cls, functionals, frames, actor, emotion, rows, statement=None:
             fitted_on.append(sorted(set(actor[rows].tolist()))) or fit(cls, functionals, frames, actor, emotion, rows, statement)))
-        evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(timed_out), "--num-audio", "1",
-                       "--conversion-audio", "world", "--conversion-timing"])
-        timed = json.loads((timed_out / "metrics.json").read_text())["conversion"]
-        assert set(timed["timing"]) == set(EMOTIONS) and timed["timing"]["neutral"] == {"voiced": 1.0, "unvoiced": 1.0}
+        evaluate.main(["--model", str(model_dir), "--dataset", str(dataset_dir), "--output", str(changed_out), "--num-audio", "1",
+                       "--conversion-audio", "world", "--conversion-prosody"])
+        changed = json.loads((changed_out / "metrics.json").read_text())["conversion"]
+        assert set(changed["prosody"]) == set(EMOTIONS)
+        assert changed["prosody"]["neutral"] == {"voiced": 1.0, "unvoiced": 1.0, "f0_range": 1.0}
+        # every pair of shift and prosody strengths was heard on the validation actor, and the best pair taken
+        rates = changed["strength_rates_on_training_actors"]
+        assert set(rates) == {f"{s}/{p}" for s in conversions.CONVERSION_STRENGTHS for p in conversions.PROSODY_STRENGTHS}
+        assert rates[f"{changed['strength']}/{changed['prosody_strength']}"] == max(rates.values())
         params = load_model(str(model_dir)).config.feature_params
         f0 = conversions.ConversionAudio.load(dataset_dir, [source], "world").world_analysis(0, params).f0
         lengths = {}
-        for path in sorted(timed_out.joinpath("audio").glob(f"{source}_to_*.wav")):
-            factors = timed["timing"][path.stem.split("_to_")[1]]
-            stretch = (factors["voiced"] ** timed["strength"], factors["unvoiced"] ** timed["strength"])
+        for path in sorted(changed_out.joinpath("audio").glob(f"{source}_to_*.wav")):
+            factors = changed["prosody"][path.stem.split("_to_")[1]]
+            stretch = (factors["voiced"] ** changed["prosody_strength"], factors["unvoiced"] ** changed["prosody_strength"])
             expected = round(len(recording) * len(stretched_frames(f0 > 0, *stretch)) / len(f0))
             lengths[path.name] = len(sf.read(path, dtype="float32")[0])
-            assert abs(lengths[path.name] - expected) <= params["mel"]["hop_length"]  # its frames stretched by its target's timing
-        assert len(lengths) == len(timed["targets"]) and len(set(lengths.values())) > 1
-        # the strength chosen on conversions of validation actor 1 with factors of the other training actor, then the
+            assert abs(lengths[path.name] - expected) <= params["mel"]["hop_length"]  # its frames stretched by its target's factors
+        assert len(lengths) == len(changed["targets"]) and len(set(lengths.values())) > 1
+        # the strengths chosen on conversions of validation actor 1 with factors of the other training actor, then the
         # held-out actors' (21 and 23) converted with factors of both training actors
         assert fitted_on == [[2], [1, 2]]
-        assert "stretched by its target's timing" in (timed_out / "report.md").read_text()
-        assert "stretched by its target's timing" not in (tmp_path / "world" / "report.md").read_text()
-    for wrong in (["--model", str(model_dir), "--conversion-timing"], ["--baselines", "--conversion-audio", "world", "--conversion-timing"],
-                  ["--cv-train", "configs/speech_vae.yaml", "--conversion-audio", "world", "--conversion-timing"]):
+        assert "scaled around its median" in (changed_out / "report.md").read_text()
+        assert "scaled around its median" not in (tmp_path / "world" / "report.md").read_text()
+    for wrong in (["--model", str(model_dir), "--conversion-prosody"], ["--baselines", "--conversion-audio", "world", "--conversion-prosody"],
+                  ["--cv-train", "configs/speech_vae.yaml", "--conversion-audio", "world", "--conversion-prosody"]):
         with pytest.raises(SystemExit):
             evaluate.main(["--dataset", str(dataset_dir), "--output", str(tmp_path / "x"), *wrong])
-        assert "--conversion-timing stretches" in capsys.readouterr().err
+        assert "--conversion-prosody changes" in capsys.readouterr().err
 
 
 @needs_pyworld
-def test_conversion_timing_needs_the_egemaps_functionals(monkeypatch, prepared):
-    timed = conversions.ConversionAudio("world", [voice()], timing=True)
+def test_conversion_prosody_needs_the_egemaps_functionals(monkeypatch, prepared):
+    changed = conversions.ConversionAudio("world", [voice()], prosody=True)
     with pytest.raises(ValueError, match="fitted on the eGeMAPS functionals of the training actors"):
-        conversions.conversion(fake_model(), one_utterance(voice()), None, None, None, egemaps=None, audio=timed)
+        conversions.conversion(fake_model(), one_utterance(voice()), None, None, None, egemaps=None, audio=changed)
     monkeypatch.setattr(conversions.opensmile_features, "missing", lambda: "the opensmile package is not installed")
-    with pytest.raises(CommandError, match="conversion timing is fitted on eGeMAPS functionals: the opensmile package is not"):
-        conversions.ConversionAudio.load(prepared[0].output_dir, [], "world", timing=True)
+    with pytest.raises(CommandError, match="conversion prosody is fitted on eGeMAPS functionals: the opensmile package is not"):
+        conversions.ConversionAudio.load(prepared[0].output_dir, [], "world", prosody=True)
 
 
-def test_only_world_stretches_a_conversion_in_time():
+def test_only_world_changes_the_timing_and_pitch_range_of_a_conversion():
     wav = voice(200.0)
     with pytest.raises(ValueError, match="needs conversion audio 'world', not 'recording'"):
-        conversions.ConversionAudio("recording", [wav], timing=True)
-    with pytest.raises(ValueError, match="only WORLD stretches a conversion in time"):
-        conversions.heard_audio(fake_model(), one_utterance(wav), 0, one_utterance(wav).log_mel[0],
-                                conversions.ConversionAudio("recording", [wav]), (1.0, 1.5))
+        conversions.ConversionAudio("recording", [wav], prosody=True)
+    for change in (ProsodyChange(1.0, 1.5), ProsodyChange(f0_range=1.2)):
+        with pytest.raises(ValueError, match="only WORLD changes a conversion's timing and pitch range"):
+            conversions.heard_audio(fake_model(), one_utterance(wav), 0, one_utterance(wav).log_mel[0],
+                                    conversions.ConversionAudio("recording", [wav]), change)

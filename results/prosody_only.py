@@ -1,0 +1,101 @@
+"""An ablation, not a headline number: how often the eGeMAPS judge of ``evaluate.py --cv-train --conversion`` hears
+the target emotion when a neutral utterance is changed by the emotion prosody model alone, with no model and no
+latent shift: its recording's WORLD analysis resynthesised with the target emotion's timing and pitch range
+(`experiments.emotion_prosody.EmotionProsody`), its envelope and mean pitch untouched. It says how much of
+``--conversion-prosody``'s rate the prosody model earns without the VAE.
+
+    python results/prosody_only.py <full dataset> --folds contiguous --json eval/prosody_only_contiguous.json
+
+Strict as the conversions are: for each fold the prosody strength (one of `PROSODY_STRENGTHS`) is the one the judge,
+fitted on the other 16 training actors, hears best on the neutral utterances of validation group 0 (4 of the fold's
+20 training actors), with the factors fitted on those 16; then factors and judge are fitted on all 20 training actors
+and the held-out actors' neutral utterances are converted to the 7 other emotions. Reported per fold: the rates on
+the validation actors at every strength, the strength chosen, the held-out rate at it (and, for reading only, at the
+others), and the judge's rate on the held-out actors' real utterances of those emotions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from experiments import conversion as C  # noqa: E402
+from experiments.data import Utterances, dataset_params  # noqa: E402
+from experiments.emotion_prosody import EmotionProsody  # noqa: E402
+from experiments.representation import fold_masks  # noqa: E402
+from ravdess_dataset import egemaps  # noqa: E402
+from ravdess_dataset.atomic import write_atomic  # noqa: E402
+from ravdess_dataset.naming import EMOTIONS  # noqa: E402
+from ravdess_dataset.splits import FOLDS, NUM_FOLDS, load_all, validation_actors  # noqa: E402
+
+
+def prosody_rates(utterances: Utterances, functionals: np.ndarray, audible: C.ConversionAudio, params: dict, fit: np.ndarray,
+                  rows: np.ndarray, seed: int) -> dict[float, float]:
+    """For each of `PROSODY_STRENGTHS`, the share of the neutral utterances of ``rows`` changed by the prosody of each
+    other emotion (fitted on ``fit``) that a speaker-standardised eGeMAPS judge fitted on ``fit`` names as that emotion."""
+    prosody = EmotionProsody.fit(functionals, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, fit,
+                                 utterances.statement)
+    judge = C.Judge.fit(functionals, utterances, fit, True, seed)
+    targets = list(range(1, len(EMOTIONS)))
+    heard = {p: [] for p in C.PROSODY_STRENGTHS}
+    sources = np.flatnonzero(rows & (utterances.emotion == 0))
+    for i in sources:  # one WORLD analysis per recording, every target and strength synthesised from it
+        analysis = audible.world_analysis(i, params)
+        for p in C.PROSODY_STRENGTHS:
+            for t in targets:
+                wav = C.wav_bytes(analysis.synthesise(prosody=prosody.change(t, p)), params["mel"]["sample_rate"])
+                heard[p].append(C.heard_egemaps(wav, params))
+    item_rows, wanted = np.repeat(sources, len(targets)), np.tile(targets, len(sources))
+    return {p: float(np.mean(judge.predict(np.stack(v), item_rows) == wanted)) for p, v in heard.items()}
+
+
+def fold_ablation(fold: int, folds: str, utterances: Utterances, functionals: np.ndarray, audible: C.ConversionAudio,
+                  params: dict, seed: int) -> dict:
+    """The module docstring's readings for fold ``fold``."""
+    fit, held = fold_masks(utterances.actor, fold, folds)
+    validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
+    chosen_on = prosody_rates(utterances, functionals, audible, params, fit & ~validation, validation, seed)
+    strength = max(chosen_on, key=chosen_on.get)
+    on_held_out = prosody_rates(utterances, functionals, audible, params, fit, held, seed)
+    real = held & (utterances.emotion > 0)
+    judge = C.Judge.fit(functionals, utterances, fit, True, seed)
+    real_rate = float(np.mean(judge.predict(functionals[real], np.flatnonzero(real)) == utterances.emotion[real]))
+    print(f"{folds} fold {fold}: strength {strength} (validation {chosen_on[strength]:.3f}), held-out {on_held_out[strength]:.3f}, "
+          f"real {real_rate:.3f}", flush=True)
+    return {"fold": fold, "validation_rates": chosen_on, "prosody_strength": strength, "target_rate": on_held_out[strength],
+            "held_out_rates_every_strength": on_held_out, "judge_rate_on_real_utterances": real_rate}
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", type=Path, help="a prepared dataset with its audio config")
+    parser.add_argument("--folds", choices=sorted(FOLDS), default="contiguous")
+    parser.add_argument("--fold", type=int, nargs="+", default=list(range(NUM_FOLDS)), help="the folds to read (default all)")
+    parser.add_argument("--seed", type=int, default=0, help="the judge's seed, as evaluate.py's --seed")
+    parser.add_argument("--json", type=Path, help="write the readings here as well")
+    args = parser.parse_args(argv)
+    utterances = Utterances.from_dataset(load_all("mel", args.dataset))
+    params = dataset_params(args.dataset, ["mel", "audio"])
+    functionals, reason = egemaps.dataset_functionals(args.dataset, utterances.file)
+    if functionals is None:
+        parser.error(reason)
+    audible = C.ConversionAudio.load(args.dataset, utterances.file, "world", prosody=True)
+    readings = [fold_ablation(f, args.folds, utterances, functionals, audible, params, args.seed) for f in args.fold]
+    result = {"dataset": str(args.dataset), "folds": args.folds, "per_fold": readings,
+              "target_rate": float(np.mean([r["target_rate"] for r in readings])),
+              "judge_rate_on_real_utterances": float(np.mean([r["judge_rate_on_real_utterances"] for r in readings]))}
+    print(f"{args.folds}: prosody alone {result['target_rate']:.3f}, the judge on real speech {result['judge_rate_on_real_utterances']:.3f}")
+    if args.json:
+        write_atomic(args.json, json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    from experiments.errors import run_command
+
+    run_command(main)
