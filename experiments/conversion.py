@@ -287,19 +287,19 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
         return EmotionProsody.fit(egemaps, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, rows,
                                   utterances.statement) if audio.prosody else None
 
-    def change_to(prosody: Optional[EmotionProsody], target: int, prosody_strength: float) -> ProsodyChange:
-        return prosody.change(target, prosody_strength) if prosody else ProsodyChange()
+    def change_to(model_of_prosody: Optional[EmotionProsody], target: int, prosody_strength: float) -> ProsodyChange:
+        return model_of_prosody.change(target, prosody_strength) if model_of_prosody else ProsodyChange()
 
     rates = {}  # (shift strength, prosody strength) -> the judge's hit rate on the validation actors' conversions
     prosody_strengths = PROSODY_STRENGTHS if audio.prosody else (0.0,)
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
         means = emotion_means(latents, utterances.emotion, inner)
         judge = Judge.fit(egemaps, utterances, inner, True, seed) if by_ear else Judge.fit(baseline, utterances, inner, False, seed)
-        prosody = prosody_of(inner)
+        prosody_model = prosody_of(inner)
         for strength in CONVERSION_STRENGTHS:
             items = list(convert_neutral(model, utterances, validation, targets, means, strength, segment_hop))
             for prosody_strength in prosody_strengths:
-                vectors = [heard_statistics(i, m, change_to(prosody, t, prosody_strength)) if by_ear else to_statistics(i, m)
+                vectors = [heard_statistics(i, m, change_to(prosody_model, t, prosody_strength)) if by_ear else to_statistics(i, m)
                            for i, t, m in items]
                 predicted = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items]))
                 rates[strength, prosody_strength] = float(np.mean(predicted == [t for _, t, _ in items]))
@@ -313,8 +313,8 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     judged = egemaps is not None or model.config.input_functionals
-    prosody = prosody_of(fit)
-    written = [heard_audio(model, utterances, i, m, audio, change_to(prosody, t, prosody_strength))
+    prosody_model = prosody_of(fit)
+    written = [heard_audio(model, utterances, i, m, audio, change_to(prosody_model, t, prosody_strength))
                if judged or n // len(targets) < num_audio else None for n, (i, t, m) in enumerate(items)]
     for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
@@ -328,8 +328,8 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
               "strength_rates_on_training_actors": {f"{s}/{p}" if audio.prosody else str(s): v for (s, p), v in rates.items()},
               "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
-              "audio": audio.mode, "prosody": prosody.as_dict() if prosody else None,
-              "prosody_strength": prosody_strength if prosody else None}
+              "audio": audio.mode, "prosody": prosody_model.as_dict() if prosody_model else None,
+              "prosody_strength": prosody_strength if prosody_model else None}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged

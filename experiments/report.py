@@ -104,7 +104,7 @@ shares neither speaker nor words with the training data. Actor-ID: fit on repeti
 
 {conv['conversions']} conversions (each held-out neutral utterance to the 7 other emotions), its latent moved by
 {conv.get('strength', 1.0):g} x (mean latent of the target emotion - that of neutral) over actors 1-20 (the strength
-chosen among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'} on conversions of actors 1, 6, 11 and 16, judged by the
+chosen among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'}{' (shift / prosody)' if conv.get('prosody') else ''} on conversions of actors 1, 6, 11 and 16, judged by the
 {_STRENGTH_JUDGES[conv.get('strength_chosen_by', 'log_mel_probe')]} of the other training actors); the change this makes to the decoder's output is added to the
 utterance, and the result re-scored by probes fitted on actors 1-20:
 

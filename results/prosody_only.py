@@ -1,7 +1,7 @@
 """An ablation, not a headline number: how often the eGeMAPS judge of ``evaluate.py --cv-train --conversion`` hears
 the target emotion when a neutral utterance is changed by the emotion prosody model alone, with no model and no
 latent shift: its recording's WORLD analysis resynthesised with the target emotion's timing and pitch range
-(`experiments.emotion_prosody.EmotionProsody`), its envelope and mean pitch untouched. It says how much of
+(`experiments.emotion_prosody.EmotionProsody`), its envelope and median pitch untouched. It says how much of
 ``--conversion-prosody``'s rate the prosody model earns without the VAE.
 
     python results/prosody_only.py <full dataset> --folds contiguous --json eval/prosody_only_contiguous.json
@@ -35,12 +35,11 @@ from ravdess_dataset.splits import FOLDS, NUM_FOLDS, load_all, validation_actors
 
 
 def prosody_rates(utterances: Utterances, functionals: np.ndarray, audible: C.ConversionAudio, params: dict, fit: np.ndarray,
-                  rows: np.ndarray, seed: int) -> dict[float, float]:
+                  rows: np.ndarray, judge: C.Judge) -> dict[float, float]:
     """For each of `PROSODY_STRENGTHS`, the share of the neutral utterances of ``rows`` changed by the prosody of each
-    other emotion (fitted on ``fit``) that a speaker-standardised eGeMAPS judge fitted on ``fit`` names as that emotion."""
+    other emotion (fitted on ``fit``) that ``judge`` (fitted on ``fit`` as well) names as that emotion."""
     prosody = EmotionProsody.fit(functionals, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, fit,
                                  utterances.statement)
-    judge = C.Judge.fit(functionals, utterances, fit, True, seed)
     targets = list(range(1, len(EMOTIONS)))
     heard = {p: [] for p in C.PROSODY_STRENGTHS}
     sources = np.flatnonzero(rows & (utterances.emotion == 0))
@@ -59,11 +58,13 @@ def fold_ablation(fold: int, folds: str, utterances: Utterances, functionals: np
     """The module docstring's readings for fold ``fold``."""
     fit, held = fold_masks(utterances.actor, fold, folds)
     validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
-    chosen_on = prosody_rates(utterances, functionals, audible, params, fit & ~validation, validation, seed)
+    inner = fit & ~validation
+    chosen_on = prosody_rates(utterances, functionals, audible, params, inner, validation,
+                              C.Judge.fit(functionals, utterances, inner, True, seed))
     strength = max(chosen_on, key=chosen_on.get)
-    on_held_out = prosody_rates(utterances, functionals, audible, params, fit, held, seed)
+    judge = C.Judge.fit(functionals, utterances, fit, True, seed)  # speaker-standardised eGeMAPS, as `conversion`'s judge
+    on_held_out = prosody_rates(utterances, functionals, audible, params, fit, held, judge)
     real = held & (utterances.emotion > 0)
-    judge = C.Judge.fit(functionals, utterances, fit, True, seed)
     real_rate = float(np.mean(judge.predict(functionals[real], np.flatnonzero(real)) == utterances.emotion[real]))
     print(f"{folds} fold {fold}: strength {strength} (validation {chosen_on[strength]:.3f}), held-out {on_held_out[strength]:.3f}, "
           f"real {real_rate:.3f}", flush=True)
@@ -79,6 +80,9 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="the judge's seed, as evaluate.py's --seed")
     parser.add_argument("--json", type=Path, help="write the readings here as well")
     args = parser.parse_args(argv)
+    if not set(args.fold) <= set(range(NUM_FOLDS)):
+        parser.error(f"--fold takes 0..{NUM_FOLDS - 1}, got {args.fold}")
+    C.check_conversion_audio("world", prosody=True)  # pyworld missing: said before anything is read
     utterances = Utterances.from_dataset(load_all("mel", args.dataset))
     params = dataset_params(args.dataset, ["mel", "audio"])
     functionals, reason = egemaps.dataset_functionals(args.dataset, utterances.file)

@@ -14,10 +14,10 @@ import soundfile as sf
 import evaluate
 from experiments import conversion as conversions
 from experiments.data import Utterances
+from experiments.emotion_prosody import EmotionProsody
 from experiments.errors import CommandError
 from experiments.loading import load_model
 from experiments.synthesis import ProsodyChange, WorldAnalysis, filter_recording, import_pyworld, scaled_f0_range, shift_pitch, stretched_frames
-from experiments.emotion_prosody import EmotionProsody
 from ravdess_dataset import egemaps
 from ravdess_dataset.audio import AudioConfig
 from ravdess_dataset.derived import dataset_waveforms, read_flac
