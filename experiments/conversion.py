@@ -284,8 +284,7 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
         return heard_egemaps(heard_audio(model, utterances, i, converted, audio, prosody), params)
 
     def prosody_of(rows: np.ndarray) -> Optional[EmotionProsody]:
-        return EmotionProsody.fit(egemaps, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, rows,
-                                  utterances.statement) if audio.prosody else None
+        return EmotionProsody.of_utterances(egemaps, utterances, rows) if audio.prosody else None
 
     def change_to(model_of_prosody: Optional[EmotionProsody], target: int, prosody_strength: float) -> ProsodyChange:
         return model_of_prosody.change(target, prosody_strength) if model_of_prosody else ProsodyChange()

@@ -22,6 +22,7 @@ import numpy as np
 from ravdess_dataset import egemaps
 from ravdess_dataset.naming import EMOTIONS
 
+from .data import Utterances
 from .synthesis import ProsodyChange
 
 SHARE_LIMITS = (0.02, 0.98)  # an utterance counts at least this share of its frames voiced, and unvoiced
@@ -73,6 +74,13 @@ class EmotionProsody:
             if ratios:
                 log_factors[e] = np.mean(ratios, 0)
         return cls(log_factors)
+
+    @classmethod
+    def of_utterances(cls, functionals: np.ndarray, utterances: Utterances, rows: np.ndarray) -> "EmotionProsody":
+        """`fit` on ``utterances`` (their log-mel lengths, actors, emotions and sentences) and their eGeMAPS
+        ``functionals``, from the utterances of ``rows`` only."""
+        return cls.fit(functionals, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, rows,
+                       utterances.statement)
 
     def change(self, emotion: int, strength: float = 1.0) -> ProsodyChange:
         """How a neutral utterance converted to ``emotion`` is stretched and its pitch range scaled; ``strength``

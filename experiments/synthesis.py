@@ -99,6 +99,9 @@ def stretched_frames(voiced: np.ndarray, voiced_stretch: float = 1.0, unvoiced_s
     return np.minimum(np.searchsorted(ends, centres, side="right"), len(ends) - 1)
 
 
+WORLD_F0_RANGE_HZ = (71.0, 800.0)  # where `WorldAnalysis` looks for the f0 (DIO's floor and ceiling; pyworld's defaults)
+
+
 @dataclass(frozen=True)
 class ProsodyChange:
     """How a rendering changes the timing and the pitch range of a recording: its voiced and its unvoiced frames last
@@ -142,7 +145,7 @@ class WorldAnalysis:
         log-mel's are, as many (DIO can find one frame fewer at some rates and lengths: the last is then repeated)."""
         pyworld, mel = import_pyworld(), MelConfig(**mel_params)
         x = np.asarray(wav, dtype=np.float64)
-        f0, times = pyworld.dio(x, mel.sample_rate, frame_period=1000.0 * mel.hop_length / mel.sample_rate)
+        f0, times = pyworld.dio(x, mel.sample_rate, *WORLD_F0_RANGE_HZ, frame_period=1000.0 * mel.hop_length / mel.sample_rate)
         f0 = pyworld.stonemask(x, f0, times, mel.sample_rate)
         frames = np.minimum(np.arange(1 + len(x) // mel.hop_length), len(f0) - 1)
         envelope, aperiodicity = pyworld.cheaptrick(x, f0, times, mel.sample_rate), pyworld.d4c(x, f0, times, mel.sample_rate)

@@ -29,22 +29,19 @@ from experiments import conversion as C  # noqa: E402
 from experiments.data import Utterances, dataset_params  # noqa: E402
 from experiments.emotion_prosody import EmotionProsody  # noqa: E402
 from experiments.representation import fold_masks  # noqa: E402
-from experiments.synthesis import scaled_f0_range  # noqa: E402
+from experiments.synthesis import WORLD_F0_RANGE_HZ, scaled_f0_range  # noqa: E402
 from ravdess_dataset import egemaps  # noqa: E402
 from ravdess_dataset.atomic import write_atomic  # noqa: E402
 from ravdess_dataset.naming import EMOTIONS  # noqa: E402
 from ravdess_dataset.splits import FOLDS, NUM_FOLDS, load_all, validation_actors  # noqa: E402
-
-DIO_RANGE_HZ = (71.0, 800.0)  # pyworld.dio's default f0 search range, which `WorldAnalysis` analyses with
 
 
 def prosody_rates(utterances: Utterances, functionals: np.ndarray, audible: C.ConversionAudio, params: dict, fit: np.ndarray,
                   rows: np.ndarray, judge: C.Judge) -> tuple[dict[float, float], dict[float, float]]:
     """For each of `PROSODY_STRENGTHS`, the share of the neutral utterances of ``rows`` changed by the prosody of each
     other emotion (fitted on ``fit``) that ``judge`` (fitted on ``fit`` as well) names as that emotion; and the share
-    of their voiced frames whose scaled f0 leaves `DIO_RANGE_HZ`, beyond what the analysis could have found."""
-    prosody = EmotionProsody.fit(functionals, [len(m) for m in utterances.log_mel], utterances.actor, utterances.emotion, fit,
-                                 utterances.statement)
+    of their voiced frames whose scaled f0 leaves `WORLD_F0_RANGE_HZ`, beyond what the analysis could have found."""
+    prosody = EmotionProsody.of_utterances(functionals, utterances, fit)
     targets = list(range(1, len(EMOTIONS)))
     heard = {p: [] for p in C.PROSODY_STRENGTHS}
     outside = {p: [] for p in C.PROSODY_STRENGTHS}
@@ -53,10 +50,11 @@ def prosody_rates(utterances: Utterances, functionals: np.ndarray, audible: C.Co
         analysis = audible.world_analysis(i, params)
         for p in C.PROSODY_STRENGTHS:
             for t in targets:
-                wav = C.wav_bytes(analysis.synthesise(prosody=prosody.change(t, p)), params["mel"]["sample_rate"])
+                change = prosody.change(t, p)
+                wav = C.wav_bytes(analysis.synthesise(prosody=change), params["mel"]["sample_rate"])
                 heard[p].append(C.heard_egemaps(wav, params))
-                f0 = scaled_f0_range(analysis.f0, prosody.change(t, p).f0_range)[analysis.f0 > 0]
-                outside[p].append(np.mean((f0 < DIO_RANGE_HZ[0]) | (f0 > DIO_RANGE_HZ[1])) if len(f0) else 0.0)
+                f0 = scaled_f0_range(analysis.f0, change.f0_range)[analysis.f0 > 0]
+                outside[p].append(np.mean((f0 < WORLD_F0_RANGE_HZ[0]) | (f0 > WORLD_F0_RANGE_HZ[1])) if len(f0) else 0.0)
     item_rows, wanted = np.repeat(sources, len(targets)), np.tile(targets, len(sources))
     return ({p: float(np.mean(judge.predict(np.stack(v), item_rows) == wanted)) for p, v in heard.items()},
             {p: float(np.mean(v)) for p, v in outside.items()})
@@ -76,7 +74,7 @@ def fold_ablation(fold: int, folds: str, utterances: Utterances, functionals: np
     real = held & (utterances.emotion > 0)
     real_rate = float(np.mean(judge.predict(functionals[real], np.flatnonzero(real)) == utterances.emotion[real]))
     print(f"{folds} fold {fold}: strength {strength} (validation {chosen_on[strength]:.3f}), held-out {on_held_out[strength]:.3f}, "
-          f"real {real_rate:.3f}; voiced frames outside {DIO_RANGE_HZ} Hz {outside[strength]:.4f}", flush=True)
+          f"real {real_rate:.3f}; voiced frames outside {WORLD_F0_RANGE_HZ} Hz {outside[strength]:.4f}", flush=True)
     return {"fold": fold, "validation_rates": chosen_on, "prosody_strength": strength, "target_rate": on_held_out[strength],
             "held_out_rates_every_strength": on_held_out, "judge_rate_on_real_utterances": real_rate,
             "voiced_frames_outside_dio_range_every_strength": outside}
