@@ -31,8 +31,8 @@ from .representation import log_mel_statistics, usable
 from .emotion_prosody import EmotionProsody
 from .synthesis import ProsodyChange, WorldAnalysis, filter_recording, griffin_lim, import_pyworld, shift_pitch
 
-CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen inside the training actors
-PROSODY_STRENGTHS = (1.0, 2.0, 3.0)  # multiples of the log prosody factors (`EmotionProsody`), one chosen with the shift's
+CONVERSION_STRENGTHS = (1.0, 2.0, 3.0, 4.0)  # multiples of the emotion shift, one chosen per target inside the training actors
+PROSODY_STRENGTHS = (1.0, 2.0, 3.0)  # multiples of the log prosody factors (`EmotionProsody`), chosen per target with the shift's
 CONVERSION_AUDIO = ("recording", "world", "griffin-lim")  # how a conversion is made audible (`heard_audio`)
 WORLD_ANALYSES_KEPT = 32  # a fold's validation and held-out neutral utterances (16 each on the full corpus), about 3 MB each
 
@@ -218,14 +218,24 @@ def resynthesis_moments(heard: np.ndarray, actor: np.ndarray, held: np.ndarray) 
     return mean, std
 
 
-def convert_neutral(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, strength: float,
+def convert_neutral(model, utterances: Utterances, rows: np.ndarray, strengths: dict[int, float], means: np.ndarray,
                     segment_hop: Optional[int] = None) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Each neutral utterance of ``rows`` converted to each of ``targets``: yields (utterance, target, log-mel)."""
+    """Each neutral utterance of ``rows`` converted to each target of ``strengths`` (target emotion -> the multiple of
+    its mean latent shift from neutral), in that order: yields (utterance, target, log-mel)."""
     for i in np.flatnonzero(rows & (utterances.emotion == 0)):
-        for target in targets:
+        for target, strength in strengths.items():
             converted = model.convert_emotion(utterances.log_mel[i], speaker_embedding=utterances.embedding[i], source=0, target=target,
                                               shift=strength * (means[target] - means[0]), segment_hop=segment_hop)
             yield i, target, converted.numpy()
+
+
+def choose_strengths(hits: dict[tuple[float, float], np.ndarray], wanted: np.ndarray) -> dict[int, tuple[float, float]]:
+    """For each target of ``wanted`` (the target of each validation conversion), the (shift, prosody) strengths whose
+    conversions to it the judge named right most often (``hits``: strengths -> one bool per conversion, in the order of
+    ``wanted``); a tie goes to the strengths heard best over every target, then to the first in ``hits``."""
+    overall = {pair: float(np.mean(h)) for pair, h in hits.items()}
+    return {int(t): max(hits, key=lambda pair: (float(np.mean(hits[pair][wanted == t])), overall[pair]))
+            for t in np.unique(wanted)}
 
 
 def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: np.ndarray, out: Path, *, seed: int = 0,
@@ -235,11 +245,12 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     """Convert every neutral utterance of fold ``fold``'s held-out actors (default 21-24) to the 7 other
     emotions and score the results with probes fitted on the other actors: on the model's embedding, on
     log-mel statistics in dB (independent of the model), and on those statistics standardised per speaker.
-    The shift's strength is the one of `CONVERSION_STRENGTHS` whose conversions of a fifth of the training
-    actors (validation group 0 of the fold, 1, 6, 11, 16 by default) a judge fitted on the other training actors
-    recognises best: the eGeMAPS judge below, hearing them, where it runs on conversions made from their recordings
-    (Griffin-Lim's audio it hears as a channel of its own, near chance), else the log-mel probe; the held-out actors
-    play no part in the choice. For scale, each probe's hit rate
+    The shift's strength is chosen for each target emotion (`choose_strengths`): the one of `CONVERSION_STRENGTHS`
+    whose conversions to that target of a fifth of the training actors (validation group 0 of the fold, 1, 6, 11, 16
+    by default) a judge fitted on the other training actors recognises best: the eGeMAPS judge below, hearing them,
+    where it runs on conversions made from their recordings (Griffin-Lim's audio it hears as a channel of its own,
+    near chance), else the log-mel probe; the held-out actors play no part in the choice (where the validation group has
+    no neutral utterance or the others lack an emotion, every target takes the first strengths). For scale, each probe's hit rate
     on the real utterances of those emotions by the held-out actors. ``utterances``: as the model sees them
     (`Utterances.model_view`); ``embedding``: the model's embedding of them, made with ``segment_hop`` and ``pooling``
     (the model's own when None), as the converted utterances are embedded (a model with ``input_functionals`` is
@@ -261,9 +272,11 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     With ``audio.prosody`` every conversion is also stretched in time and its pitch range scaled as its target emotion
     changes speech (`EmotionProsody`, fitted on ``egemaps`` of the same actors as the emotion means: the training
     actors outside the validation group while the strengths are chosen, then all training actors); its log factors
-    are multiplied by a prosody strength of `PROSODY_STRENGTHS`, chosen together with the shift's strength as the
-    pair the judge hears best on the validation actors. The factors used on the held-out actors are in the result's
-    ``prosody``, the strength in ``prosody_strength``."""
+    are multiplied by a prosody strength of `PROSODY_STRENGTHS`, chosen for each target together with the shift's
+    strength as the pair the judge hears best on the validation actors. The factors used on the held-out actors are in
+    the result's ``prosody``; the strengths chosen, by target, in ``strength`` and ``prosody_strength``; the
+    validation rates of every strength (pair) in ``strength_rates_on_training_actors`` (over all targets) and
+    ``strength_rates_on_training_actors_by_target``."""
     audio = audio or ConversionAudio()
     if audio.prosody and egemaps is None:
         raise ValueError("conversion prosody is fitted on the eGeMAPS functionals of the training actors: pass egemaps")
@@ -289,31 +302,33 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     def change_to(model_of_prosody: Optional[EmotionProsody], target: int, prosody_strength: float) -> ProsodyChange:
         return model_of_prosody.change(target, prosody_strength) if model_of_prosody else ProsodyChange()
 
-    rates = {}  # (shift strength, prosody strength) -> the judge's hit rate on the validation actors' conversions
+    hits = {}  # (shift strength, prosody strength) -> whether the judge named each validation conversion's target
     prosody_strengths = PROSODY_STRENGTHS if audio.prosody else (0.0,)
+    validation_targets = np.array([], dtype=int)  # the target of each validation conversion, the same at every strength
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
         means = emotion_means(latents, utterances.emotion, inner)
         judge = Judge.fit(egemaps, utterances, inner, True, seed) if by_ear else Judge.fit(baseline, utterances, inner, False, seed)
         prosody_model = prosody_of(inner)
         for strength in CONVERSION_STRENGTHS:
-            items = list(convert_neutral(model, utterances, validation, targets, means, strength, segment_hop))
+            items = list(convert_neutral(model, utterances, validation, dict.fromkeys(targets, strength), means, segment_hop))
+            validation_targets = np.array([t for _, t, _ in items])
             for prosody_strength in prosody_strengths:
                 vectors = [heard_statistics(i, m, change_to(prosody_model, t, prosody_strength)) if by_ear else to_statistics(i, m)
                            for i, t, m in items]
-                predicted = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items]))
-                rates[strength, prosody_strength] = float(np.mean(predicted == [t for _, t, _ in items]))
-    strength, prosody_strength = max(rates, key=rates.get) if rates else (1.0, prosody_strengths[0])
+                hits[strength, prosody_strength] = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items])) == validation_targets
+    chosen = choose_strengths(hits, validation_targets) if hits else {}
+    chosen = {t: chosen.get(t, (1.0, prosody_strengths[0])) for t in targets}  # target -> (shift, prosody) strengths
 
     means = emotion_means(latents, utterances.emotion, fit)
     references = {"model_probe": (embedding, False), "log_mel_probe": (baseline, False), "log_mel_probe_speaker_norm": (baseline, True)}
     if egemaps is not None:
         references["egemaps_probe_speaker_norm"] = (egemaps, True)
     judges = {name: Judge.fit(x, utterances, fit, speaker_norm, seed) for name, (x, speaker_norm) in references.items()}
-    items = list(convert_neutral(model, utterances, held, targets, means, strength, segment_hop))
+    items = list(convert_neutral(model, utterances, held, {t: shift for t, (shift, _) in chosen.items()}, means, segment_hop))
     rows, wanted = np.array([i for i, _, _ in items], dtype=int), np.array([t for _, t, _ in items])
     judged = egemaps is not None or model.config.input_functionals
     prosody_model = prosody_of(fit)
-    written = [heard_audio(model, utterances, i, m, audio, change_to(prosody_model, t, prosody_strength))
+    written = [heard_audio(model, utterances, i, m, audio, change_to(prosody_model, t, chosen[t][1]))
                if judged or n // len(targets) < num_audio else None for n, (i, t, m) in enumerate(items)]
     for n, (i, target, _) in enumerate(items):
         if n // len(targets) < num_audio:
@@ -324,11 +339,16 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
                                         for (i, _, m), heard in zip(items, heard_conversions)]) if items else None}
     vectors["log_mel_probe"] = vectors["log_mel_probe_speaker_norm"] = np.stack([to_statistics(i, m) for i, _, m in items]) if items else None
     real = held & np.isin(utterances.emotion, targets)
-    result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets], "strength": strength,
-              "strength_rates_on_training_actors": {f"{s}/{p}" if audio.prosody else str(s): v for (s, p), v in rates.items()},
+    key = lambda s, p: f"{s}/{p}" if audio.prosody else str(s)  # noqa: E731
+    result = {"conversions": len(items), "targets": [EMOTIONS[e] for e in targets],
+              "strength": {EMOTIONS[t]: shift for t, (shift, _) in chosen.items()},
+              "strength_rates_on_training_actors": {key(s, p): float(np.mean(h)) for (s, p), h in hits.items()},
+              "strength_rates_on_training_actors_by_target": {key(s, p): {EMOTIONS[t]: float(np.mean(h[validation_targets == t]))
+                                                                          for t in np.unique(validation_targets)}
+                                                              for (s, p), h in hits.items()},
               "strength_chosen_by": "egemaps_probe_speaker_norm" if by_ear else "log_mel_probe",
               "audio": audio.mode, "prosody": prosody_model.as_dict() if prosody_model else None,
-              "prosody_strength": prosody_strength if prosody_model else None}
+              "prosody_strength": {EMOTIONS[t]: p for t, (_, p) in chosen.items()} if prosody_model else None}
     if egemaps is not None:
         vectors["egemaps_probe_speaker_norm"] = heard_conversions if items else None
         heard = np.zeros_like(egemaps)  # the held-out actors' recordings made audible as a conversion is, unchanged

@@ -39,18 +39,27 @@ _STRENGTH_JUDGES = {"log_mel_probe": "log-mel probe", "egemaps_probe_speaker_nor
 
 def _prosody_sentence(conv: dict) -> str:
     """What `--conversion-prosody` changed, if it ran: each target's voiced, unvoiced and pitch range factors at
-    prosody strength 1, and the prosody strength chosen."""
+    prosody strength 1 (the strengths chosen are in the sentence before, `_strengths`)."""
     if not conv.get("prosody"):
         return ""
     factors = ", ".join(f"{name} {f['voiced']:.2f} / {f['unvoiced']:.2f} / {f['f0_range']:.2f}"
                         for name, f in conv["prosody"].items() if name != "neutral")
     return (f"Each conversion's voiced and unvoiced frames were also stretched, and its f0 contour scaled around its median, "
-            f"by its target's factors against neutral speech of the training actors, to the power of the prosody strength "
-            f"({conv['prosody_strength']:g}, chosen with the shift's strength above as the pair, shift / prosody, the judge "
-            f"hears best; voiced / unvoiced / pitch range at prosody strength 1: {factors}). Only the audio changes: the "
+            f"by its target's factors against neutral speech of the training actors, to the power of its target's prosody "
+            f"strength (chosen with the shift's strength above as the pair, shift / prosody, the judge hears best; "
+            f"voiced / unvoiced / pitch range at prosody strength 1: {factors}). Only the audio changes: the "
             f"eGeMAPS judge hears it (and reads the voicing and pitch-range functionals the factors were fitted from); "
             f"the log-mel probes read the unchanged converted log-mel, and so does the model, beside the functionals of "
             f"the audio heard where it takes them.\n")
+
+
+def _strengths(conv: dict) -> str:
+    """The strengths chosen for each target (`experiments.conversion.choose_strengths`), as the candidates are named:
+    "calm 1.0/2.0, happy 1.0/3.0, ..."; one number for every target in a metrics.json written before that choice."""
+    shift, prosody = conv.get("strength", 1.0), conv.get("prosody_strength") or {}
+    if not isinstance(shift, dict):
+        return f"{shift} for every target" + (f"/{prosody}" if prosody else "")
+    return ", ".join(f"{t} {s}" + (f"/{prosody[t]}" if t in prosody else "") for t, s in shift.items()) or "n/a"
 
 
 def _egemaps_judge_row(conv: dict) -> str:
@@ -103,8 +112,8 @@ shares neither speaker nor words with the training data. Actor-ID: fit on repeti
 ## Emotion conversion
 
 {conv['conversions']} conversions (each held-out neutral utterance to the 7 other emotions), its latent moved by
-{conv.get('strength', 1.0):g} x (mean latent of the target emotion - that of neutral) over actors 1-20 (the strength
-chosen among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'}{' (shift / prosody)' if conv.get('prosody') else ''} on conversions of actors 1, 6, 11 and 16, judged by the
+a strength x (mean latent of the target emotion - that of neutral) over actors 1-20 (the strength{' / prosody strength' if conv.get('prosody') else ''}
+chosen for each target, {_strengths(conv)}, among {', '.join(conv.get('strength_rates_on_training_actors', {})) or 'n/a'} on conversions of actors 1, 6, 11 and 16, judged by the
 {_STRENGTH_JUDGES[conv.get('strength_chosen_by', 'log_mel_probe')]} of the other training actors); the change this makes to the decoder's output is added to the
 utterance, and the result re-scored by probes fitted on actors 1-20:
 

@@ -79,7 +79,7 @@ def fold_diagnostics(run: Path, fold: int, folds: str, utterances: Utterances, d
     heard = lambda i, log_mel: C.heard_waveform(C.heard_audio(model, view, i, log_mel, audible), params)  # noqa: E731
     descriptors_of = lambda wav: log_mel_statistics([prosody_of(wav, audio, mel, "egemaps")])[0]  # noqa: E731
     for strength in C.CONVERSION_STRENGTHS:
-        items = list(C.convert_neutral(model, view, validation, targets, means, strength, segment_hop))
+        items = list(C.convert_neutral(model, view, validation, dict.fromkeys(targets, strength), means, segment_hop))
         rows, wanted = np.array([i for i, _, _ in items]), np.array([t for _, t, _ in items])
         decoded = log_mel_statistics([view.restore(i, m)[:, bands:] for i, _, m in items])
         out["descriptor_judge"][str(strength)] = rate(descriptor_judge, decoded, rows, wanted)

@@ -6,13 +6,14 @@ latent shift: its recording's WORLD analysis resynthesised with the target emoti
 
     python results/prosody_only.py <full dataset> --folds contiguous --json eval/prosody_only_contiguous.json
 
-Strict as the conversions are: for each fold the prosody strength (one of `PROSODY_STRENGTHS`) is the one the judge,
-fitted on the other 16 training actors, hears best on the neutral utterances of validation group 0 (4 of the fold's
-20 training actors), with the factors fitted on those 16; then factors and judge are fitted on all 20 training actors
-and the held-out actors' neutral utterances are converted to the 7 other emotions. Reported per fold: the rates on
-the validation actors at every strength, the strength chosen, the held-out rate at it (and, for reading only, at the
-others), the judge's rate on the held-out actors' real utterances of those emotions, and at every strength the
-share of the held-out conversions' voiced frames whose f0, its range scaled, leaves the range WORLD analysed it in.
+Strict as the conversions are: for each fold and target emotion the prosody strength (one of `PROSODY_STRENGTHS`) is
+the one the judge, fitted on the other 16 training actors, hears best on the neutral utterances of validation group 0
+(4 of the fold's 20 training actors) changed to that target (`choose_strengths`, as `conversion` chooses), with the
+factors fitted on those 16; then factors and judge are fitted on all 20 training actors and the held-out actors'
+neutral utterances are converted to the 7 other emotions. Reported per fold: the rates on the validation actors at
+every strength, the strengths chosen, the held-out rate at them (and, for reading only, at every strength alike), the
+judge's rate on the held-out actors' real utterances of those emotions, and at every strength the share of the
+held-out conversions' voiced frames whose f0, its range scaled, leaves the range WORLD analysed it in.
 """
 from __future__ import annotations
 
@@ -36,11 +37,12 @@ from ravdess_dataset.naming import EMOTIONS  # noqa: E402
 from ravdess_dataset.splits import FOLDS, NUM_FOLDS, load_all, validation_actors  # noqa: E402
 
 
-def prosody_rates(utterances: Utterances, functionals: np.ndarray, audible: C.ConversionAudio, params: dict, fit: np.ndarray,
-                  rows: np.ndarray, judge: C.Judge) -> tuple[dict[float, float], dict[float, float]]:
-    """For each of `PROSODY_STRENGTHS`, the share of the neutral utterances of ``rows`` changed by the prosody of each
-    other emotion (fitted on ``fit``) that ``judge`` (fitted on ``fit`` as well) names as that emotion; and the share
-    of their voiced frames whose scaled f0 leaves `WORLD_F0_RANGE_HZ`, beyond what the analysis could have found."""
+def prosody_hits(utterances: Utterances, functionals: np.ndarray, audible: C.ConversionAudio, params: dict, fit: np.ndarray,
+                 rows: np.ndarray, judge: C.Judge) -> tuple[dict[float, np.ndarray], np.ndarray, dict[float, float]]:
+    """For each of `PROSODY_STRENGTHS`, whether ``judge`` (fitted on ``fit``) names each neutral utterance of ``rows``
+    changed by the prosody of each other emotion (fitted on ``fit`` as well) as that emotion; the emotion each was
+    changed to; and per strength the share of their voiced frames whose scaled f0 leaves `WORLD_F0_RANGE_HZ`, beyond
+    what the analysis could have found."""
     prosody = EmotionProsody.of_utterances(functionals, utterances, fit)
     targets = list(range(1, len(EMOTIONS)))
     heard = {p: [] for p in C.PROSODY_STRENGTHS}
@@ -56,7 +58,7 @@ def prosody_rates(utterances: Utterances, functionals: np.ndarray, audible: C.Co
                 f0 = scaled_f0_range(analysis.f0, change.f0_range)[analysis.f0 > 0]
                 outside[p].append(np.mean((f0 < WORLD_F0_RANGE_HZ[0]) | (f0 > WORLD_F0_RANGE_HZ[1])) if len(f0) else 0.0)
     item_rows, wanted = np.repeat(sources, len(targets)), np.tile(targets, len(sources))
-    return ({p: float(np.mean(judge.predict(np.stack(v), item_rows) == wanted)) for p, v in heard.items()},
+    return ({p: judge.predict(np.stack(v), item_rows) == wanted for p, v in heard.items()}, wanted,
             {p: float(np.mean(v)) for p, v in outside.items()})
 
 
@@ -66,18 +68,21 @@ def fold_ablation(fold: int, folds: str, utterances: Utterances, functionals: np
     fit, held = fold_masks(utterances.actor, fold, folds)
     validation = np.isin(utterances.actor, validation_actors(fold, 0, folds=folds))
     inner = fit & ~validation
-    chosen_on, _ = prosody_rates(utterances, functionals, audible, params, inner, validation,
-                                 C.Judge.fit(functionals, utterances, inner, True, seed))
-    strength = max(chosen_on, key=chosen_on.get)
+    hits, wanted, _ = prosody_hits(utterances, functionals, audible, params, inner, validation,
+                                   C.Judge.fit(functionals, utterances, inner, True, seed))
+    chosen = {t: p for t, (_, p) in C.choose_strengths({(0.0, p): h for p, h in hits.items()}, wanted).items()}
     judge = C.Judge.fit(functionals, utterances, fit, True, seed)  # speaker-standardised eGeMAPS, as `conversion`'s judge
-    on_held_out, outside = prosody_rates(utterances, functionals, audible, params, fit, held, judge)
+    held_hits, held_wanted, outside = prosody_hits(utterances, functionals, audible, params, fit, held, judge)
+    target_rate = float(np.mean([held_hits[chosen[t]][k] for k, t in enumerate(held_wanted)]))
     real = held & (utterances.emotion > 0)
     real_rate = float(np.mean(judge.predict(functionals[real], np.flatnonzero(real)) == utterances.emotion[real]))
-    print(f"{folds} fold {fold}: strength {strength} (validation {chosen_on[strength]:.3f}), held-out {on_held_out[strength]:.3f}, "
-          f"real {real_rate:.3f}; voiced frames outside {WORLD_F0_RANGE_HZ} Hz {outside[strength]:.4f}", flush=True)
-    return {"fold": fold, "validation_rates": chosen_on, "prosody_strength": strength, "target_rate": on_held_out[strength],
-            "held_out_rates_every_strength": on_held_out, "judge_rate_on_real_utterances": real_rate,
-            "voiced_frames_outside_dio_range_every_strength": outside}
+    print(f"{folds} fold {fold}: strengths {chosen}, held-out {target_rate:.3f}, real {real_rate:.3f}; "
+          f"voiced frames outside {WORLD_F0_RANGE_HZ} Hz at each strength {', '.join(f'{p:g}: {v:.4f}' for p, v in outside.items())}",
+          flush=True)
+    return {"fold": fold, "validation_rates": {p: float(np.mean(h)) for p, h in hits.items()},
+            "prosody_strength": {EMOTIONS[t]: p for t, p in chosen.items()}, "target_rate": target_rate,
+            "held_out_rates_every_strength": {p: float(np.mean(h)) for p, h in held_hits.items()},
+            "judge_rate_on_real_utterances": real_rate, "voiced_frames_outside_dio_range_every_strength": outside}
 
 
 def main(argv: list[str]) -> dict:

@@ -346,16 +346,22 @@ def test_evaluate_writes_and_judges_conversions_made_on_their_recordings(tiny_mo
         changed = json.loads((changed_out / "metrics.json").read_text())["conversion"]
         assert set(changed["prosody"]) == set(EMOTIONS)
         assert changed["prosody"]["neutral"] == {"voiced": 1.0, "unvoiced": 1.0, "f0_range": 1.0}
-        # every pair of shift and prosody strengths was heard on the validation actor, and the best pair taken
-        rates = changed["strength_rates_on_training_actors"]
+        # every pair of shift and prosody strengths was heard on the validation actor, and for each target the pair
+        # heard best on its conversions taken
+        rates = changed["strength_rates_on_training_actors_by_target"]
+        assert set(rates) == set(changed["strength_rates_on_training_actors"])
         assert set(rates) == {f"{s}/{p}" for s in conversions.CONVERSION_STRENGTHS for p in conversions.PROSODY_STRENGTHS}
-        assert rates[f"{changed['strength']}/{changed['prosody_strength']}"] == max(rates.values())
+        assert set(changed["strength"]) == set(changed["prosody_strength"]) == set(changed["targets"])
+        for target in changed["targets"]:
+            pair = f"{changed['strength'][target]}/{changed['prosody_strength'][target]}"
+            assert rates[pair][target] == max(r[target] for r in rates.values())
         params = load_model(str(model_dir)).config.feature_params
         f0 = conversions.ConversionAudio.load(dataset_dir, [source], "world").world_analysis(0, params).f0
         lengths = {}
         for path in sorted(changed_out.joinpath("audio").glob(f"{source}_to_*.wav")):
-            factors = changed["prosody"][path.stem.split("_to_")[1]]
-            stretch = (factors["voiced"] ** changed["prosody_strength"], factors["unvoiced"] ** changed["prosody_strength"])
+            target = path.stem.split("_to_")[1]
+            factors, strength = changed["prosody"][target], changed["prosody_strength"][target]
+            stretch = (factors["voiced"] ** strength, factors["unvoiced"] ** strength)
             expected = round(len(recording) * len(stretched_frames(f0 > 0, *stretch)) / len(f0))
             lengths[path.name] = len(sf.read(path, dtype="float32")[0])
             assert abs(lengths[path.name] - expected) <= params["mel"]["hop_length"]  # its frames stretched by its target's factors
@@ -390,3 +396,16 @@ def test_only_world_changes_the_timing_and_pitch_range_of_a_conversion():
         with pytest.raises(ValueError, match="only WORLD changes a conversion's timing and pitch range"):
             conversions.heard_audio(fake_model(), one_utterance(wav), 0, one_utterance(wav).log_mel[0],
                                     conversions.ConversionAudio("recording", [wav]), change)
+
+
+def test_strengths_are_chosen_for_each_target_on_its_own_conversions():
+    """Each target takes the strengths heard best on its conversions; a tie goes to the strengths heard best over
+    every target, then to the first tried."""
+    wanted = np.array([1, 1, 2, 2, 3, 3])
+    hits = {(1.0, 1.0): np.array([0, 0, 1, 1, 0, 0], dtype=bool),   # overall 2/6: ties (2, 1) on target 2, but first
+            (1.0, 2.0): np.array([1, 1, 0, 0, 0, 0], dtype=bool),   # overall 2/6: best for target 1 alone
+            (2.0, 1.0): np.array([1, 0, 1, 1, 0, 0], dtype=bool),   # overall 3/6: wins the tie on target 2
+            (2.0, 2.0): np.array([0, 0, 0, 0, 0, 1], dtype=bool)}   # best for target 3 alone
+    assert conversions.choose_strengths(hits, wanted) == {1: (1.0, 2.0), 2: (2.0, 1.0), 3: (2.0, 2.0)}
+    tied = {pair: np.zeros(6, dtype=bool) for pair in hits}
+    assert conversions.choose_strengths(tied, wanted) == dict.fromkeys((1, 2, 3), (1.0, 1.0))

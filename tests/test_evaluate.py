@@ -332,7 +332,7 @@ def test_conversion_strength_is_chosen_without_the_held_out_actors(tiny_model, t
                                       egemaps=egemaps, audio=audio, **embedding)
 
     first = convert(utterances)
-    assert first["strength"] in conversions.CONVERSION_STRENGTHS
+    assert set(first["strength"]) == set(first["targets"]) and set(first["strength"].values()) <= set(conversions.CONVERSION_STRENGTHS)
     assert set(first["strength_rates_on_training_actors"]) == {str(s) for s in conversions.CONVERSION_STRENGTHS}
     assert first["conversions"] == 2 * 3  # the neutral utterances of actors 21 and 23, to the 3 other emotions present
     rng = np.random.default_rng(0)
