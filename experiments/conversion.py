@@ -10,7 +10,7 @@ import io
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -229,6 +229,22 @@ def convert_neutral(model, utterances: Utterances, rows: np.ndarray, strengths: 
             yield i, target, converted.numpy()
 
 
+def strength_hits(model, utterances: Utterances, rows: np.ndarray, targets: list[int], means: np.ndarray, judge: Judge,
+                  vector_of: Callable[[int, int, np.ndarray, float], np.ndarray], prosody_strengths: Sequence[float],
+                  segment_hop: Optional[int] = None) -> tuple[dict[tuple[float, float], np.ndarray], np.ndarray]:
+    """What the strengths are chosen from (`choose_strengths`): the neutral utterances of ``rows`` converted to each of
+    ``targets`` at each of `CONVERSION_STRENGTHS`, each conversion made the vector ``judge`` reads by
+    ``vector_of(utterance, target, log-mel, prosody strength)`` at each of ``prosody_strengths``. Returns, for each
+    (shift, prosody) pair, whether ``judge`` names each conversion's target; and those targets, in the same order."""
+    hits, wanted = {}, np.array([], dtype=int)
+    for shift in CONVERSION_STRENGTHS:
+        items = list(convert_neutral(model, utterances, rows, dict.fromkeys(targets, shift), means, segment_hop))
+        wanted, sources = np.array([t for _, t, _ in items]), np.array([i for i, _, _ in items])
+        for strength in prosody_strengths:
+            hits[shift, strength] = judge.predict(np.stack([vector_of(i, t, m, strength) for i, t, m in items]), sources) == wanted
+    return hits, wanted
+
+
 def choose_strengths(hits: dict[tuple[float, float], np.ndarray], wanted: np.ndarray) -> dict[int, tuple[float, float]]:
     """For each target of ``wanted`` (the target of each validation conversion), the (shift, prosody) strengths whose
     conversions to it the judge named right most often (``hits``: strengths -> one bool per conversion, in the order of
@@ -302,21 +318,17 @@ def conversion(model, utterances: Utterances, embedding: np.ndarray, baseline: n
     def change_to(model_of_prosody: Optional[EmotionProsody], target: int, prosody_strength: float) -> ProsodyChange:
         return model_of_prosody.change(target, prosody_strength) if model_of_prosody else ProsodyChange()
 
-    hits = {}  # (shift strength, prosody strength) -> whether the judge named each validation conversion's target
     prosody_strengths = PROSODY_STRENGTHS if audio.prosody else (0.0,)
-    validation_targets = np.array([], dtype=int)  # the target of each validation conversion, the same at every strength
+    hits, validation_targets = {}, np.array([], dtype=int)  # `strength_hits` on the validation actors, where usable
     if usable(utterances.emotion, inner, validation & (utterances.emotion == 0)):
         means = emotion_means(latents, utterances.emotion, inner)
         judge = Judge.fit(egemaps, utterances, inner, True, seed) if by_ear else Judge.fit(baseline, utterances, inner, False, seed)
         prosody_model = prosody_of(inner)
-        for strength in CONVERSION_STRENGTHS:
-            items = list(convert_neutral(model, utterances, validation, dict.fromkeys(targets, strength), means, segment_hop))
-            validation_targets = np.array([t for _, t, _ in items])
-            for prosody_strength in prosody_strengths:
-                vectors = [heard_statistics(i, m, change_to(prosody_model, t, prosody_strength)) if by_ear else to_statistics(i, m)
-                           for i, t, m in items]
-                hits[strength, prosody_strength] = judge.predict(np.stack(vectors), np.array([i for i, _, _ in items])) == validation_targets
-    chosen = choose_strengths(hits, validation_targets) if hits else {}
+        vector_of = ((lambda i, t, m, p: heard_statistics(i, m, change_to(prosody_model, t, p))) if by_ear
+                     else (lambda i, t, m, p: to_statistics(i, m)))
+        hits, validation_targets = strength_hits(model, utterances, validation, targets, means, judge, vector_of, prosody_strengths,
+                                                 segment_hop)
+    chosen = choose_strengths(hits, validation_targets)
     chosen = {t: chosen.get(t, (1.0, prosody_strengths[0])) for t in targets}  # target -> (shift, prosody) strengths
 
     means = emotion_means(latents, utterances.emotion, fit)

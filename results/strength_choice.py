@@ -40,21 +40,15 @@ from ravdess_dataset.splits import FOLDS, NUM_FOLDS, VALIDATION_GROUPS, load_all
 def group_hits(model, view: Utterances, functionals: np.ndarray, audible: C.ConversionAudio, latents: np.ndarray,
                fit: np.ndarray, validation: np.ndarray, seed: int,
                segment_hop: Optional[int] = None) -> tuple[dict[tuple[float, float], np.ndarray], np.ndarray]:
-    """As `conversion` hears its validation conversions: for each (shift, prosody) pair, whether the judge fitted on
-    ``fit`` minus ``validation`` names the target of each neutral utterance of ``validation`` converted to each other
-    emotion; and the targets, in the same order."""
+    """As `conversion` hears its validation conversions (`strength_hits`): for each (shift, prosody) pair, whether the
+    judge fitted on ``fit`` minus ``validation`` names the target of each neutral utterance of ``validation`` converted
+    to each other emotion; and the targets, in the same order."""
     inner = fit & ~validation
     means = C.emotion_means(latents, view.emotion, inner)
     judge = C.Judge.fit(functionals, view, inner, True, seed)
-    prosody = EmotionProsody.of_utterances(functionals, view, inner)
-    params, targets, hits = model.config.feature_params, list(range(1, len(EMOTIONS))), {}
-    for shift in C.CONVERSION_STRENGTHS:
-        items = list(C.convert_neutral(model, view, validation, dict.fromkeys(targets, shift), means, segment_hop))
-        wanted, rows = np.array([t for _, t, _ in items]), np.array([i for i, _, _ in items])
-        for strength in C.PROSODY_STRENGTHS:
-            heard = [C.heard_egemaps(C.heard_audio(model, view, i, m, audible, prosody.change(t, strength)), params) for i, t, m in items]
-            hits[shift, strength] = judge.predict(np.stack(heard), rows) == wanted
-    return hits, wanted
+    prosody, params = EmotionProsody.of_utterances(functionals, view, inner), model.config.feature_params
+    heard = lambda i, t, m, p: C.heard_egemaps(C.heard_audio(model, view, i, m, audible, prosody.change(t, p)), params)  # noqa: E731
+    return C.strength_hits(model, view, validation, list(range(1, len(EMOTIONS))), means, judge, heard, C.PROSODY_STRENGTHS, segment_hop)
 
 
 def scored_at(choice: dict[int, tuple[float, float]], hits: dict[tuple[float, float], np.ndarray], wanted: np.ndarray) -> float:
